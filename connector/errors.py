@@ -1,0 +1,122 @@
+"""The connector's exception hierarchy.
+
+Every error the connector raises on purpose is a ``ConnectorError``::
+
+    ConnectorError
+    ├── ConfigError               bad or missing parameter (names the parameter)
+    ├── AuthError                 token endpoint rejected the client key/secret, or a second 401
+    │   └── PermissionDeniedError 401/403 on an endpoint: the API application lacks a product
+    ├── ApiError                  Mimecast answered with an error (HTTP status, meta.status or a fail[] entry)
+    │   ├── RateLimitExhaustedError  429s kept coming after the retry budget was spent
+    │   └── PaginationError       the server did not advance (repeated page token) or the page cap was hit
+    ├── CheckpointError           checkpoint file corrupt, of an unknown version, or not writable
+    ├── MappingError              a raw record could not be mapped (names the record id or position)
+    └── EventValidationError      a mapped event failed the OCSF schema or semantic checks
+
+Messages are actionable and never contain a secret, an access token or a token-endpoint response body.
+``exit_code`` is what the CLI exits with when the error ends a run.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "CheckpointError",
+    "ConfigError",
+    "ConnectorError",
+    "EventValidationError",
+    "MappingError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitExhaustedError",
+]
+
+
+class ConnectorError(Exception):
+    """Base class of every error the connector raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ConfigError(ConnectorError):
+    """A parameter is missing, unknown or malformed. ``parameter`` names it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class AuthError(ConnectorError):
+    """Mimecast did not accept the credentials (token endpoint refusal, or 401 after a fresh token)."""
+
+    exit_code = 3
+
+
+class PermissionDeniedError(AuthError):
+    """The credentials work but the API application may not call this endpoint (401/403 on an API call)."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, event_type: str | None = None, product: str | None = None) -> None:
+        super().__init__(message)
+        self.event_type = event_type
+        self.product = product
+
+
+class ApiError(ConnectorError):
+    """Mimecast answered with an error. ``retryable`` says whether the same request may be sent again."""
+
+    exit_code = 5
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status_code = status_code
+        self.code = code
+        self.retryable = retryable
+
+
+class RateLimitExhaustedError(ApiError):
+    """Mimecast kept answering 429 after the retry budget was spent."""
+
+
+class PaginationError(ApiError):
+    """The server repeated a page token, or the configured page cap was reached."""
+
+
+class CheckpointError(ConnectorError):
+    """The checkpoint file is corrupt, of an unknown version, or could not be written. ``path`` names it."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class MappingError(ConnectorError):
+    """A raw record could not be mapped. ``record_id`` is its Mimecast id, or ``#<position>`` without one."""
+
+    def __init__(self, message: str, *, record_id: str | None = None) -> None:
+        super().__init__(message)
+        self.record_id = record_id
+
+
+class EventValidationError(ConnectorError):
+    """A mapped event failed schema or semantic validation. ``path`` is the failing JSON path."""
+
+    def __init__(self, message: str, *, record_id: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.record_id = record_id
+        self.path = path
