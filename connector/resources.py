@@ -11,7 +11,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-__all__ = ["mappings_dir", "schemas_dir"]
+__all__ = ["manifest_text", "mappings_dir", "schemas_dir"]
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,3 +31,11 @@ def mappings_dir() -> Traversable:
 def schemas_dir() -> Traversable:
     """The folder holding the generated OCSF JSON Schemas and the manifest schema."""
     return _locate("connector._schemas", "schemas")
+
+
+def manifest_text() -> str:
+    """The text of ``manifest.json`` (top of the repository; ``connector/_manifest`` inside the wheel)."""
+    try:
+        return resources.files("connector._manifest").joinpath("manifest.json").read_text(encoding="utf-8")
+    except ModuleNotFoundError:
+        return (_REPO_ROOT / "manifest.json").read_text(encoding="utf-8")
