@@ -1,0 +1,452 @@
+"""Typed, validated connector configuration built from the parameters declared in ``manifest.json``.
+
+The manifest is the single declaration of every parameter (name, type, default, range, choices, secret flag):
+the host UI, the README table and this module all read it, so they cannot drift apart. ``Config`` is built
+once per run and fails fast with a ``ConfigError`` that names the offending parameter and says what is
+expected.
+
+Strings are accepted for numbers, booleans and lists (``"30"``, ``"true"``, ``"audit,user_management"``) on
+purpose: hosts often store every form field as a string (Splunk UCC, environment variables, key=value files),
+and refusing them would push each host to write its own converter. The string must still parse exactly;
+``"30 minutes"`` or ``"maybe"`` are errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from connector.errors import ConfigError
+from connector.resources import manifest_text
+from connector.secret import Secret
+
+__all__ = [
+    "CLIENT_SECRET_ENV",
+    "Config",
+    "ParameterSpec",
+    "parameter_specs",
+]
+
+CLIENT_SECRET_ENV = "MIMECAST_CLIENT_SECRET"
+"""Environment variable read for ``client_secret`` when the parameter is absent (keeps it out of files)."""
+
+_TOKEN_PATH = "/oauth/token"
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_INT_RE = re.compile(r"[+-]?\d+")
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+_MAX_SHOWN = 60
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One parameter as declared in ``manifest.json`` (see ``schemas/manifest.schema.json``)."""
+
+    name: str
+    label: str
+    type: str
+    required: bool
+    default: object
+    description: str
+    secret: bool
+    advanced: bool = False
+    env: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    min_items: int = 0
+
+
+@functools.cache
+def parameter_specs() -> Mapping[str, ParameterSpec]:
+    """The manifest's parameter declarations, in manifest order, parsed once per process.
+
+    Returns:
+        A read-only mapping from parameter name to its ``ParameterSpec``.
+    """
+    manifest = json.loads(manifest_text())
+    specs: dict[str, ParameterSpec] = {}
+    for raw in manifest["parameters"]:
+        specs[raw["name"]] = ParameterSpec(
+            name=raw["name"],
+            label=raw["label"],
+            type=raw["type"],
+            required=raw["required"],
+            default=raw["default"],
+            description=raw["description"],
+            secret=raw["secret"],
+            advanced=raw.get("advanced", False),
+            env=raw.get("env"),
+            minimum=raw.get("min"),
+            maximum=raw.get("max"),
+            choices=tuple(raw.get("choices", ())),
+            min_items=raw.get("min_items", 0),
+        )
+    return MappingProxyType(specs)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated parameters of one connector run.
+
+    Build it with ``from_parameters`` or ``from_file``; both apply the manifest defaults. ``repr`` and
+    ``redacted()`` never show the client secret (``Secret`` masks it).
+
+    Attributes:
+        api_base_url: Mimecast API 2.0 base URL, without a trailing slash.
+        token_url: OAuth 2.0 token endpoint, already resolved to ``api_base_url + "/oauth/token"`` when empty.
+        client_key: Client ID of the API 2.0 application.
+        client_secret: Client secret of the API 2.0 application.
+        event_types: What to collect: a non-empty subset of ``("audit", "user_management")``, manifest order.
+        initial_lookback_hours: First-run audit lookback.
+        overlap_minutes: Trailing audit window re-read every run (Mimecast index lag).
+        page_size: Records per API page.
+        max_pages_per_call: Page cap of one paginated call.
+        emit_other_audit_types: Emit unclassified audit types as OCSF Base Event.
+        audit_categories: Audit categories to request; empty means all.
+        concurrency: Parallel group-member reads.
+        request_timeout_seconds: Timeout of one HTTP request.
+        log_level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
+        lag_warning_minutes: Index lag that triggers a warning; 0 disables it.
+    """
+
+    api_base_url: str
+    token_url: str
+    client_key: str
+    client_secret: Secret
+    event_types: tuple[str, ...]
+    initial_lookback_hours: int
+    overlap_minutes: int
+    page_size: int
+    max_pages_per_call: int
+    emit_other_audit_types: bool
+    audit_categories: tuple[str, ...]
+    concurrency: int
+    request_timeout_seconds: float
+    log_level: str
+    lag_warning_minutes: int
+
+    @classmethod
+    def from_parameters(
+        cls, params: Mapping[str, object], *, environ: Mapping[str, str] | None = None
+    ) -> Config:
+        """Validate host parameters against the manifest and build a ``Config``.
+
+        A parameter whose value is ``None`` counts as absent (hosts send ``null`` for unset fields), so its
+        default applies. ``client_secret`` falls back to the ``MIMECAST_CLIENT_SECRET`` environment variable
+        so that it need not be written into a parameter file.
+
+        Args:
+            params: Parameter name to value, as the host or a parameter file provides them.
+            environ: Environment to read the secret fallback from; ``os.environ`` when ``None`` (tests pass
+                their own mapping instead of patching the process environment).
+
+        Returns:
+            The validated configuration.
+
+        Raises:
+            ConfigError: A parameter is unknown, missing, of the wrong type, out of range or not one of its
+                choices. ``parameter`` names it and the message says what is expected.
+        """
+        specs = parameter_specs()
+        env = os.environ if environ is None else environ
+        unknown = [name for name in params if name not in specs]
+        if unknown:
+            raise ConfigError(_unknown_message(unknown, list(specs)), parameter=unknown[0])
+
+        values: dict[str, object] = {}
+        for name, spec in specs.items():
+            raw = params.get(name)
+            if raw is None and spec.env is not None:
+                env_value = env.get(spec.env)
+                raw = env_value if env_value else None
+            if raw is None:
+                if spec.required:
+                    raise ConfigError(_missing_message(spec), parameter=name)
+                raw = spec.default
+            values[name] = _convert(spec, raw)
+
+        api_base_url = _check_url(str(values["api_base_url"]), "api_base_url")
+        values["api_base_url"] = api_base_url
+        token_url = str(values["token_url"])
+        values["token_url"] = _check_url(token_url, "token_url") if token_url else api_base_url + _TOKEN_PATH
+        return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
+        """Load parameters from a JSON file (YAML when the name ends in ``.yaml``/``.yml``) and validate them.
+
+        Args:
+            path: The parameter file: one object mapping parameter names to values.
+            environ: As for ``from_parameters``.
+
+        Returns:
+            The validated configuration.
+
+        Raises:
+            ConfigError: The file cannot be read or parsed, is not an object, or holds a bad parameter. The
+                message names the file; parse errors give the line but never echo file content, which may
+                hold the secret.
+        """
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot read configuration file {file}: {exc.strerror or exc}. "
+                "Check the path and its permissions."
+            ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"Configuration file {file} is not UTF-8 text.") from None
+
+        data: object
+        if file.suffix.lower() in {".yaml", ".yml"}:
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f" at line {mark.line + 1}" if mark is not None else ""
+                problem = getattr(exc, "problem", None) or "syntax error"
+                raise ConfigError(f"Configuration file {file} is not valid YAML: {problem}{where}.") from None
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(
+                    f"Configuration file {file} is not valid JSON: {exc.msg} at line {exc.lineno} "
+                    f"column {exc.colno}."
+                ) from None
+
+        if not isinstance(data, Mapping) or not all(isinstance(key, str) for key in data):
+            raise ConfigError(
+                f"Configuration file {file} must hold one object mapping parameter names to values, "
+                f"got {type(data).__name__}."
+            )
+        try:
+            return cls.from_parameters(data, environ=environ)
+        except ConfigError as exc:
+            raise ConfigError(f"Configuration file {file}: {exc}", parameter=exc.parameter) from None
+
+    def redacted(self) -> dict[str, Any]:
+        """A JSON-ready summary of the configuration with secrets masked, for logs and ``check`` output."""
+        summary: dict[str, Any] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Secret):
+                summary[field.name] = str(value)
+            elif isinstance(value, tuple):
+                summary[field.name] = list(value)
+            else:
+                summary[field.name] = value
+        return summary
+
+    def __post_init__(self) -> None:
+        # A plain str here would show in repr() and redacted(); fail loudly rather than leak.
+        if not isinstance(self.client_secret, Secret):
+            raise TypeError("Config.client_secret must be a connector.secret.Secret")
+
+
+def _unknown_message(unknown: list[str], known: list[str]) -> str:
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        parts.append(f"'{name}'{hint}")
+    noun = "parameter" if len(unknown) == 1 else "parameters"
+    return f"Unknown {noun} {', '.join(parts)}. Known parameters: {', '.join(known)}."
+
+
+def _missing_message(spec: ParameterSpec) -> str:
+    message = f"Parameter '{spec.name}' ({spec.label}) is required"
+    if spec.env is not None:
+        message += f": set it, or set the environment variable {spec.env}"
+    return message + "."
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _bad(spec: ParameterSpec, expected: str, value: object) -> ConfigError:
+    # Never echo a secret, even a malformed one: only its type.
+    got = f"a value of type {type(value).__name__}" if spec.secret else _show(value)
+    return ConfigError(f"Parameter '{spec.name}' must be {expected}; got {got}.", parameter=spec.name)
+
+
+def _range_text(spec: ParameterSpec) -> str:
+    def fmt(bound: float | None) -> str:
+        return f"{bound:g}" if bound is not None else ""
+
+    if spec.minimum is not None and spec.maximum is not None:
+        return f" between {fmt(spec.minimum)} and {fmt(spec.maximum)}"
+    if spec.minimum is not None:
+        return f" of at least {fmt(spec.minimum)}"
+    if spec.maximum is not None:
+        return f" of at most {fmt(spec.maximum)}"
+    return ""
+
+
+def _check_range(spec: ParameterSpec, number: float, expected: str) -> None:
+    if (spec.minimum is not None and number < spec.minimum) or (
+        spec.maximum is not None and number > spec.maximum
+    ):
+        raise _bad(spec, expected, number)
+
+
+def _split_list(spec: ParameterSpec, value: object, expected: str) -> list[str]:
+    if isinstance(value, str):
+        # Hosts that only store strings pass lists as comma-separated text.
+        items: list[object] = [part for part in value.split(",") if part.strip()] if value.strip() else []
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+    else:
+        raise _bad(spec, expected, value)
+    result: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise _bad(spec, expected, value)
+        text = item.strip()
+        if text not in result:
+            result.append(text)
+    if len(result) < spec.min_items:
+        raise _bad(spec, expected, value)
+    return result
+
+
+def _choice(spec: ParameterSpec, text: str) -> str | None:
+    for choice in spec.choices:
+        if choice.lower() == text.lower():
+            return choice
+    return None
+
+
+def _convert(spec: ParameterSpec, value: object) -> object:
+    """Convert one raw value to the field type of ``spec``; raises a ConfigError naming the parameter."""
+    kind = spec.type
+    if kind == "secret":
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if not isinstance(value, str) or not value.strip():
+            raise _bad(spec, "a non-empty string", value)
+        return Secret(value)
+
+    if kind == "string":
+        if not isinstance(value, str):
+            raise _bad(spec, "a string", value)
+        text = value.strip()
+        if spec.required and not text:
+            raise _bad(spec, "a non-empty string", value)
+        return text
+
+    if kind == "integer":
+        expected = f"an integer{_range_text(spec)}"
+        number: int
+        if isinstance(value, bool):
+            raise _bad(spec, expected, value)
+        if isinstance(value, int):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
+            number = int(value.strip())
+        else:
+            raise _bad(spec, expected, value)
+        _check_range(spec, number, expected)
+        return number
+
+    if kind == "number":
+        expected = f"a number{_range_text(spec)}"
+        real: float
+        if isinstance(value, bool):
+            raise _bad(spec, expected, value)
+        if isinstance(value, int | float):
+            real = float(value)
+        elif isinstance(value, str):
+            try:
+                real = float(value.strip())
+            except ValueError:
+                raise _bad(spec, expected, value) from None
+        else:
+            raise _bad(spec, expected, value)
+        if not math.isfinite(real):
+            raise _bad(spec, expected, value)
+        _check_range(spec, real, expected)
+        return real
+
+    if kind == "boolean":
+        expected = "a boolean (true or false)"
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+        raise _bad(spec, expected, value)
+
+    if kind == "enum":
+        expected = f"one of {', '.join(spec.choices)}"
+        choice = _choice(spec, value.strip()) if isinstance(value, str) else None
+        if choice is None:
+            raise _bad(spec, expected, value)
+        return choice
+
+    if kind == "multiselect":
+        at_least = f"at least {spec.min_items} of " if spec.min_items else "a list of values from "
+        expected = f"{at_least}{', '.join(spec.choices)}"
+        selected = set()
+        for item in _split_list(spec, value, expected):
+            choice = _choice(spec, item)
+            if choice is None:
+                raise _bad(spec, expected, value)
+            selected.add(choice)
+        # Manifest order, so runs and logs are deterministic whatever order the host sent.
+        return tuple(choice for choice in spec.choices if choice in selected)
+
+    if kind == "string_list":
+        return tuple(_split_list(spec, value, "a list of non-empty strings"))
+
+    raise ConfigError(f"Parameter '{spec.name}' has unsupported manifest type {kind!r}.", parameter=spec.name)
+
+
+def _check_url(url: str, parameter: str) -> str:
+    """Minimal URL check: absolute https URL (http only for loopback hosts), no credentials, no query."""
+    expected = "an https URL such as https://api.services.mimecast.com (http only for localhost)"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise ConfigError(
+            f"Parameter '{parameter}' must be {expected}; got {_show(url)}.", parameter=parameter
+        ) from None
+    if parts.scheme not in {"https", "http"} or not host:
+        raise ConfigError(
+            f"Parameter '{parameter}' must be {expected}; got {_show(url)}.", parameter=parameter
+        )
+    if parts.scheme == "http" and host not in _LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"Parameter '{parameter}' must use https (plain http is only allowed for localhost); "
+            f"got {_show(url)}.",
+            parameter=parameter,
+        )
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ConfigError(
+            f"Parameter '{parameter}' must not carry credentials, a query or a fragment; give only "
+            f"scheme, host, optional port and path.",
+            parameter=parameter,
+        )
+    return url.rstrip("/")
