@@ -1,0 +1,85 @@
+"""Validation of the Mimecast base URL and token URL parameters.
+
+The connector sends a client secret and bearer tokens to these URLs, so they must be https. Plain http is only
+accepted for loopback hosts, which the tests and the embedded simulator use. The legacy API 1.0 hosts
+(``eu-api.mimecast.com`` and friends) reject API 2.0 bearer tokens; a user who configures one gets a plain
+explanation instead of a confusing 401 later.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from connector.errors import ConfigError
+
+__all__ = ["LOOPBACK_HOSTS", "default_token_url", "validate_base_url"]
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+_LEGACY_HOST = re.compile(r"^[a-z]{2,}-api\.mimecast\.com$")
+
+
+def validate_base_url(url: str, parameter: str = "api_base_url") -> str:
+    """Check a Mimecast URL parameter and return it without a trailing slash.
+
+    Args:
+        url: The configured URL, e.g. ``https://api.services.mimecast.com``.
+        parameter: The parameter name reported in errors, so the user knows which setting to fix.
+
+    Returns:
+        The URL, stripped of surrounding whitespace and trailing slashes.
+
+    Raises:
+        ConfigError: The URL is empty or malformed, is not https (and not a loopback host), carries user
+            credentials, a query or a fragment, or names a legacy API 1.0 host.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(
+            f"{parameter} is required (e.g. https://api.services.mimecast.com)", parameter=parameter
+        )
+    text = url.strip().rstrip("/")
+    try:
+        parts = urlsplit(text)
+        host = (parts.hostname or "").lower()
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ConfigError(f"{parameter} is not a valid URL: {exc}", parameter=parameter) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not host:
+        raise ConfigError(
+            f"{parameter} must be an absolute https URL such as https://api.services.mimecast.com",
+            parameter=parameter,
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            f"{parameter} must not contain a user name or password; "
+            f"credentials go in client_key and client_secret",
+            parameter=parameter,
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{parameter} must not contain a query string or fragment", parameter=parameter)
+    if scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"{parameter} must use https: the client secret and access tokens would travel in clear "
+            f"text over http (plain http is only allowed for 127.0.0.1, ::1 and localhost)",
+            parameter=parameter,
+        )
+    if _LEGACY_HOST.match(host):
+        raise ConfigError(
+            f"{parameter} names {host}, a legacy Mimecast host that serves API 1.0 only and rejects API 2.0 "
+            f"tokens. Use https://api.services.mimecast.com or your regional host, such as "
+            f"https://uk-api.services.mimecast.com or https://us-api.services.mimecast.com "
+            f"(any *-api.services.mimecast.com).",
+            parameter=parameter,
+        )
+    return text
+
+
+def default_token_url(base: str) -> str:
+    """The OAuth token URL Mimecast serves next to the API: ``{base}/oauth/token``.
+
+    Args:
+        base: A base URL, normally already checked with :func:`validate_base_url`.
+    """
+    return base.rstrip("/") + "/oauth/token"
