@@ -1,0 +1,389 @@
+"""The connector's durable state: a small, versioned checkpoint and an atomic file store for it.
+
+The checkpoint holds only positions and identifiers, never configuration or credentials:
+
+- ``audit.cursor_ms``: start of the next audit window (epoch ms); everything before it was delivered.
+- ``audit.seen``: audit ``id`` -> ``eventTime`` (epoch ms) of records already delivered inside the
+  trailing overlap window, so re-reading it (Mimecast's index lag) emits no duplicate after restarts.
+- ``inventory``: when the directory was last read, and the group memberships seen then, so the next pull can
+  turn membership differences into Group Management events.
+
+``from_dict`` is strict (unknown keys, wrong types, unknown version are errors): a checkpoint that is not
+fully understood must stop the run rather than silently restart collection from scratch or skip data. Such
+a file is never overwritten; the error tells the operator how to start over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import IO, Any, TypeVar
+
+from connector.errors import CheckpointError
+
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "AuditState",
+    "Checkpoint",
+    "CheckpointStore",
+    "GroupMembership",
+    "InventoryState",
+]
+
+CHECKPOINT_VERSION = 1
+"""The only checkpoint layout this connector reads and writes."""
+
+HOST_SOURCE = "host checkpoint"
+
+Writer = Callable[[IO[bytes], bytes], None]
+"""Writes the serialized checkpoint into the open temporary file (injectable to simulate a crash)."""
+
+
+def _write_all(stream: IO[bytes], data: bytes) -> None:
+    stream.write(data)
+
+
+class _Invalid(Exception):
+    """Internal: a structural problem, turned into a CheckpointError naming the source."""
+
+
+def _int(value: object, where: str, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Invalid(f"{where} must be a non-negative integer{' or null' if optional else ''}")
+    return value
+
+
+def _obj(value: object, where: str, keys: set[str]) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise _Invalid(f"{where} must be an object")
+    extra = set(value) - keys
+    missing = keys - set(value)
+    if extra:
+        raise _Invalid(f"{where} has unexpected keys {sorted(extra)}")
+    if missing:
+        raise _Invalid(f"{where} is missing keys {sorted(missing)}")
+    return value
+
+
+@dataclass(frozen=True)
+class GroupMembership:
+    """One group's name and members at the last directory pull.
+
+    Members are stored lower-cased, de-duplicated and sorted: Mimecast addresses are case-insensitive, the
+    checkpoint stays compact, and two pulls compare with plain set/tuple equality.
+    """
+
+    name: str
+    members: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "members", tuple(sorted({member.lower() for member in self.members})))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"name": self.name, "members": list(self.members)}
+
+    @classmethod
+    def from_dict(cls, data: object, *, source: str = HOST_SOURCE) -> GroupMembership:
+        """Strictly parse the JSON form. Raises ``CheckpointError`` naming ``source``."""
+        return _parse(source, lambda: cls._parse(data, "group membership"))
+
+    @classmethod
+    def _parse(cls, data: object, where: str) -> GroupMembership:
+        obj = _obj(data, where, {"name", "members"})
+        name, members = obj["name"], obj["members"]
+        if not isinstance(name, str):
+            raise _Invalid(f"{where}.name must be a string")
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise _Invalid(f"{where}.members must be a list of strings")
+        return cls(name=name, members=tuple(members))
+
+
+@dataclass(frozen=True)
+class AuditState:
+    """Audit collection progress.
+
+    Attributes:
+        cursor_ms: Start of the next audit window in epoch milliseconds; ``None`` before the first run.
+        seen: Audit record ``id`` -> ``eventTime`` (epoch ms) of records delivered within the overlap window.
+            The collector prunes entries older than the overlap; the event time is kept so it can.
+    """
+
+    cursor_ms: int | None = None
+    seen: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seen", MappingProxyType(dict(self.seen)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``seen`` sorted by id so saves are reproducible)."""
+        return {"cursor_ms": self.cursor_ms, "seen": dict(sorted(self.seen.items()))}
+
+    @classmethod
+    def from_dict(cls, data: object, *, source: str = HOST_SOURCE) -> AuditState:
+        """Strictly parse the JSON form. Raises ``CheckpointError`` naming ``source``."""
+        return _parse(source, lambda: cls._parse(data, "audit"))
+
+    @classmethod
+    def _parse(cls, data: object, where: str) -> AuditState:
+        obj = _obj(data, where, {"cursor_ms", "seen"})
+        cursor = _int(obj["cursor_ms"], f"{where}.cursor_ms", optional=True)
+        seen = obj["seen"]
+        if not isinstance(seen, dict):
+            raise _Invalid(f"{where}.seen must be an object")
+        parsed: dict[str, int] = {}
+        for key, value in seen.items():
+            event_ms = _int(value, f"{where}.seen[{key!r}]")
+            parsed[key] = 0 if event_ms is None else event_ms
+        return cls(cursor_ms=cursor, seen=parsed)
+
+
+@dataclass(frozen=True)
+class InventoryState:
+    """Directory collection progress.
+
+    Attributes:
+        collected_at_ms: When the last complete directory pull finished (epoch ms); ``None`` before any.
+        memberships: Group id -> ``GroupMembership`` from that pull; ``None`` when never read.
+    """
+
+    collected_at_ms: int | None = None
+    memberships: Mapping[str, GroupMembership] | None = None
+
+    def __post_init__(self) -> None:
+        if self.memberships is not None:
+            object.__setattr__(self, "memberships", MappingProxyType(dict(self.memberships)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (groups sorted by id)."""
+        memberships = (
+            None
+            if self.memberships is None
+            else {key: value.to_dict() for key, value in sorted(self.memberships.items())}
+        )
+        return {"collected_at_ms": self.collected_at_ms, "memberships": memberships}
+
+    @classmethod
+    def from_dict(cls, data: object, *, source: str = HOST_SOURCE) -> InventoryState:
+        """Strictly parse the JSON form. Raises ``CheckpointError`` naming ``source``."""
+        return _parse(source, lambda: cls._parse(data, "inventory"))
+
+    @classmethod
+    def _parse(cls, data: object, where: str) -> InventoryState:
+        obj = _obj(data, where, {"collected_at_ms", "memberships"})
+        collected = _int(obj["collected_at_ms"], f"{where}.collected_at_ms", optional=True)
+        raw = obj["memberships"]
+        if raw is None:
+            return cls(collected_at_ms=collected, memberships=None)
+        if not isinstance(raw, dict):
+            raise _Invalid(f"{where}.memberships must be an object or null")
+        memberships = {
+            key: GroupMembership._parse(value, f"{where}.memberships[{key!r}]") for key, value in raw.items()
+        }
+        return cls(collected_at_ms=collected, memberships=memberships)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything the connector remembers between runs (version 1).
+
+    Attributes:
+        version: Layout version; only ``CHECKPOINT_VERSION`` is understood.
+        audit: Audit collection progress.
+        inventory: Directory collection progress.
+        updated_at_ms: When this checkpoint was produced (epoch ms), for operators reading the file.
+    """
+
+    version: int = CHECKPOINT_VERSION
+    audit: AuditState = field(default_factory=AuditState)
+    inventory: InventoryState = field(default_factory=InventoryState)
+    updated_at_ms: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, the exact content of the checkpoint file."""
+        return {
+            "version": self.version,
+            "updated_at_ms": self.updated_at_ms,
+            "audit": self.audit.to_dict(),
+            "inventory": self.inventory.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: object, *, source: str = HOST_SOURCE) -> Checkpoint:
+        """Strictly parse a checkpoint.
+
+        Args:
+            data: The decoded JSON (or the host's stored state).
+            source: What to call the origin in errors: the file path, or ``"host checkpoint"``.
+
+        Returns:
+            The checkpoint.
+
+        Raises:
+            CheckpointError: The data is not a version-1 checkpoint. The message names ``source`` and says how
+                to start over; the connector never overwrites such data by itself.
+        """
+        if isinstance(data, dict) and "version" in data and data["version"] != CHECKPOINT_VERSION:
+            version = data["version"]
+            raise CheckpointError(
+                f"{source}: checkpoint version {version!r} is not supported (this connector reads version "
+                f"{CHECKPOINT_VERSION}). It may come from a newer connector: upgrade, or move the checkpoint "
+                "away to start over from initial_lookback_hours. The connector will not overwrite it.",
+                path=None if source == HOST_SOURCE else source,
+            )
+        return _parse(source, lambda: cls._parse(data))
+
+    @classmethod
+    def _parse(cls, data: object) -> Checkpoint:
+        obj = _obj(data, "checkpoint", {"version", "updated_at_ms", "audit", "inventory"})
+        version = _int(obj["version"], "version")
+        updated = _int(obj["updated_at_ms"], "updated_at_ms", optional=True)
+        return cls(
+            version=CHECKPOINT_VERSION if version is None else version,
+            audit=AuditState._parse(obj["audit"], "audit"),
+            inventory=InventoryState._parse(obj["inventory"], "inventory"),
+            updated_at_ms=updated,
+        )
+
+
+_T = TypeVar("_T")
+
+
+def _parse(source: str, parse: Callable[[], _T]) -> _T:
+    try:
+        return parse()
+    except _Invalid as exc:
+        raise _corrupt(source, str(exc)) from None
+
+
+def _corrupt(source: str, detail: str) -> CheckpointError:
+    return CheckpointError(
+        f"{source}: checkpoint is corrupt ({detail}). Move it away to start over from initial_lookback_hours "
+        "(records already delivered may be sent again); the connector will not overwrite it.",
+        path=None if source == HOST_SOURCE else source,
+    )
+
+
+class CheckpointStore:
+    """Reads and atomically writes one checkpoint file.
+
+    A save writes a temporary file in the same directory, flushes and fsyncs it, renames it over the
+    checkpoint with ``os.replace`` (atomic on POSIX and Windows) and fsyncs the directory, so a crash at any
+    point leaves either the old or the new checkpoint, never a torn one. After ``load()`` found a corrupt or
+    unknown-version file, ``save()`` refuses to replace it: an operator decides, not the connector.
+
+    Args:
+        path: The checkpoint file. Its directory is created on the first save.
+        writer: Writes the bytes into the open temporary file; injectable so tests can simulate a crash
+            mid-write without patching ``os``.
+        replace: Renames the temporary file over the checkpoint; injectable for the same reason.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        writer: Writer = _write_all,
+        replace: Callable[[str, str], None] = os.replace,
+    ) -> None:
+        self.path = Path(path)
+        self._writer = writer
+        self._replace = replace
+        self._refuse_overwrite = False
+
+    def __repr__(self) -> str:
+        return f"CheckpointStore({str(self.path)!r})"
+
+    def load(self) -> Checkpoint | None:
+        """Read the checkpoint.
+
+        Returns:
+            The checkpoint, or ``None`` when the file does not exist yet (first run).
+
+        Raises:
+            CheckpointError: The file cannot be read, is not JSON, or is not a version-1 checkpoint. The file
+                is left untouched and later saves through this store are refused.
+        """
+        source = str(self.path)
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CheckpointError(
+                f"{source}: cannot read the checkpoint ({exc.strerror or exc}). Check its permissions.",
+                path=source,
+            ) from None
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._refuse_overwrite = True
+            detail = (
+                f"not JSON: {exc.msg} at line {exc.lineno}"
+                if isinstance(exc, json.JSONDecodeError)
+                else ("not UTF-8 text")
+            )
+            raise _corrupt(source, detail) from None
+        try:
+            return Checkpoint.from_dict(data, source=source)
+        except CheckpointError:
+            self._refuse_overwrite = True
+            raise
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Atomically replace the checkpoint file with ``checkpoint``.
+
+        Raises:
+            CheckpointError: The file could not be written (the previous checkpoint is intact), or ``load()``
+                found the existing file unreadable and it must not be overwritten.
+        """
+        source = str(self.path)
+        if self._refuse_overwrite:
+            raise CheckpointError(
+                f"{source}: not overwriting a checkpoint that could not be read; move it away to start over.",
+                path=source,
+            )
+        data = (json.dumps(checkpoint.to_dict(), sort_keys=True, indent=1) + "\n").encode("utf-8")
+        directory = self.path.parent
+        tmp_name: str | None = None
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+            with os.fdopen(fd, "wb") as stream:
+                self._writer(stream, data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            self._replace(tmp_name, source)
+            tmp_name = None
+            _fsync_directory(directory)
+        except OSError as exc:
+            raise CheckpointError(
+                f"{source}: cannot write the checkpoint ({exc.strerror or exc}); the previous checkpoint is "
+                "unchanged. Check free space and permissions of its directory.",
+                path=source,
+            ) from exc
+        finally:
+            if tmp_name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable; platforms that cannot open directories (Windows) skip it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
