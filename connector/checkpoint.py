@@ -351,7 +351,8 @@ class CheckpointStore:
                 f"{source}: not overwriting a checkpoint that could not be read; move it away to start over.",
                 path=source,
             )
-        data = (json.dumps(checkpoint.to_dict(), sort_keys=True, indent=1) + "\n").encode("utf-8")
+        text = json.dumps(checkpoint.to_dict(), sort_keys=True, separators=(",", ":"))
+        data = (text + "\n").encode("utf-8")
         directory = self.path.parent
         tmp_name: str | None = None
         try:
