@@ -24,13 +24,13 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from connector.errors import ConfigError
 from connector.resources import manifest_text
 from connector.secret import Secret
+from connector.urls import default_token_url, validate_base_url
 
 __all__ = [
     "CLIENT_SECRET_ENV",
@@ -42,8 +42,6 @@ __all__ = [
 CLIENT_SECRET_ENV = "MIMECAST_CLIENT_SECRET"
 """Environment variable read for ``client_secret`` when the parameter is absent (keeps it out of files)."""
 
-_TOKEN_PATH = "/oauth/token"
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _INT_RE = re.compile(r"[+-]?\d+")
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -178,10 +176,15 @@ class Config:
                 raw = spec.default
             values[name] = _convert(spec, raw)
 
-        api_base_url = _check_url(str(values["api_base_url"]), "api_base_url")
+        # https only (except loopback), no legacy API 1.0 hosts: see connector/urls.py.
+        api_base_url = validate_base_url(str(values["api_base_url"]), parameter="api_base_url")
         values["api_base_url"] = api_base_url
         token_url = str(values["token_url"])
-        values["token_url"] = _check_url(token_url, "token_url") if token_url else api_base_url + _TOKEN_PATH
+        values["token_url"] = (
+            validate_base_url(token_url, parameter="token_url")
+            if token_url
+            else default_token_url(api_base_url)
+        )
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
@@ -421,32 +424,3 @@ def _convert(spec: ParameterSpec, value: object) -> object:
         return tuple(_split_list(spec, value, "a list of non-empty strings"))
 
     raise ConfigError(f"Parameter '{spec.name}' has unsupported manifest type {kind!r}.", parameter=spec.name)
-
-
-def _check_url(url: str, parameter: str) -> str:
-    """Minimal URL check: absolute https URL (http only for loopback hosts), no credentials, no query."""
-    expected = "an https URL such as https://api.services.mimecast.com (http only for localhost)"
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        raise ConfigError(
-            f"Parameter '{parameter}' must be {expected}; got {_show(url)}.", parameter=parameter
-        ) from None
-    if parts.scheme not in {"https", "http"} or not host:
-        raise ConfigError(
-            f"Parameter '{parameter}' must be {expected}; got {_show(url)}.", parameter=parameter
-        )
-    if parts.scheme == "http" and host not in _LOOPBACK_HOSTS:
-        raise ConfigError(
-            f"Parameter '{parameter}' must use https (plain http is only allowed for localhost); "
-            f"got {_show(url)}.",
-            parameter=parameter,
-        )
-    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
-        raise ConfigError(
-            f"Parameter '{parameter}' must not carry credentials, a query or a fragment; give only "
-            f"scheme, host, optional port and path.",
-            parameter=parameter,
-        )
-    return url.rstrip("/")
