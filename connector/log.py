@@ -1,0 +1,207 @@
+"""Structured JSON logging with secret redaction.
+
+Every log line is one JSON object: ``timestamp`` (UTC, ISO 8601), ``level``, ``name``, ``message`` plus the
+fields passed in ``extra``. Messages are constant phrases (``"page fetched"``) and the data goes in ``extra``
+(``extra={"event_type": "audit", "records": 500}``), so lines can be filtered without parsing text.
+
+A ``RedactionFilter`` on the handler masks, wherever they appear (message, ``%`` arguments, ``extra`` values
+at any depth, exception and stack text):
+
+- every registered secret value (the client secret at start-up; access tokens via ``register_secret`` when
+  they are minted);
+- ``Bearer <token>``;
+- the value after ``client_secret``, ``access_token`` or ``refresh_token`` in ``key=value``, ``key: value``
+  and JSON ``"key": "value"`` form;
+- values of ``extra`` keys that name a credential (``authorization``, ``client_secret``, ``access_token``...).
+
+Redaction is a safety net, not a licence: code must still never log token requests or responses.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import traceback
+from collections.abc import Iterable
+from typing import IO, Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from connector.secret import Secret
+
+__all__ = [
+    "MASK",
+    "RedactionFilter",
+    "configure_logging",
+    "redact_text",
+    "redact_value",
+    "register_secret",
+]
+
+MASK = "**********"
+"""What a redacted value is replaced with (the same mask ``Secret`` uses)."""
+
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9\-._~+/]+=*")
+_KEY_VALUE = re.compile(
+    r"(?i)(?P<key>\b(?:client_secret|access_token|refresh_token)\b)"
+    r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)"
+    r"(?P<value>[^\s&\"',;}\]]+)"
+)
+_SENSITIVE_KEYS = frozenset(
+    {
+        "access_token",
+        "authorization",
+        "client_secret",
+        "password",
+        "proxy-authorization",
+        "refresh_token",
+        "secret",
+        "token",
+    }
+)
+# LogRecord attributes that are not ``extra`` fields (the formatter treats the rest as extras).
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_secret_pattern: re.Pattern[str] | None = None
+_handler: logging.Handler | None = None
+
+
+def register_secret(value: str | Secret) -> None:
+    """Mask ``value`` in every log line from now on.
+
+    Call it for each credential the moment it exists: the client secret at start-up, every access token
+    when it is minted. Empty values are ignored (masking ``""`` would mean nothing).
+
+    Args:
+        value: The secret, plain or wrapped.
+    """
+    global _secret_pattern
+    plain = value.reveal() if isinstance(value, Secret) else value
+    if not plain:
+        return
+    with _lock:
+        if plain in _secrets:
+            return
+        _secrets.add(plain)
+        # Longest first, so a secret that contains another is masked whole.
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _secret_pattern = re.compile("|".join(re.escape(secret) for secret in ordered))
+
+
+def redact_text(text: str) -> str:
+    """Mask registered secrets, bearer tokens and credential ``key=value`` pairs in ``text``."""
+    pattern = _secret_pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return _KEY_VALUE.sub(lambda m: f"{m.group('key')}{m.group('sep')}{MASK}", text)
+
+
+def redact_value(value: object) -> object:
+    """Redact a log field recursively: strings, dict values, list and tuple items.
+
+    Numbers, booleans and ``None`` pass through; a ``Secret`` becomes the mask; any other object becomes its
+    redacted ``str`` (it would be stringified by the JSON formatter anyway). Values under credential-named
+    keys (``authorization``, ``client_secret``, ...) are masked whole.
+    """
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Secret):
+        return MASK
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {
+            key: MASK if isinstance(key, str) and key.lower() in _SENSITIVE_KEYS else redact_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact_value(item) for item in value]
+    return redact_text(str(value))
+
+
+class RedactionFilter(logging.Filter):
+    """Masks secrets in a record before any formatter sees it; attached to the handler, so it covers every
+    logger that propagates to it (httpx's included). It never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite ``record`` in place with secrets masked; always keep it."""
+        if isinstance(record.msg, dict):
+            record.msg = redact_value(record.msg)
+        else:
+            try:
+                # Format first, then redact: covers secrets split between the template and its arguments.
+                message = record.getMessage()
+            except Exception:  # a bad %-template: redact the parts, let logging report the error
+                record.msg = redact_text(str(record.msg))
+                record.args = _redact_args(record.args)
+            else:
+                record.msg = redact_text(message)
+                record.args = None
+        for key, value in list(vars(record).items()):
+            if key in _RECORD_ATTRS:
+                continue
+            setattr(record, key, MASK if key.lower() in _SENSITIVE_KEYS else redact_value(value))
+        if record.exc_info and record.exc_info[0] is not None:
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text = redact_text(text)
+            record.exc_info = None  # formatters would re-render the unredacted exception from exc_info
+        elif record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
+        return True
+
+
+def _redact_args(args: Any) -> Any:
+    if isinstance(args, dict):
+        return redact_value(args)
+    if isinstance(args, tuple):
+        return tuple(redact_value(arg) for arg in args)
+    return args
+
+
+def configure_logging(level: str = "INFO", stream: IO[str] = sys.stderr, secrets: Iterable[str] = ()) -> None:
+    """Send JSON log lines to ``stream`` from the root logger, with redaction.
+
+    Idempotent: calling it again replaces the handler installed by the previous call (never duplicates it),
+    so the CLI, tests and hosts can all call it safely. Handlers installed by others are left alone.
+
+    Args:
+        level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (the ``log_level`` parameter).
+        stream: Where the lines go; stderr by default so stdout stays free for event output.
+        secrets: Values to mask from the start, typically ``config.client_secret.reveal()``.
+
+    Raises:
+        ValueError: ``level`` is not a logging level name.
+    """
+    global _handler
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}; expected DEBUG, INFO, WARNING or ERROR")
+    for secret in secrets:
+        register_secret(secret)
+
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        JsonFormatter(
+            "{levelname}{name}{message}",
+            style="{",
+            rename_fields={"levelname": "level"},
+            timestamp=True,
+        )
+    )
+    handler.addFilter(RedactionFilter())
+    root = logging.getLogger()
+    with _lock:
+        if _handler is not None:
+            root.removeHandler(_handler)
+        _handler = handler
+        root.addHandler(handler)
+    root.setLevel(numeric)
+    # httpx logs every request at INFO; keep that for DEBUG runs only.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
