@@ -1,0 +1,263 @@
+"""Load the analyst-reviewed mapping tables in ``mappings/`` and compile them once.
+
+The YAML files hold decisions only (which class, activity, status and severity an auditType gets; which source
+value lands on which OCSF attribute; which raw fields are dropped). They are validated against
+``mappings/schema.json`` and cross-checked (activity ids exist in the class, source names exist in
+``values.SOURCES``, OCSF paths exist in the class schema) when loaded, so a bad edit fails at start-up with the
+file and row named, never per event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import jsonschema
+import yaml
+
+from connector.errors import ConfigError
+from connector.mapping.values import DERIVED_INPUTS, RAW_INPUTS, SOURCES
+from connector.resources import mappings_dir
+from connector.validate import OcsfEnums, load_enums
+
+__all__ = [
+    "AUDIT_CLASS_FILES",
+    "Classification",
+    "FieldRow",
+    "FieldTable",
+    "MappingRules",
+    "load_rules",
+]
+
+AUDIT_CLASS_FILES: Mapping[int, str] = {
+    3002: "authentication.yaml",
+    3001: "account_change.yaml",
+    3006: "group_management.yaml",
+    0: "base_event.yaml",
+}
+FROM_OUTCOME = "from_outcome"
+# eventInfo lead word → (status_id, caption when the id is 99)
+_OUTCOME_STATUS: Mapping[str, tuple[int, str | None]] = {
+    "Successful": (1, None),
+    "Failed": (2, None),
+    "Intermediate": (99, "Challenge"),
+}
+
+
+@dataclass(frozen=True)
+class FieldRow:
+    """One row of a field table: the OCSF attribute path and the source value that fills it."""
+
+    ocsf: str
+    source: str
+    note: str
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FieldTable:
+    """A class's compiled field table: rows in order, raw fields consumed or dropped, eventInfo keys consumed."""
+
+    class_uid: int
+    table: str
+    feature: str
+    rows: tuple[FieldRow, ...]
+    consumes: frozenset[str]
+    drop: frozenset[str]
+    info_consumed: frozenset[str]
+    auth_methods: Mapping[str, int] = field(default_factory=dict)
+    header: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What an auditType becomes: one row of ``audit_types.yaml`` (or the category/default fallback)."""
+
+    class_uid: int
+    activity_id: int
+    status_id: int | str
+    severity_id: int
+    note: str
+    status: str | None = None
+    activity_by_verb: Mapping[str, int] = field(default_factory=dict)
+    source: str = "audit_types"
+
+    def activity(self, verb: object) -> int:
+        """The activity id, refined by the action verb when the row has an ``activity_by_verb`` table."""
+        if self.activity_by_verb and isinstance(verb, str):
+            return self.activity_by_verb.get(verb, self.activity_id)
+        return self.activity_id
+
+    def outcome(self, outcome: object) -> tuple[int, str | None]:
+        """(status_id, status caption override) for this row and the eventInfo outcome word."""
+        if self.status_id == FROM_OUTCOME:
+            if isinstance(outcome, str) and outcome in _OUTCOME_STATUS:
+                return _OUTCOME_STATUS[outcome]
+            return 0, None
+        assert isinstance(self.status_id, int)
+        return self.status_id, self.status
+
+
+@dataclass(frozen=True)
+class MappingRules:
+    """Every compiled table the mapper needs."""
+
+    product: Mapping[str, str]
+    audit_types: Mapping[str, Classification]
+    categories: Mapping[str, Classification]
+    default: Classification
+    audit_common: tuple[FieldRow, ...]
+    audit_feature: str
+    audit_tables: Mapping[int, FieldTable]
+    user_inventory: FieldTable
+    membership: FieldTable
+    raw_documents: Mapping[str, Any]
+
+    def classify(self, audit_type: str, category: object) -> Classification:
+        """The row for an auditType: by name, else by category, else the default (Base Event)."""
+        row = self.audit_types.get(audit_type)
+        if row is not None:
+            return row
+        if isinstance(category, str) and category in self.categories:
+            return self.categories[category]
+        return self.default
+
+
+def _fail(filename: str, message: str) -> ConfigError:
+    return ConfigError(f"mappings/{filename}: {message}", parameter=f"mappings/{filename}")
+
+
+def _read(filename: str, validator: jsonschema.Draft202012Validator) -> dict[str, Any]:
+    text = mappings_dir().joinpath(filename).read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _fail(filename, f"is not valid YAML ({exc})") from None
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        raise _fail(filename, f"{error.json_path}: {error.message}")
+    assert isinstance(data, dict)
+    return data
+
+
+def _classification(filename: str, where: str, row: Mapping[str, Any], enums: OcsfEnums) -> Classification:
+    class_uid = row["class_uid"]
+    activities = enums.class_info(class_uid)["activity_id"]
+    for activity in (row["activity_id"], *row.get("activity_by_verb", {}).values()):
+        if str(activity) not in activities:
+            raise _fail(filename, f"{where}: activity_id {activity} does not exist in class {class_uid}")
+    if row["status_id"] == 99 and not row.get("status"):
+        raise _fail(filename, f"{where}: status_id 99 needs a 'status' caption")
+    return Classification(
+        class_uid=class_uid,
+        activity_id=row["activity_id"],
+        status_id=row["status_id"],
+        severity_id=row["severity_id"],
+        note=" ".join(row["note"].split()),
+        status=row.get("status"),
+        activity_by_verb=dict(row.get("activity_by_verb", {})),
+        source=where,
+    )
+
+
+def _rows(filename: str, rows: list[Mapping[str, Any]]) -> tuple[FieldRow, ...]:
+    compiled = []
+    for row in rows:
+        if row["from"] not in SOURCES:
+            known = ", ".join(sorted(SOURCES))
+            raise _fail(filename, f"row {row['ocsf']!r}: unknown source {row['from']!r} (known: {known})")
+        compiled.append(
+            FieldRow(row["ocsf"], row["from"], " ".join(row.get("note", "").split()), tuple(row["ocsf"].split(".")))
+        )
+    return tuple(compiled)
+
+
+def _info_consumed(rows: tuple[FieldRow, ...]) -> frozenset[str]:
+    keys: set[str] = {"outcome", "verb"}  # read by the classification itself
+    for row in rows:
+        keys.update(DERIVED_INPUTS.get(row.source, ()))
+        if row.source.startswith("info."):
+            keys.add(row.source.removeprefix("info."))
+    return frozenset(keys)
+
+
+def _raw_consumed(rows: tuple[FieldRow, ...]) -> frozenset[str]:
+    keys: set[str] = set()
+    for row in rows:
+        keys.update(RAW_INPUTS.get(row.source, ()))
+        if row.source in SOURCES and SOURCES[row.source].startswith("raw "):
+            keys.add(row.source)
+    return frozenset(keys)
+
+
+def _table(filename: str, data: Mapping[str, Any], common: tuple[FieldRow, ...], feature: str) -> FieldTable:
+    rows = common + _rows(filename, data["fields"])
+    drop = frozenset(data["drop"])
+    consumed = _raw_consumed(rows)
+    if drop & consumed:
+        raise _fail(filename, f"drop lists fields that rows map: {sorted(drop & consumed)}")
+    return FieldTable(
+        class_uid=data["class_uid"],
+        table=data["table"],
+        feature=data.get("feature", feature),
+        rows=rows,
+        consumes=consumed,
+        drop=drop,
+        info_consumed=_info_consumed(rows),
+        auth_methods=dict(data.get("auth_methods", {})),
+        header={k: data[k] for k in ("activity_id", "status_id", "severity_id") if k in data},
+    )
+
+
+@cache
+def load_rules() -> MappingRules:
+    """Load, validate and compile every mapping table (once per process).
+
+    Raises:
+        ConfigError: a mapping file is malformed; the message names the file and the row.
+    """
+    schema = json.loads(mappings_dir().joinpath("schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    enums = load_enums()
+    types_doc = _read("audit_types.yaml", validator)
+    common_doc = _read("common.yaml", validator)
+    audit_types: dict[str, Classification] = {}
+    for index, row in enumerate(types_doc["audit_types"]):
+        name = row["audit_type"]
+        if name in audit_types:
+            raise _fail("audit_types.yaml", f"audit_type {name!r} appears twice")
+        audit_types[name] = _classification("audit_types.yaml", f"audit_types[{index}] {name!r}", row, enums)
+    categories = {
+        name: _classification("audit_types.yaml", f"categories.{name}", row, enums)
+        for name, row in types_doc["categories"].items()
+    }
+    default = _classification("audit_types.yaml", "default", types_doc["default"], enums)
+    audit = common_doc["audit"]
+    common_rows = _rows("common.yaml", audit["fields"])
+    raw_documents: dict[str, Any] = {"audit_types.yaml": types_doc, "common.yaml": common_doc}
+    tables: dict[int, FieldTable] = {}
+    for class_uid, filename in AUDIT_CLASS_FILES.items():
+        doc = _read(filename, validator)
+        if doc["class_uid"] != class_uid:
+            raise _fail(filename, f"class_uid must be {class_uid}")
+        raw_documents[filename] = doc
+        tables[class_uid] = _table(filename, doc, common_rows, audit["feature"])
+    inventory_doc = _read("user_inventory.yaml", validator)
+    membership_doc = _read("membership.yaml", validator)
+    raw_documents["user_inventory.yaml"] = inventory_doc
+    raw_documents["membership.yaml"] = membership_doc
+    return MappingRules(
+        product=dict(common_doc["product"]),
+        audit_types=audit_types,
+        categories=categories,
+        default=default,
+        audit_common=common_rows,
+        audit_feature=audit["feature"],
+        audit_tables=tables,
+        user_inventory=_table("user_inventory.yaml", inventory_doc, (), ""),
+        membership=_table("membership.yaml", membership_doc, (), ""),
+        raw_documents=raw_documents,
+    )

@@ -1,0 +1,117 @@
+"""Source values the field tables can name in ``from:``, and the small helpers that compute them.
+
+A field table row says ``{ocsf: user, from: subject_user}``; this module is where ``subject_user`` is defined.
+``SOURCES`` documents every name (REVIEW.md prints it), and ``DERIVED_INPUTS`` says which parsed ``eventInfo``
+fields a derived value consumes, so the mapper knows what is left over for ``unmapped``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any, Final
+
+from connector.mapping.event_info import KNOWN_KEYS
+
+__all__ = [
+    "DERIVED_INPUTS",
+    "EMAIL",
+    "RAW_INPUTS",
+    "SOURCES",
+    "UNKNOWN_IDENTITY",
+    "build_user",
+    "record_uid",
+    "valid_ip",
+]
+
+# The e-mail pattern of the OCSF 1.8.0 schema (email_t): an address that fails it must not go in email_addr.
+EMAIL: Final = re.compile(r"^[a-zA-Z0-9!#$%&'*+-/=?^_`{|}~.]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+$")
+# OCSF requires a user (3001, 3002, 5003) or a group (3006); when the record names none, this is the name
+# used, and the original (empty) value stays visible in the raw fields.
+UNKNOWN_IDENTITY: Final = "unknown"
+_UID_NAMESPACE: Final = uuid.UUID("6f1d4b9e-5c51-4d59-a0f2-3c0e8f6f2a11")
+
+SOURCES: Final[dict[str, str]] = {
+    # raw audit record fields
+    "id": "raw `id`",
+    "auditType": "raw `auditType`",
+    "category": "raw `category`",
+    "eventTime": "raw `eventTime`",
+    "eventInfo": "raw `eventInfo` (full text)",
+    # computed
+    "record_uid": "UUIDv5 of the source kind and the record's natural key (audit id; address + collection time; "
+    "group + member + change + collection time)",
+    "collected_ms": "collection time, epoch ms",
+    "event_time_ms": "`eventTime` parsed (±hhmm offset) to UTC epoch ms",
+    "subject_user": "user object of the subject: eventInfo subject (`for <address> <Name>`, `for user: <address>`, "
+    "the address in the action), else raw `user`; uid = lower-cased address, email_addr only if valid, "
+    "domain after @",
+    "actor_user": "user object of who acted: eventInfo `by <address><Name>`, else raw `user`",
+    "member_user": "user object of the member added/removed",
+    "group": "group object: eventInfo group name, or Mimecast group id + description",
+    "service_name": "eventInfo `Application`, else \"Mimecast\"",
+    "auth_protocol_id": "eventInfo `Method` looked up in auth_methods; 99 when unlisted, 0 when absent",
+    "auth_protocol": "caption of auth_protocol_id, or the raw Method text when the id is 99",
+    "is_mfa": "true when eventInfo has a `2FA` field",
+    "inventory_user": "user object of a directory user: name/uid/email_addr/domain/full_name, account "
+    "{type_id 18 Email Account}, groups [{uid, name}]",
+    "message": "a sentence describing the membership change",
+    "observables": "observables for the user/actor addresses, source IP and group present in the event",
+}
+SOURCES.update({f"info.{key}": f"eventInfo `{raw}`" for raw, key in KNOWN_KEYS.items()})
+SOURCES["info.timezone_offset"] = "minutes from UTC of the eventInfo local `Time` zone (BST=60, +0100=60)"
+SOURCES["info.ip"] = "eventInfo `IP` / `Remote IP is`, only when a valid IPv4/IPv6 address"
+
+# Raw record fields each computed value reads: a raw field no row reads (directly or through one of these) and no
+# drop list names ends up in `unmapped`.
+RAW_INPUTS: Final[Mapping[str, tuple[str, ...]]] = {
+    "record_uid": ("id",),
+    "event_time_ms": ("eventTime",),
+    "subject_user": ("user",),
+    "actor_user": ("user",),
+    "inventory_user": ("emailAddress", "name", "domain", "groups"),
+}
+# Parsed eventInfo fields each computed value reads; the rest of the parsed fields go to `unmapped.event_info`.
+DERIVED_INPUTS: Final[Mapping[str, tuple[str, ...]]] = {
+    "subject_user": ("subject", "subject_name", "target"),
+    "actor_user": ("actor", "actor_name"),
+    "member_user": ("member", "target"),
+    "group": ("group",),
+    "service_name": ("application",),
+    "auth_protocol_id": ("method",),
+    "auth_protocol": ("method",),
+    "is_mfa": ("two_factor",),
+    "info.timezone_offset": ("time", "date"),
+}
+
+
+def record_uid(kind: str, key: str) -> str:
+    """A deterministic event uid: the same record always gets the same uid, across overlaps and re-runs."""
+    return str(uuid.uuid5(_UID_NAMESPACE, f"mimecast:{kind}:{key}"))
+
+
+def valid_ip(text: object) -> str | None:
+    """The text if it is an IPv4/IPv6 address (``null`` and garbage are not), else None."""
+    if not isinstance(text, str) or not text or len(text) > 45:
+        return None
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return text
+
+
+def build_user(address: object, full_name: object = None) -> dict[str, Any] | None:
+    """An OCSF user object for an address as Mimecast wrote it; None when there is no address at all."""
+    if not isinstance(address, str) or not address.strip():
+        return None
+    address = address.strip()
+    user: dict[str, Any] = {"name": address, "uid": address.lower()}
+    if EMAIL.match(address):
+        user["email_addr"] = address
+        user["domain"] = address.rsplit("@", 1)[1].lower()
+    if isinstance(full_name, str) and full_name and full_name != address:
+        user["full_name"] = full_name
+    return user
