@@ -1,0 +1,271 @@
+"""Tests for connector.config: defaults, coercion, errors naming the parameter, secrets, file loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from connector.config import CLIENT_SECRET_ENV, Config, parameter_specs
+from connector.errors import ConfigError
+from connector.secret import Secret
+
+SECRET = "s3cr3t+&=value"
+BASE = {"client_key": "client-id-1", "client_secret": SECRET}
+
+
+def build(environ: dict[str, str] | None = None, **params: object) -> Config:
+    return Config.from_parameters({**BASE, **params}, environ=environ or {})
+
+
+def config_error(environ: dict[str, str] | None = None, **params: object) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        Config.from_parameters(params, environ=environ or {})
+    return info.value
+
+
+def test_defaults_applied() -> None:
+    config = build()
+    assert config.api_base_url == "https://api.services.mimecast.com"
+    assert config.token_url == "https://api.services.mimecast.com/oauth/token"
+    assert config.client_key == "client-id-1"
+    assert config.client_secret == Secret(SECRET)
+    assert config.event_types == ("audit", "user_management")
+    assert config.initial_lookback_hours == 24
+    assert config.overlap_minutes == 30
+    assert config.page_size == 500
+    assert config.max_pages_per_call == 10000
+    assert config.emit_other_audit_types is False
+    assert config.audit_categories == ()
+    assert config.concurrency == 4
+    assert config.request_timeout_seconds == 30.0
+    assert isinstance(config.request_timeout_seconds, float)
+    assert config.log_level == "INFO"
+    assert config.lag_warning_minutes == 20
+
+
+def test_every_manifest_default_is_accepted() -> None:
+    config = build()
+    for name, spec in parameter_specs().items():
+        if not spec.required:
+            assert getattr(config, name) is not None
+
+
+def test_token_url_follows_base_url_and_explicit_value_wins() -> None:
+    assert build(api_base_url="https://uk-api.services.mimecast.com/").token_url == (
+        "https://uk-api.services.mimecast.com/oauth/token"
+    )
+    config = build(token_url="https://auth.example.com/token")
+    assert config.token_url == "https://auth.example.com/token"
+    assert build(api_base_url="http://127.0.0.1:8080").token_url == "http://127.0.0.1:8080/oauth/token"
+
+
+def test_none_counts_as_absent() -> None:
+    assert build(page_size=None).page_size == 500
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "expected"),
+    [
+        # Hosts (UCC, env files, form UIs) store every field as a string: accept exact string forms.
+        ("page_size", "250", 250),
+        ("page_size", " 250 ", 250),
+        ("page_size", 250.0, 250),
+        ("request_timeout_seconds", "12.5", 12.5),
+        ("request_timeout_seconds", 12, 12.0),
+        ("emit_other_audit_types", "true", True),
+        ("emit_other_audit_types", "No", False),
+        ("emit_other_audit_types", True, True),
+        ("event_types", "audit", ("audit",)),
+        ("event_types", "user_management, audit", ("audit", "user_management")),
+        ("event_types", ["user_management", "audit", "audit"], ("audit", "user_management")),
+        ("log_level", "debug", "DEBUG"),
+        (
+            "audit_categories",
+            ["authentication_logs", " account_logs ", "authentication_logs"],
+            ("authentication_logs", "account_logs"),
+        ),
+        ("audit_categories", "authentication_logs,account_logs", ("authentication_logs", "account_logs")),
+        ("audit_categories", "", ()),
+        ("overlap_minutes", 0, 0),
+        ("concurrency", 16, 16),
+    ],
+)
+def test_accepted_values(name: str, raw: object, expected: object) -> None:
+    assert getattr(build(**{name: raw}), name) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "expected_text"),
+    [
+        ("page_size", 0, "between 1 and 1000"),
+        ("page_size", 1001, "between 1 and 1000"),
+        ("page_size", "30 pages", "an integer"),
+        ("page_size", 2.5, "an integer"),
+        ("page_size", True, "an integer"),
+        ("concurrency", 17, "between 1 and 16"),
+        ("initial_lookback_hours", 1441, "between 1 and 1440"),
+        ("overlap_minutes", -1, "between 0 and 1440"),
+        ("request_timeout_seconds", 0.5, "between 1 and 300"),
+        ("request_timeout_seconds", "nan", "a number"),
+        ("request_timeout_seconds", "fast", "a number"),
+        ("emit_other_audit_types", "maybe", "a boolean"),
+        ("emit_other_audit_types", 1, "a boolean"),
+        ("event_types", [], "at least 1 of audit, user_management"),
+        ("event_types", ["audit", "siem"], "audit, user_management"),
+        ("event_types", 3, "audit, user_management"),
+        ("log_level", "TRACE", "one of DEBUG, INFO, WARNING, ERROR"),
+        ("audit_categories", ["ok", ""], "a list of non-empty strings"),
+        ("audit_categories", {"a": 1}, "a list of non-empty strings"),
+        ("client_key", "   ", "a non-empty string"),
+        ("client_key", 42, "a string"),
+        ("api_base_url", "http://api.services.mimecast.com", "https"),
+        ("api_base_url", "ftp://example.com", "https"),
+        ("api_base_url", "https://eu-api.mimecast.com", "API 1.0"),
+        ("token_url", "http://auth.example.com/token", "https"),
+    ],
+)
+def test_bad_values_name_the_parameter_and_the_expectation(
+    name: str, raw: object, expected_text: str
+) -> None:
+    error = config_error(**{**BASE, name: raw})
+    assert error.parameter == name
+    assert name in str(error)
+    assert expected_text in str(error)
+
+
+def test_unknown_parameter_is_named_with_a_suggestion() -> None:
+    error = config_error(**BASE, page_sise=10)
+    assert error.parameter == "page_sise"
+    assert "'page_sise'" in str(error)
+    assert "did you mean 'page_size'" in str(error)
+
+
+def test_several_unknown_parameters_are_all_named() -> None:
+    error = config_error(**BASE, zzz=1, overlap_minute=3)
+    assert "'zzz'" in str(error)
+    assert "'overlap_minute'" in str(error)
+    assert "did you mean 'overlap_minutes'" in str(error)
+
+
+def test_missing_required_parameter_is_named() -> None:
+    error = config_error(client_secret=SECRET)
+    assert error.parameter == "client_key"
+    assert "'client_key'" in str(error)
+    assert "required" in str(error)
+
+
+def test_client_secret_from_environment_when_absent() -> None:
+    config = Config.from_parameters({"client_key": "k"}, environ={CLIENT_SECRET_ENV: "from-env"})
+    assert config.client_secret.reveal() == "from-env"
+
+
+def test_client_secret_parameter_wins_over_environment() -> None:
+    config = build(environ={CLIENT_SECRET_ENV: "from-env"})
+    assert config.client_secret.reveal() == SECRET
+
+
+def test_missing_secret_names_parameter_and_environment_variable() -> None:
+    error = config_error(client_key="k", environ={CLIENT_SECRET_ENV: ""})
+    assert error.parameter == "client_secret"
+    assert "client_secret" in str(error)
+    assert CLIENT_SECRET_ENV in str(error)
+
+
+def test_bad_secret_is_not_echoed() -> None:
+    error = config_error(client_key="k", client_secret=["leak-me"])
+    assert error.parameter == "client_secret"
+    assert "leak-me" not in str(error)
+    assert "list" in str(error)
+
+
+def test_secret_wrapped_value_accepted() -> None:
+    assert build(client_secret=Secret("wrapped")).client_secret.reveal() == "wrapped"
+
+
+def test_repr_and_redacted_never_show_the_secret() -> None:
+    config = build()
+    assert SECRET not in repr(config)
+    assert SECRET not in str(config)
+    summary = config.redacted()
+    assert SECRET not in json.dumps(summary)
+    assert summary["client_secret"] == "**********"
+    assert summary["event_types"] == ["audit", "user_management"]
+    assert summary["client_key"] == "client-id-1"
+    assert set(summary) == set(parameter_specs())
+
+
+def test_config_is_frozen() -> None:
+    config = build()
+    with pytest.raises(AttributeError):
+        config.page_size = 1  # type: ignore[misc]
+
+
+def test_from_file_json(tmp_path: Path) -> None:
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps({"client_key": "k", "page_size": 100}), encoding="utf-8")
+    config = Config.from_file(path, environ={CLIENT_SECRET_ENV: "env-secret"})
+    assert config.page_size == 100
+    assert config.client_secret.reveal() == "env-secret"
+
+
+def test_from_file_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("client_key: k\nclient_secret: y\nevent_types: [audit]\noverlap_minutes: '45'\n")
+    config = Config.from_file(path, environ={})
+    assert config.event_types == ("audit",)
+    assert config.overlap_minutes == 45
+
+
+def test_bad_json_file_names_file_and_position_without_content(tmp_path: Path) -> None:
+    path = tmp_path / "params.json"
+    path.write_text('{"client_key": "k",\n "client_secret": "leaky-secret" oops}', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        Config.from_file(path, environ={})
+    message = str(info.value)
+    assert str(path) in message
+    assert "not valid JSON" in message
+    assert "line 2" in message
+    assert "leaky-secret" not in message
+
+
+def test_bad_yaml_file_names_file_without_content(tmp_path: Path) -> None:
+    path = tmp_path / "params.yml"
+    path.write_text("client_key: k\nclient_secret: [leaky-secret\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        Config.from_file(path, environ={})
+    assert str(path) in str(info.value)
+    assert "not valid YAML" in str(info.value)
+    assert "leaky-secret" not in str(info.value)
+
+
+def test_file_that_is_not_an_object(tmp_path: Path) -> None:
+    path = tmp_path / "params.json"
+    path.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ConfigError, match="must hold one object") as info:
+        Config.from_file(path, environ={})
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "absent.json"
+    with pytest.raises(ConfigError, match="Cannot read configuration file") as info:
+        Config.from_file(path, environ={})
+    assert str(path) in str(info.value)
+
+
+def test_invalid_parameter_in_file_names_file_and_parameter(tmp_path: Path) -> None:
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps({**BASE, "page_size": 0}), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        Config.from_file(path, environ={})
+    assert info.value.parameter == "page_size"
+    assert str(path) in str(info.value)
+    assert "page_size" in str(info.value)
+
+
+def test_config_requires_a_secret_object() -> None:
+    values = {**build().__dict__, "client_secret": "plain"}
+    with pytest.raises(TypeError):
+        Config(**values)
