@@ -323,15 +323,13 @@ class CheckpointStore:
                 path=source,
             ) from None
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
             self._refuse_overwrite = True
-            detail = (
-                f"not JSON: {exc.msg} at line {exc.lineno}"
-                if isinstance(exc, json.JSONDecodeError)
-                else ("not UTF-8 text")
-            )
-            raise _corrupt(source, detail) from None
+            raise _corrupt(source, "not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            self._refuse_overwrite = True
+            raise _corrupt(source, f"not JSON: {exc.msg} at line {exc.lineno}") from None
         try:
             return Checkpoint.from_dict(data, source=source)
         except CheckpointError:

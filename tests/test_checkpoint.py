@@ -1,0 +1,230 @@
+"""Tests for connector.checkpoint: round trip, strict parsing, atomic and crash-safe saves, no secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from connector.checkpoint import (
+    CHECKPOINT_VERSION,
+    AuditState,
+    Checkpoint,
+    CheckpointStore,
+    GroupMembership,
+    InventoryState,
+)
+from connector.config import Config
+from connector.errors import CheckpointError
+
+
+def sample() -> Checkpoint:
+    return Checkpoint(
+        audit=AuditState(
+            cursor_ms=1_700_000_000_000, seen={"id-b": 1_700_000_000_500, "id-a": 1_699_999_999_000}
+        ),
+        inventory=InventoryState(
+            collected_at_ms=1_700_000_100_000,
+            memberships={
+                "g2": GroupMembership(
+                    name="Admins", members=("B@Example.com", "a@example.com", "b@example.com")
+                ),
+                "g1": GroupMembership(name="Empty"),
+            },
+        ),
+        updated_at_ms=1_700_000_200_000,
+    )
+
+
+def files_in(directory: Path) -> list[str]:
+    return sorted(os.listdir(directory))
+
+
+def test_defaults_are_a_first_run_checkpoint() -> None:
+    checkpoint = Checkpoint()
+    assert checkpoint.version == CHECKPOINT_VERSION == 1
+    assert checkpoint.audit == AuditState(cursor_ms=None, seen={})
+    assert checkpoint.inventory == InventoryState(collected_at_ms=None, memberships=None)
+    assert Checkpoint.from_dict(checkpoint.to_dict()) == checkpoint
+
+
+def test_membership_is_compact_and_case_insensitive() -> None:
+    membership = GroupMembership(name="Admins", members=("B@Example.com", "a@example.com", "b@example.com"))
+    assert membership.members == ("a@example.com", "b@example.com")
+
+
+def test_state_is_read_only() -> None:
+    checkpoint = sample()
+    with pytest.raises(TypeError):
+        checkpoint.audit.seen["x"] = 1  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        checkpoint.audit.cursor_ms = 5  # type: ignore[misc]
+
+
+def test_dict_round_trip() -> None:
+    checkpoint = sample()
+    data = checkpoint.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert Checkpoint.from_dict(data) == checkpoint
+    assert data["inventory"]["memberships"]["g2"] == {
+        "name": "Admins",
+        "members": ["a@example.com", "b@example.com"],
+    }
+
+
+def test_file_round_trip(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "state" / "checkpoint.json")
+    assert store.load() is None
+    store.save(sample())
+    assert store.load() == sample()
+    assert CheckpointStore(tmp_path / "state" / "checkpoint.json").load() == sample()
+
+
+def test_save_replaces_and_leaves_no_temporary_files(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    store = CheckpointStore(path)
+    store.save(Checkpoint())
+    store.save(sample())
+    assert files_in(tmp_path) == ["checkpoint.json"]
+    assert store.load() == sample()
+
+
+def test_save_is_deterministic(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    CheckpointStore(first).save(sample())
+    CheckpointStore(second).save(Checkpoint.from_dict(json.loads(first.read_text())))
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_crash_while_writing_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    CheckpointStore(path).save(Checkpoint())
+    before = path.read_bytes()
+
+    def crash_halfway(stream: IO[bytes], data: bytes) -> None:
+        stream.write(data[: len(data) // 2])
+        raise KeyboardInterrupt  # the process being stopped mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        CheckpointStore(path, writer=crash_halfway).save(sample())
+    assert path.read_bytes() == before
+    assert files_in(tmp_path) == ["checkpoint.json"]
+    assert CheckpointStore(path).load() == Checkpoint()
+
+
+def test_failed_rename_keeps_the_previous_checkpoint_and_reports_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    CheckpointStore(path).save(Checkpoint())
+    before = path.read_bytes()
+
+    def refuse(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(CheckpointError) as info:
+        CheckpointStore(path, replace=refuse).save(sample())
+    assert info.value.path == str(path)
+    assert str(path) in str(info.value)
+    assert "previous checkpoint is unchanged" in str(info.value)
+    assert path.read_bytes() == before
+    assert files_in(tmp_path) == ["checkpoint.json"]
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (b"", "not JSON"),
+        (b'{"version": 1, "audit": ', "not JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[]", "must be an object"),
+        (b'{"version": 1}', "missing keys"),
+    ],
+)
+def test_corrupt_file_names_the_file_and_is_left_untouched(
+    tmp_path: Path, content: bytes, detail: str
+) -> None:
+    path = tmp_path / "checkpoint.json"
+    path.write_bytes(content)
+    store = CheckpointStore(path)
+    with pytest.raises(CheckpointError) as info:
+        store.load()
+    message = str(info.value)
+    assert info.value.path == str(path)
+    assert str(path) in message
+    assert detail in message
+    assert "Move it away to start over" in message
+    assert "will not overwrite" in message
+    assert path.read_bytes() == content
+    with pytest.raises(CheckpointError, match="not overwriting"):
+        store.save(sample())
+    assert path.read_bytes() == content
+
+
+def test_unknown_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    data = {**sample().to_dict(), "version": 2}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError) as info:
+        CheckpointStore(path).load()
+    assert "version 2 is not supported" in str(info.value)
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before
+
+
+def mutated(path: list[Any], value: object) -> dict[str, Any]:
+    data = sample().to_dict()
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        (mutated(["audit", "cursor_ms"], "1700000000000"), "audit.cursor_ms"),
+        (mutated(["audit", "cursor_ms"], -1), "audit.cursor_ms"),
+        (mutated(["audit", "cursor_ms"], True), "audit.cursor_ms"),
+        (mutated(["audit", "seen"], []), "audit.seen"),
+        (mutated(["audit", "seen", "id-a"], 1.5), "audit.seen['id-a']"),
+        (mutated(["audit", "extra"], 1), "unexpected keys"),
+        (mutated(["inventory", "memberships"], []), "inventory.memberships"),
+        (mutated(["inventory", "memberships", "g1", "members"], "a@example.com"), "members"),
+        (mutated(["inventory", "memberships", "g1", "name"], None), "name"),
+        (mutated(["updated_at_ms"], "yesterday"), "updated_at_ms"),
+    ],
+)
+def test_from_dict_is_strict(data: dict[str, Any], detail: str) -> None:
+    with pytest.raises(CheckpointError) as info:
+        Checkpoint.from_dict(data)
+    assert "host checkpoint" in str(info.value)
+    assert detail in str(info.value)
+    assert info.value.path is None
+
+
+def test_from_dict_names_the_given_source() -> None:
+    with pytest.raises(CheckpointError, match=r"^state\.json: checkpoint is corrupt"):
+        Checkpoint.from_dict({"version": 1}, source="state.json")
+
+
+def test_checkpoint_never_contains_the_secret(tmp_path: Path) -> None:
+    secret = "very-secret-value-42"
+    config = Config.from_parameters({"client_key": "client-id", "client_secret": secret}, environ={})
+    path = tmp_path / "checkpoint.json"
+    # A run's state derives only from records; even ids that look like credentials are just ids.
+    checkpoint = Checkpoint(
+        audit=AuditState(cursor_ms=1, seen={"id-1": 1}),
+        inventory=InventoryState(
+            collected_at_ms=2, memberships={"g": GroupMembership("G", ("a@example.com",))}
+        ),
+        updated_at_ms=3,
+    )
+    CheckpointStore(path).save(checkpoint)
+    text = path.read_text(encoding="utf-8")
+    assert secret not in text
+    assert config.client_key not in text
+    assert set(json.loads(text)) == {"version", "updated_at_ms", "audit", "inventory"}

@@ -1,0 +1,155 @@
+"""Tests for connector.log: JSON lines, idempotent set-up, and redaction everywhere a secret can hide."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from connector import log as connector_log
+from connector.log import MASK, configure_logging, redact_text, register_secret
+from connector.secret import Secret
+
+SECRET = "Cl1ent-S3cret+&="
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.payload.signature"
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, list(root.handlers)
+    buffer = io.StringIO()
+    configure_logging("DEBUG", stream=buffer, secrets=[SECRET])
+    yield buffer
+    # Leave the root logger as the test found it (pytest's own capture handlers included).
+    for handler in list(root.handlers):
+        if handler not in saved_handlers:
+            root.removeHandler(handler)
+    root.setLevel(saved_level)
+    connector_log._handler = None
+
+
+def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+def test_lines_are_json_with_standard_fields_and_extras(stream: io.StringIO) -> None:
+    logging.getLogger("connector.collector").info(
+        "page fetched", extra={"event_type": "audit", "records": 500}
+    )
+    [line] = lines(stream)
+    assert line["level"] == "INFO"
+    assert line["name"] == "connector.collector"
+    assert line["message"] == "page fetched"
+    assert line["event_type"] == "audit"
+    assert line["records"] == 500
+    assert line["timestamp"].endswith("+00:00")
+
+
+def test_configure_is_idempotent(stream: io.StringIO) -> None:
+    root = logging.getLogger()
+    count = len(root.handlers)
+    configure_logging("INFO", stream=stream)
+    configure_logging("INFO", stream=stream)
+    assert len(root.handlers) == count
+    logging.getLogger("connector").info("once")
+    logging.getLogger("connector").debug("filtered out")
+    assert [line["message"] for line in lines(stream)] == ["once"]
+
+
+def test_unknown_level_is_refused() -> None:
+    with pytest.raises(ValueError, match="TRACE"):
+        configure_logging("TRACE", stream=io.StringIO())
+
+
+def test_secret_masked_in_message_and_args(stream: io.StringIO) -> None:
+    logger = logging.getLogger("connector.test")
+    logger.warning(f"secret is {SECRET}")
+    logger.warning("secret is %s and %r", SECRET, Secret(SECRET))
+    logger.warning("named %(value)s", {"value": SECRET})
+    output = stream.getvalue()
+    assert SECRET not in output
+    assert [line["message"] for line in lines(stream)] == [
+        f"secret is {MASK}",
+        f"secret is {MASK} and Secret('{MASK}')",
+        f"named {MASK}",
+    ]
+
+
+def test_secret_masked_in_nested_extra(stream: io.StringIO) -> None:
+    logging.getLogger("connector.test").info(
+        "request sent",
+        extra={
+            "request": {
+                "headers": {"Authorization": f"Bearer {TOKEN}", "X-Other": "ok"},
+                "form": [SECRET, 1],
+            },
+            "note": f"client_secret={SECRET}&grant_type=client_credentials",
+            "client_secret": "anything",
+            "wrapped": Secret(SECRET),
+        },
+    )
+    [line] = lines(stream)
+    assert SECRET not in stream.getvalue()
+    assert TOKEN not in stream.getvalue()
+    assert line["request"] == {"headers": {"Authorization": MASK, "X-Other": "ok"}, "form": [MASK, 1]}
+    assert line["note"] == f"client_secret={MASK}&grant_type=client_credentials"
+    assert line["client_secret"] == MASK
+    assert line["wrapped"] == MASK
+
+
+def test_secret_masked_in_exception_text(stream: io.StringIO) -> None:
+    try:
+        raise RuntimeError(f"token endpoint said client_secret={SECRET} and Bearer {TOKEN}")
+    except RuntimeError:
+        logging.getLogger("connector.test").exception("token request failed")
+    [line] = lines(stream)
+    assert SECRET not in stream.getvalue()
+    assert TOKEN not in stream.getvalue()
+    assert "RuntimeError" in line["exc_info"]
+    assert f"Bearer {MASK}" in line["exc_info"]
+
+
+def test_token_registered_at_run_time_is_masked(stream: io.StringIO) -> None:
+    minted = "opaque-access-token-123"
+    logging.getLogger("connector.test").info("before %s", minted)
+    register_secret(minted)
+    logging.getLogger("connector.test").info("after %s", minted)
+    first, second = lines(stream)
+    assert first["message"] == f"before {minted}"
+    assert second["message"] == f"after {MASK}"
+
+
+def test_records_from_other_libraries_are_redacted(stream: io.StringIO) -> None:
+    logging.getLogger("httpx").warning("HTTP Request: POST https://x/oauth/token?access_token=%s", TOKEN)
+    assert TOKEN not in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"Authorization: Bearer {TOKEN}", f"Authorization: Bearer {MASK}"),
+        (f"bearer {TOKEN}", f"bearer {MASK}"),
+        (
+            "grant_type=client_credentials&client_secret=abc%2B1&client_id=k",
+            f"grant_type=client_credentials&client_secret={MASK}&client_id=k",
+        ),
+        (
+            '{"access_token": "abc.def", "expires_in": 1800}',
+            f'{{"access_token": "{MASK}", "expires_in": 1800}}',
+        ),
+        ("refresh_token: zzz", f"refresh_token: {MASK}"),
+        ("nothing to hide here", "nothing to hide here"),
+    ],
+)
+def test_redact_text_patterns(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+def test_empty_secret_is_ignored() -> None:
+    register_secret("")
+    assert redact_text("plain words") == "plain words"
