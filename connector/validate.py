@@ -143,7 +143,7 @@ class EventValidator:
             return [Problem("$", "an OCSF event must be a JSON object")]
         class_uid = event.get("class_uid")
         compiled = self._classes.get(class_uid) if isinstance(class_uid, int) else None
-        if compiled is None:
+        if compiled is None or not isinstance(class_uid, int):
             known = ", ".join(str(uid) for uid in sorted(self._classes))
             return [Problem("$.class_uid", f"class_uid {class_uid!r} is not one this connector emits ({known})")]
         if not compiled.fast.is_valid(event):

@@ -10,6 +10,7 @@ whatever pairs the scanner found, and the caller keeps the whole text in ``messa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Final
@@ -57,12 +58,16 @@ _VERB = re.compile(
     r"(?P<verb>Created|Deleted|Added|Removed|Enabled|Disabled|Locked|Unlocked|Reset|Changed|Updated)\b\s*(?P<object>.*)",
     re.S,
 )
-_MEMBER_CHANGE = re.compile(rf"(?P<member>{_ADDRESS}@{_ADDRESS})\s+(?:to|from)\s+(?:group\s+)?(?P<group>.+?)\.?\s*\Z", re.S)
+_MEMBER_CHANGE = re.compile(
+    rf"(?P<member>{_ADDRESS}@{_ADDRESS})\s+(?:to|from)\s+(?:group\s+)?(?P<group>.+?)\.?\s*\Z", re.S
+)
 _FIRST_ADDRESS = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _GROUP_OBJECT = re.compile(r"(?:group|folder)?\s*(?P<group>.+?)\.?\s*\Z", re.S | re.I)
 
 # "18:17:30 BST", "11:00:00 +0100", "16:20:00+0000"
-_TIME = re.compile(r"(?P<clock>\d{1,2}:\d{2}(?::\d{2})?)\s*(?:(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2})|(?P<zone>[A-Z]{2,5}))?\Z")
+_TIME = re.compile(
+    r"(?P<clock>\d{1,2}:\d{2}(?::\d{2})?)\s*(?:(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2})|(?P<zone>[A-Z]{2,5}))?\Z"
+)
 # Zone abbreviations seen in Mimecast texts and their offsets in minutes; ambiguous ones (IST) are left out.
 _ZONES: Final[dict[str, int]] = {
     "UTC": 0, "GMT": 0, "Z": 0, "BST": 60, "WET": 0, "WEST": 60, "CET": 60, "CEST": 120, "EET": 120,
@@ -117,10 +122,9 @@ def _read_action(action: str, parsed: dict[str, object]) -> None:
 def _decode_search_criteria(parsed: dict[str, object]) -> None:
     criteria = parsed.get("search_criteria")
     if isinstance(criteria, str) and criteria.startswith("{"):
-        try:
+        # keep the text when it is not JSON: a truncated criteria string is still worth having
+        with contextlib.suppress(ValueError):
             parsed["search_criteria"] = json.loads(criteria)
-        except ValueError:
-            pass  # keep the text: a truncated or non-JSON criteria string is still worth having
 
 
 def parse_event_info(text: str) -> dict[str, object]:

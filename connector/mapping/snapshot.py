@@ -52,7 +52,8 @@ def diff_memberships(previous: MembershipSnapshot, current: MembershipSnapshot) 
         after = current.get(group_id)
         old = before.members if before else frozenset()
         new = after.members if after else frozenset()
-        name = (after or before).name if (after or before) else group_id
+        known = after or before
+        name = known.name if known is not None else group_id
         changes.extend(MembershipChange(group_id, m, True, name) for m in sorted(new - old))
         changes.extend(MembershipChange(group_id, m, False, name) for m in sorted(old - new))
     return changes

@@ -1,0 +1,175 @@
+"""Command line: ``mimecast-connector {map,validate,run,check,simulate}``.
+
+Exit codes: 0 success; 1 some records or events failed (the good ones were still written); 2 usage or
+configuration error; other ``ConnectorError`` subclasses exit with their own ``exit_code``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+import orjson
+
+from connector.errors import ConnectorError, MappingError
+from connector.mapping.mapper import Mapper, now_ms
+from connector.pipeline import Transformer
+from connector.validate import EventValidator
+
+__all__ = ["main", "read_records"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _records_in_body(body: Any, source: str) -> list[Any]:
+    data = body.get("data") if isinstance(body, dict) else body
+    if not isinstance(data, list):
+        raise MappingError("the input is a JSON document without a `data` array of records")
+    if source == "users" and data and isinstance(data[0], dict) and isinstance(data[0].get("users"), list):
+        return [user for item in data if isinstance(item, dict) for user in item.get("users", ())]
+    return data
+
+
+def read_records(stream: IO[bytes], source: str) -> Iterator[Any]:
+    """Records from NDJSON (streamed line by line) or from one whole API response body (its ``data`` array).
+
+    A line that is not JSON is yielded as a ``MappingError`` in its place, so positions stay aligned and the
+    transformer reports it and goes on.
+    """
+    first = stream.readline()
+    while first and not first.strip():
+        first = stream.readline()
+    if not first:
+        return
+    try:
+        head = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        rest = stream.read()
+        try:  # a pretty-printed response body spans many lines
+            head = orjson.loads(first + rest)
+        except orjson.JSONDecodeError:
+            yield MappingError("line 1 is not valid JSON", record_id="line 1")
+            yield from _ndjson(rest.splitlines(), 2)
+            return
+        yield from _records_in_body(head, source)
+        return
+    if isinstance(head, list) or (isinstance(head, dict) and isinstance(head.get("data"), list) and "id" not in head):
+        yield from _records_in_body(head, source)
+        yield from _ndjson(stream, 2)
+        return
+    yield head
+    yield from _ndjson(stream, 2)
+
+
+def _ndjson(lines: Any, start: int) -> Iterator[Any]:
+    for number, line in enumerate(lines, start):
+        if not line.strip():
+            continue
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield MappingError(f"line {number} is not valid JSON ({exc})", record_id=f"line {number}")
+
+
+def _open_input(path: str | None) -> IO[bytes]:
+    if path is None or path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise ConnectorError(f"cannot read --input {path}: {exc.strerror}") from None
+
+
+def _cmd_map(args: argparse.Namespace) -> int:
+    transformer = Transformer(Mapper(emit_other=args.emit_other), EventValidator())
+    report = transformer.report
+    out = sys.stdout.buffer
+    stream = _open_input(args.input)
+    records = read_records(stream, args.source)
+    try:
+        events = (
+            transformer.audit(records, start=1)
+            if args.source == "audit"
+            else transformer.users(records, now_ms(), start=1)
+        )
+        for mapped in events:
+            out.write(orjson.dumps(mapped.event))
+            out.write(b"\n")
+        out.flush()
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    print("map summary:", file=sys.stderr)
+    for line in report.summary_lines():
+        print(line, file=sys.stderr)
+    return EXIT_FAILED if report.failures else EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    validator = EventValidator()
+    stream = _open_input(args.file)
+    invalid = total = 0
+    try:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            total += 1
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                invalid += 1
+                print(f"line {number}: not valid JSON ({exc})", file=sys.stderr)
+                continue
+            problems = validator.problems(event)
+            if problems:
+                invalid += 1
+                uid = event.get("metadata", {}).get("uid") if isinstance(event, dict) else None
+                for problem in problems:
+                    print(f"line {number} uid={uid}: {problem.path}: {problem.message}", file=sys.stderr)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    print(f"validate: {total - invalid} valid, {invalid} invalid of {total} events", file=sys.stderr)
+    return EXIT_FAILED if invalid else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the README and tests)."""
+    parser = argparse.ArgumentParser(prog="mimecast-connector", description="Mimecast API 2.0 → OCSF 1.8.0")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_map = sub.add_parser("map", help="map raw Mimecast records (NDJSON or an API response body) to OCSF NDJSON")
+    p_map.add_argument("--source", choices=["audit", "users"], required=True)
+    p_map.add_argument("--input", help="file to read (default: stdin)")
+    p_map.add_argument(
+        "--emit-other", action="store_true", help="emit audit types outside the four tables as OCSF Base Event"
+    )
+    p_map.set_defaults(handler=_cmd_map)
+    p_val = sub.add_parser("validate", help="validate OCSF NDJSON against the schemas and semantic rules")
+    p_val.add_argument("file", nargs="?", help="file to read (default: stdin)")
+    p_val.set_defaults(handler=_cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mimecast-connector`` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        result: int = args.handler(args)
+        return result
+    except ConnectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

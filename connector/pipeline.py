@@ -1,0 +1,137 @@
+"""Map, validate and account for records: the per-record path shared by the CLI and the collector.
+
+A record either becomes a valid OCSF event, or is counted and reported with its id (mapping or validation
+error), or is counted as an audit type outside the four classes. Nothing disappears without a count.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from connector.errors import MappingError
+from connector.mapping.mapper import MappedEvent, Mapper
+from connector.validate import EventValidator
+
+__all__ = ["RecordError", "Report", "Transformer"]
+
+_log = logging.getLogger("connector.pipeline")
+_KEEP_ERRORS = 200
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """A record that was not emitted: its id (or ``#position``), the stage that refused it, and why."""
+
+    record_id: str
+    stage: str  # "mapping" | "validation"
+    message: str
+
+
+@dataclass
+class Report:
+    """Counts for one run: events per table, refused records, audit types outside the four classes."""
+
+    emitted: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    other_types: Counter[str] = field(default_factory=Counter)
+    errors: list[RecordError] = field(default_factory=list)
+
+    @property
+    def failures(self) -> int:
+        """Records refused by mapping or validation."""
+        return sum(self.failed.values())
+
+    def add_error(self, error: RecordError) -> None:
+        """Count a refused record and keep the first few for the summary."""
+        self.failed[error.stage] += 1
+        if len(self.errors) < _KEEP_ERRORS:
+            self.errors.append(error)
+        _log.warning(
+            "record not emitted",
+            extra={"record_id": error.record_id, "stage": error.stage, "reason": error.message},
+        )
+
+    def merge(self, other: Report) -> None:
+        """Fold another report's counts into this one."""
+        self.emitted.update(other.emitted)
+        self.failed.update(other.failed)
+        self.other_types.update(other.other_types)
+        self.errors.extend(other.errors[: max(0, _KEEP_ERRORS - len(self.errors))])
+
+    def summary_lines(self) -> list[str]:
+        """Human-readable lines for stderr."""
+        lines = [f"  {table}: {count} events" for table, count in sorted(self.emitted.items())]
+        if not lines:
+            lines.append("  no events emitted")
+        if self.other_types:
+            kinds = ", ".join(f"{name} x{count}" for name, count in self.other_types.most_common())
+            lines.append(
+                f"  not emitted, audit types outside the four tables ({sum(self.other_types.values())}): {kinds}"
+                " (set emit_other_audit_types to emit them as OCSF Base Event)"
+            )
+        for stage, count in sorted(self.failed.items()):
+            lines.append(f"  refused at {stage}: {count} records")
+        for error in self.errors[:20]:
+            lines.append(f"    {error.record_id}: {error.message}")
+        if self.failures > 20:
+            lines.append(f"    ... and {self.failures - 20} more (see the log)")
+        return lines
+
+
+class Transformer:
+    """Runs records through the mapper and the validator and keeps the report."""
+
+    def __init__(self, mapper: Mapper, validator: EventValidator, report: Report | None = None) -> None:
+        self.mapper = mapper
+        self.validator = validator
+        self.report = report if report is not None else Report()
+
+    def accept(self, mapped: MappedEvent) -> bool:
+        """Validate one mapped event; count it as emitted, or as refused with its record id."""
+        problems = self.validator.problems(mapped.event)
+        if problems:
+            first = problems[0]
+            self.report.add_error(RecordError(mapped.record_id, "validation", f"{first.path}: {first.message}"))
+            return False
+        self.report.emitted[mapped.table] += 1
+        return True
+
+    def audit(self, records: Iterable[object], start: int = 0) -> Iterator[MappedEvent]:
+        """Map and validate audit records, yielding the valid events; ``start`` offsets reported positions.
+
+        A ``MappingError`` in place of a record (an unreadable input line) is reported like a failed record.
+        """
+        for position, record in enumerate(records, start):
+            if isinstance(record, MappingError):
+                self._refuse(record, position)
+                continue
+            try:
+                mapped = self.mapper.map_audit(record, position)
+            except MappingError as exc:
+                self._refuse(exc, position)
+                continue
+            if mapped is None:
+                assert isinstance(record, dict)
+                self.report.other_types[str(record.get("auditType"))] += 1
+                continue
+            if self.accept(mapped):
+                yield mapped
+
+    def users(self, records: Iterable[object], collected_ms: int, start: int = 0) -> Iterator[MappedEvent]:
+        """Map and validate directory users into User Inventory Info events."""
+        for position, record in enumerate(records, start):
+            try:
+                if isinstance(record, MappingError):
+                    raise record
+                mapped = self.mapper.map_user(record, position, collected_ms)
+            except MappingError as exc:
+                self._refuse(exc, position)
+                continue
+            if self.accept(mapped):
+                yield mapped
+
+    def _refuse(self, error: MappingError, position: int) -> None:
+        self.report.add_error(RecordError(error.record_id or f"#{position}", "mapping", str(error)))
