@@ -1,0 +1,657 @@
+"""The Mimecast API 2.0 HTTP client: envelopes, pagination, retries and rate limits on one ``httpx.Client``.
+
+Every endpoint method is a generator that requests the next page only when the caller asks for more, so a pull
+of any size runs in the memory of one page. Errors are raised as the connector's exception hierarchy:
+
+* HTTP 429: wait the server's ``X-RateLimit-Reset`` (a millisecond duration, capped, with jitter), re-send;
+  after ``max_attempts`` sends, ``RateLimitExhaustedError``.
+* HTTP 5xx, timeouts, connection/read errors, and HTTP 200 with a ``fail[]`` entry marked ``retryable``:
+  exponential backoff with a cap; after ``max_attempts`` sends, ``ApiError(retryable=True)``.
+* HTTP 400/404 (any other 4xx), non-retryable ``fail[]``, ``meta.status`` != 200, non-JSON, redirects:
+  ``ApiError`` at once. Redirects are never followed, so credentials never go to another host.
+* HTTP 401: ``MimecastAuth`` has already fetched a new token and re-sent the call once, so a 401 that reaches
+  the client is final: ``AuthError`` (``PermissionDeniedError`` during ``preflight``).
+* HTTP 403: ``PermissionDeniedError`` naming the event type and the Mimecast product the API application
+  lacks.
+* Repeated page token or page cap: ``PaginationError``.
+
+The client is safe to share between threads (the collector reads group members from a small pool): httpx's
+connection pool is thread-safe, the auth fetches a token under a lock, and the statistics are locked.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from connector.auth import MimecastAuth
+from connector.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    PaginationError,
+    PermissionDeniedError,
+    RateLimitExhaustedError,
+)
+from connector.ratelimit import RetryPolicy
+from connector.secret import Secret
+from connector.timefmt import format_mimecast_time
+from connector.urls import default_token_url, validate_base_url
+
+__all__ = [
+    "AUDIT_EVENTS_PATH",
+    "DEFAULT_TIMEOUT",
+    "EVENT_TYPE_PRODUCTS",
+    "FIND_GROUPS_PATH",
+    "GROUP_MEMBERS_PATH",
+    "INTERNAL_DOMAINS_PATH",
+    "INTERNAL_USERS_PATH",
+    "ClientStats",
+    "MimecastClient",
+]
+
+_log = logging.getLogger("connector.client")
+
+AUDIT_EVENTS_PATH = "/api/audit/get-audit-events"
+INTERNAL_DOMAINS_PATH = "/api/domain/get-internal-domain"
+INTERNAL_USERS_PATH = "/api/user/get-internal-users"
+FIND_GROUPS_PATH = "/api/directory/find-groups"
+GROUP_MEMBERS_PATH = "/api/directory/get-group-members"
+
+EVENT_TYPE_PRODUCTS: dict[str, str] = {
+    "audit": "Audit Events",
+    "user_management": "User and Group Management",
+}
+"""The Mimecast API 2.0 product an application needs for each of our event types."""
+
+_ENDPOINT_EVENT_TYPE = {
+    AUDIT_EVENTS_PATH: "audit",
+    INTERNAL_DOMAINS_PATH: "user_management",
+    INTERNAL_USERS_PATH: "user_management",
+    FIND_GROUPS_PATH: "user_management",
+    GROUP_MEMBERS_PATH: "user_management",
+}
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_USER_AGENT = "mimecast-ocsf-connector/0.1.0"
+_MAX_SERVER_TEXT = 300
+_RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+Record = dict[str, Any]
+
+
+@dataclass
+class ClientStats:
+    """Counters for the run summary; increments go through :meth:`add`, which is thread-safe.
+
+    Attributes:
+        requests: API requests sent, including re-sends (token requests are counted in ``token_refreshes``).
+        pages: Pages received and handed to the caller.
+        retries: Re-sends after a 429, a 5xx, a transport error or a retryable ``fail[]``.
+        rate_limited: HTTP 429 answers received.
+        slept_seconds: Total time spent waiting (backoff, rate limits, pre-emptive slow-down).
+    """
+
+    requests: int = 0
+    pages: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    slept_seconds: float = 0.0
+    auth: MimecastAuth | None = field(default=None, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    @property
+    def token_refreshes(self) -> int:
+        """Access tokens fetched so far, read from the auth."""
+        return self.auth.token_refreshes if self.auth is not None else 0
+
+    def add(
+        self,
+        *,
+        requests: int = 0,
+        pages: int = 0,
+        retries: int = 0,
+        rate_limited: int = 0,
+        slept_seconds: float = 0.0,
+    ) -> None:
+        """Add to the counters atomically."""
+        with self._lock:
+            self.requests += requests
+            self.pages += pages
+            self.retries += retries
+            self.rate_limited += rate_limited
+            self.slept_seconds += slept_seconds
+
+    def as_dict(self) -> dict[str, int | float]:
+        """The counters as a plain dict for the run summary."""
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "pages": self.pages,
+                "retries": self.retries,
+                "rate_limited": self.rate_limited,
+                "slept_seconds": round(self.slept_seconds, 3),
+                "token_refreshes": self.token_refreshes,
+            }
+
+
+def _server_text(value: object) -> str:
+    text = str(value) if value is not None else ""
+    return text if len(text) <= _MAX_SERVER_TEXT else text[:_MAX_SERVER_TEXT] + "…"
+
+
+def _first_fail(fail: list[Any]) -> tuple[str | None, str | None, bool]:
+    """(code, message, retryable) of the first error in a ``fail[]`` array, in either of Mimecast's shapes."""
+    first = fail[0] if isinstance(fail[0], dict) else {}
+    errors = first.get("errors")
+    error = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else first
+    code = error.get("code")
+    message = error.get("message")
+    return (
+        _server_text(code) if code is not None else None,
+        _server_text(message) if message is not None else None,
+        error.get("retryable") is True,
+    )
+
+
+def _describe(code: str | None, message: str | None) -> str:
+    parts = [part for part in (code, message) if part]
+    return ": ".join(parts) if parts else "no error details"
+
+
+class MimecastClient:
+    """Calls the Mimecast API 2.0 endpoints the connector needs, page by page, with retries.
+
+    Use as a context manager (or call :meth:`close`) so the connection pool is released.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: MimecastAuth,
+        *,
+        page_size: int = 500,
+        max_pages: int = 10000,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> None:
+        """Create the client; no request is sent until an endpoint method is iterated.
+
+        Args:
+            base_url: ``api_base_url``, e.g. ``https://api.services.mimecast.com`` (validated here).
+            auth: The token provider; its ``token_refreshes`` feeds ``stats``.
+            page_size: Default ``pageSize`` sent with every paginated request.
+            max_pages: Most pages one endpoint call may read before ``PaginationError`` (a runaway guard).
+            retry: Retry and rate-limit policy; defaults to ``RetryPolicy()``.
+            sleep: Injected so tests never really wait.
+            rng: Jitter source; defaults to a fresh ``random.Random()``.
+            clock: Monotonic seconds, for the pre-emptive slow-down deadline.
+            now: Current UTC time, for the preflight audit window.
+            transport: A custom transport (tests, the embedded simulator); defaults to an ``HTTPTransport``
+                that retries connection setup twice.
+            timeout: Defaults to 30 s overall, 10 s to connect.
+
+        Raises:
+            ConfigError: ``base_url``, ``page_size`` or ``max_pages`` is invalid.
+        """
+        self.base_url = validate_base_url(base_url)
+        if page_size < 1:
+            raise ConfigError("page_size must be at least 1", parameter="page_size")
+        if max_pages < 1:
+            raise ConfigError("max_pages must be at least 1", parameter="max_pages")
+        self.auth = auth
+        self.page_size = page_size
+        self.max_pages = max_pages
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._clock = clock
+        self._now = now if now is not None else (lambda: datetime.now(UTC))
+        self._not_before = 0.0
+        self._slowdown_lock = threading.Lock()
+        self.stats = ClientStats(auth=auth)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=auth,
+            timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+            follow_redirects=False,
+            transport=transport if transport is not None else httpx.HTTPTransport(retries=2),
+            headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
+        )
+
+    @classmethod
+    def from_credentials(
+        cls,
+        base_url: str,
+        token_url: str | None,
+        client_key: str,
+        client_secret: Secret,
+        *,
+        token_skew: float = 60.0,
+        **kw: Any,
+    ) -> MimecastClient:
+        """Build the auth and the client from the connector's parameters.
+
+        Args:
+            base_url: ``api_base_url``.
+            token_url: ``token_url``; empty or ``None`` means ``{api_base_url}/oauth/token``.
+            client_key: The API 2.0 application's Client ID.
+            client_secret: Its Client Secret.
+            token_skew: Seconds before expiry at which the token is renewed.
+            **kw: Passed to :class:`MimecastClient` (``page_size``, ``retry``, ``sleep``, ``clock``, ...);
+                ``clock`` is shared with the auth.
+
+        Raises:
+            ConfigError: A URL or the client key is invalid.
+        """
+        base = validate_base_url(base_url)
+        token = validate_base_url(token_url, parameter="token_url") if token_url else default_token_url(base)
+        if not client_key or not client_key.strip():
+            raise ConfigError("client_key is required", parameter="client_key")
+        if not client_secret:
+            raise ConfigError("client_secret is required", parameter="client_secret")
+        clock = kw.get("clock", time.monotonic)
+        auth = MimecastAuth(token, client_key.strip(), client_secret, clock=clock, skew=token_skew)
+        return cls(base, auth, **kw)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> MimecastClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MimecastClient(base_url={self.base_url!r})"
+
+    # -- endpoints -----------------------------------------------------------------------------------------
+
+    def audit_event_pages(
+        self,
+        start: datetime,
+        end: datetime,
+        categories: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[list[Record]]:
+        """Audit events with ``start <= eventTime < end`` (as Mimecast applies it), one page at a time.
+
+        Args:
+            start: Window start, an aware datetime (sent as ``yyyy-MM-ddTHH:mm:ss+0000``).
+            end: Window end, an aware datetime.
+            categories: Only these audit categories; ``None`` or empty means all.
+            page_size: Overrides the client's page size for this pull.
+
+        Raises:
+            ValueError: A naive datetime, or ``start`` after ``end``.
+        """
+        if start > end:
+            raise ValueError("audit window start must not be after its end")
+        query: Record = {
+            "startDateTime": format_mimecast_time(start),
+            "endDateTime": format_mimecast_time(end),
+        }
+        if categories:
+            query["categories"] = list(categories)
+        return self._paginate(AUDIT_EVENTS_PATH, [query], page_size, None)
+
+    def audit_events(
+        self,
+        start: datetime,
+        end: datetime,
+        categories: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Record]:
+        """The records of :meth:`audit_event_pages`, one by one (still read page by page)."""
+        for page in self.audit_event_pages(start, end, categories, page_size):
+            yield from page
+
+    def internal_domains(self, page_size: int | None = None) -> Iterator[Record]:
+        """The tenant's internal domains (``data[]`` items with ``domain``)."""
+        for page in self._paginate(INTERNAL_DOMAINS_PATH, [], page_size, None):
+            yield from page
+
+    def internal_users(self, domain: str, page_size: int | None = None) -> Iterator[Record]:
+        """Internal users of one domain (``data[0].users[]``)."""
+        for page in self._paginate(INTERNAL_USERS_PATH, [{"domain": domain}], page_size, "users"):
+            yield from page
+
+    def groups(
+        self, source: str = "cloud", query: str = "", page_size: int | None = None
+    ) -> Iterator[Record]:
+        """Directory groups from ``source`` ("cloud" or "ldap"), ``data[0].folders[]``.
+
+        Raises:
+            ConfigError: ``source`` is neither "cloud" nor "ldap".
+        """
+        if source not in ("cloud", "ldap"):
+            raise ConfigError(f"group source must be 'cloud' or 'ldap', not {source!r}", parameter="source")
+        data = [{"query": query, "source": source}]
+        for page in self._paginate(FIND_GROUPS_PATH, data, page_size, "folders"):
+            yield from page
+
+    def group_members(self, group_id: str, page_size: int | None = None) -> Iterator[Record]:
+        """Members of one group (``data[0].groupMembers[]``); safe to call from several threads at once."""
+        for page in self._paginate(GROUP_MEMBERS_PATH, [{"id": group_id}], page_size, "groupMembers"):
+            yield from page
+
+    def preflight(self, event_types: Iterable[str]) -> None:
+        """Make one small request per event type, so a missing product is reported before the first run.
+
+        ``audit`` reads one audit event from the last hour; ``user_management`` reads one group.
+
+        Raises:
+            PermissionDeniedError: 401/403: the message names the event type and the missing product.
+            AuthError: The token endpoint refused the credentials.
+            ApiError: Any other failure.
+            ConfigError: An unknown event type.
+        """
+        for event_type in event_types:
+            if event_type == "audit":
+                end = self._now()
+                query = {
+                    "startDateTime": format_mimecast_time(end - timedelta(hours=1)),
+                    "endDateTime": format_mimecast_time(end),
+                }
+                body = self._envelope([query], 1, None)
+                self._post(AUDIT_EVENTS_PATH, body, denied_event_type="audit")
+            elif event_type == "user_management":
+                body = self._envelope([{"query": "", "source": "cloud"}], 1, None)
+                self._post(FIND_GROUPS_PATH, body, denied_event_type="user_management")
+            else:
+                known = ", ".join(sorted(EVENT_TYPE_PRODUCTS))
+                raise ConfigError(
+                    f"unknown event type {event_type!r} (known: {known})", parameter="event_types"
+                )
+            _log.info("preflight passed", extra={"event_type": event_type})
+
+    # -- pagination ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _envelope(data: list[Record], page_size: int, token: str | None) -> Record:
+        pagination: Record = {"pageSize": page_size}
+        if token is not None:
+            pagination["pageToken"] = token
+        return {"meta": {"pagination": pagination}, "data": data}
+
+    def _paginate(
+        self, endpoint: str, data: list[Record], page_size: int | None, nested: str | None
+    ) -> Iterator[list[Record]]:
+        size = self.page_size if page_size is None else page_size
+        if size < 1:
+            raise ConfigError("page_size must be at least 1", parameter="page_size")
+        return self._pages(endpoint, data, size, nested)
+
+    def _pages(
+        self, endpoint: str, data: list[Record], size: int, nested: str | None
+    ) -> Iterator[list[Record]]:
+        token: str | None = None
+        page_number = 0
+        while True:
+            payload = self._post(endpoint, self._envelope(data, size, token))
+            records = self._records(endpoint, payload, nested)
+            page_number += 1
+            self.stats.add(pages=1)
+            next_token = self._next_token(payload)
+            _log.debug(
+                "page fetched",
+                extra={
+                    "endpoint": endpoint,
+                    "page": page_number,
+                    "records": len(records),
+                    "has_next": next_token is not None,
+                },
+            )
+            if records:
+                yield records
+            if not records or next_token is None:
+                return
+            if next_token == token:
+                raise PaginationError(
+                    f"Mimecast returned the page token it was just given for {endpoint} "
+                    f"(page {page_number}); "
+                    f"the server is not advancing, so the pull stops here instead of looping.",
+                    endpoint=endpoint,
+                )
+            if page_number >= self.max_pages:
+                raise PaginationError(
+                    f"{endpoint} still had more pages after the cap of {self.max_pages} pages per call; "
+                    f"the pull stops here. Narrow the window or raise max_pages.",
+                    endpoint=endpoint,
+                )
+            token = next_token
+
+    @staticmethod
+    def _next_token(payload: Record) -> str | None:
+        meta = payload.get("meta")
+        pagination = meta.get("pagination") if isinstance(meta, dict) else None
+        value = pagination.get("next") if isinstance(pagination, dict) else None
+        if value is None or value == "":
+            return None
+        return str(value)
+
+    @staticmethod
+    def _records(endpoint: str, payload: Record, nested: str | None) -> list[Record]:
+        data = payload.get("data", [])
+        if data is None:
+            data = []
+        if not isinstance(data, list):
+            raise ApiError(f"{endpoint} answered with a 'data' that is not a list", endpoint=endpoint)
+        items: list[Any] = data
+        if nested is not None:
+            items = []
+            for entry in data:
+                inner = entry.get(nested, []) if isinstance(entry, dict) else None
+                if inner is None:
+                    inner = []
+                if not isinstance(inner, list):
+                    raise ApiError(
+                        f"{endpoint} answered with a '{nested}' that is not a list", endpoint=endpoint
+                    )
+                items.extend(inner)
+        for position, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise ApiError(
+                    f"{endpoint} answered with a record that is not an object (position {position})",
+                    endpoint=endpoint,
+                )
+        return items
+
+    # -- one request with retries --------------------------------------------------------------------------
+
+    def _pause(self, seconds: float) -> None:
+        if seconds > 0:
+            self._sleep(seconds)
+            self.stats.add(slept_seconds=seconds)
+
+    def _wait_for_slowdown(self, endpoint: str) -> None:
+        with self._slowdown_lock:
+            delay = self._not_before - self._clock()
+        if delay > 0:
+            _log.info("rate limit nearly spent, slowing down", extra={"endpoint": endpoint, "delay_s": delay})
+            self._pause(delay)
+
+    def _note_rate_headers(self, headers: httpx.Headers) -> None:
+        wait = self.retry.preemptive_wait(headers)
+        if wait > 0:
+            with self._slowdown_lock:
+                self._not_before = max(self._not_before, self._clock() + wait)
+
+    def _post(self, endpoint: str, body: Record, *, denied_event_type: str | None = None) -> Record:
+        """Send one POST, retrying per the policy, and return the JSON payload of a successful answer."""
+        policy = self.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            self._wait_for_slowdown(endpoint)
+            try:
+                response = self._http.post(endpoint, json=body)
+            except _RETRYABLE_TRANSPORT_ERRORS as exc:
+                self.stats.add(requests=1)
+                if attempt >= policy.max_attempts:
+                    raise ApiError(
+                        f"{endpoint} failed {attempt} times; last error: {type(exc).__name__} "
+                        f"(network problem or timeout reaching {self.base_url})",
+                        endpoint=endpoint,
+                        retryable=True,
+                    ) from exc
+                self._retry_after_backoff(endpoint, attempt, type(exc).__name__, None)
+                continue
+            except ApiError as exc:  # the token endpoint was rate limited or failed
+                if not exc.retryable or attempt >= policy.max_attempts:
+                    raise
+                self._retry_after_backoff(endpoint, attempt, "token endpoint", exc.status_code)
+                continue
+            self.stats.add(requests=1)
+
+            if response.status_code == 429:
+                self.stats.add(rate_limited=1)
+                if attempt >= policy.max_attempts:
+                    raise RateLimitExhaustedError(
+                        f"Mimecast kept answering HTTP 429 (rate limited) to {endpoint} after {attempt} "
+                        f"attempts; the limit is shared by all applications of the same Mimecast user. "
+                        f"Run less often or lower the concurrency.",
+                        endpoint=endpoint,
+                        status_code=429,
+                        retryable=True,
+                    )
+                wait = policy.rate_limit_wait(response.headers, self._rng, attempt)
+                _log.warning(
+                    "rate limited, waiting",
+                    extra={"endpoint": endpoint, "attempt": attempt, "delay_s": round(wait, 3)},
+                )
+                self.stats.add(retries=1)
+                self._pause(wait)
+                continue
+
+            self._note_rate_headers(response.headers)
+            try:
+                return self._interpret(endpoint, response, denied_event_type)
+            except ApiError as exc:
+                if not exc.retryable or attempt >= policy.max_attempts:
+                    raise
+                self._retry_after_backoff(endpoint, attempt, exc.code or "server error", exc.status_code)
+
+    def _retry_after_backoff(self, endpoint: str, attempt: int, reason: str, status: int | None) -> None:
+        delay = self.retry.backoff(attempt)
+        _log.warning(
+            "retrying request",
+            extra={
+                "endpoint": endpoint,
+                "attempt": attempt,
+                "reason": reason,
+                "status": status,
+                "delay_s": delay,
+            },
+        )
+        self.stats.add(retries=1)
+        self._pause(delay)
+
+    def _denied(self, event_type: str, endpoint: str, status: int, code: str | None) -> PermissionDeniedError:
+        product = EVENT_TYPE_PRODUCTS[event_type]
+        detail = f" ({code})" if code else ""
+        return PermissionDeniedError(
+            f"Mimecast refused the {event_type} event type: {endpoint} answered HTTP {status}{detail}. "
+            f"The API application lacks the '{product}' product (or a role that allows it). Add it in "
+            f"Administration Console → Services → API and Platform Integrations, on the API 2.0 application "
+            f"whose Client ID is the configured client_key.",
+            event_type=event_type,
+            product=product,
+        )
+
+    def _interpret(self, endpoint: str, response: httpx.Response, denied_event_type: str | None) -> Record:
+        """Turn one non-429 answer into its payload or the matching exception."""
+        status = response.status_code
+        code: str | None = None
+        message: str | None = None
+        payload: Any = None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and isinstance(payload.get("fail"), list) and payload["fail"]:
+            code, message, fail_retryable = _first_fail(payload["fail"])
+        else:
+            fail_retryable = False
+
+        if 300 <= status < 400:
+            location = response.headers.get("location", "")
+            host = urlsplit(location).hostname or "an unknown location"
+            raise ApiError(
+                f"{endpoint} answered HTTP {status}, a redirect to {host}. Redirects are not followed "
+                f"so that credentials never leave the configured host; check api_base_url.",
+                endpoint=endpoint,
+                status_code=status,
+            )
+        if status == 401:
+            event_type = denied_event_type or _ENDPOINT_EVENT_TYPE.get(endpoint)
+            if denied_event_type is not None:
+                raise self._denied(denied_event_type, endpoint, status, code)
+            product = EVENT_TYPE_PRODUCTS.get(event_type or "", "the needed")
+            raise AuthError(
+                f"Mimecast answered HTTP 401 to {endpoint} even with a freshly issued access token. "
+                f"Check that the API 2.0 application is enabled and has the '{product}' product, "
+                f"or run the connector's check to test each event type."
+            )
+        if status == 403:
+            event_type = denied_event_type or _ENDPOINT_EVENT_TYPE.get(endpoint, "audit")
+            raise self._denied(event_type, endpoint, status, code)
+        if status >= 500:
+            raise ApiError(
+                f"Mimecast answered HTTP {status} to {endpoint} ({_describe(code, message)})",
+                endpoint=endpoint,
+                status_code=status,
+                code=code,
+                retryable=True,
+            )
+        if status >= 400 or status < 200:
+            raise ApiError(
+                f"Mimecast answered HTTP {status} to {endpoint} ({_describe(code, message)})",
+                endpoint=endpoint,
+                status_code=status,
+                code=code,
+            )
+        if not isinstance(payload, dict):
+            raise ApiError(
+                f"{endpoint} answered HTTP {status} with a body that is not a JSON object",
+                endpoint=endpoint,
+                status_code=status,
+            )
+        if code is not None or message is not None or payload.get("fail"):
+            raise ApiError(
+                f"Mimecast reported an error for {endpoint}: {_describe(code, message)}",
+                endpoint=endpoint,
+                status_code=status,
+                code=code,
+                retryable=fail_retryable,
+            )
+        meta = payload.get("meta")
+        meta_status = meta.get("status") if isinstance(meta, dict) else None
+        if meta_status is not None and meta_status != 200:
+            retryable = isinstance(meta_status, int) and (meta_status == 429 or meta_status >= 500)
+            raise ApiError(
+                f"{endpoint} answered with meta.status {_server_text(meta_status)} instead of 200",
+                endpoint=endpoint,
+                status_code=meta_status if isinstance(meta_status, int) else status,
+                code=f"meta_status_{_server_text(meta_status)}",
+                retryable=retryable,
+            )
+        return payload
