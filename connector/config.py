@@ -46,6 +46,8 @@ _INT_RE = re.compile(r"[+-]?\d+")
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 _MAX_SHOWN = 60
+# Types for which a blank string can only mean "not set" (a form field left empty): treat it like None.
+_BLANK_IS_ABSENT = frozenset({"secret", "integer", "number", "boolean", "enum"})
 
 
 @dataclass(frozen=True)
@@ -137,13 +139,12 @@ class Config:
     lag_warning_minutes: int
 
     @classmethod
-    def from_parameters(
-        cls, params: Mapping[str, object], *, environ: Mapping[str, str] | None = None
-    ) -> Config:
+    def from_parameters(cls, params: Mapping[str, object], *, environ: Mapping[str, str] | None = None) -> Config:
         """Validate host parameters against the manifest and build a ``Config``.
 
         A parameter whose value is ``None`` counts as absent (hosts send ``null`` for unset fields), so its
-        default applies. ``client_secret`` falls back to the ``MIMECAST_CLIENT_SECRET`` environment variable
+        default applies; so does a blank string for secret, numeric, boolean and enum parameters (form
+        fields left empty). ``client_secret`` falls back to the ``MIMECAST_CLIENT_SECRET`` environment variable
         so that it need not be written into a parameter file.
 
         Args:
@@ -167,6 +168,8 @@ class Config:
         values: dict[str, object] = {}
         for name, spec in specs.items():
             raw = params.get(name)
+            if spec.type in _BLANK_IS_ABSENT and isinstance(raw, str) and not raw.strip():
+                raw = None
             if raw is None and spec.env is not None:
                 env_value = env.get(spec.env)
                 raw = env_value if env_value else None
@@ -181,9 +184,7 @@ class Config:
         values["api_base_url"] = api_base_url
         token_url = str(values["token_url"])
         values["token_url"] = (
-            validate_base_url(token_url, parameter="token_url")
-            if token_url
-            else default_token_url(api_base_url)
+            validate_base_url(token_url, parameter="token_url") if token_url else default_token_url(api_base_url)
         )
         return cls(**values)  # type: ignore[arg-type]
 
@@ -208,8 +209,7 @@ class Config:
             text = file.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(
-                f"Cannot read configuration file {file}: {exc.strerror or exc}. "
-                "Check the path and its permissions."
+                f"Cannot read configuration file {file}: {exc.strerror or exc}. Check the path and its permissions."
             ) from None
         except UnicodeDecodeError:
             raise ConfigError(f"Configuration file {file} is not UTF-8 text.") from None
@@ -228,8 +228,7 @@ class Config:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise ConfigError(
-                    f"Configuration file {file} is not valid JSON: {exc.msg} at line {exc.lineno} "
-                    f"column {exc.colno}."
+                    f"Configuration file {file} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
                 ) from None
 
         if not isinstance(data, Mapping) or not all(isinstance(key, str) for key in data):
@@ -303,9 +302,7 @@ def _range_text(spec: ParameterSpec) -> str:
 
 
 def _check_range(spec: ParameterSpec, number: float, expected: str) -> None:
-    if (spec.minimum is not None and number < spec.minimum) or (
-        spec.maximum is not None and number > spec.maximum
-    ):
+    if (spec.minimum is not None and number < spec.minimum) or (spec.maximum is not None and number > spec.maximum):
         raise _bad(spec, expected, number)
 
 

@@ -61,8 +61,17 @@ def test_token_url_follows_base_url_and_explicit_value_wins() -> None:
     assert build(api_base_url="http://127.0.0.1:8080").token_url == "http://127.0.0.1:8080/oauth/token"
 
 
-def test_none_counts_as_absent() -> None:
+def test_none_and_blank_count_as_absent() -> None:
     assert build(page_size=None).page_size == 500
+    # Hosts storing form fields as strings send "" for a field left empty.
+    assert build(page_size="").page_size == 500
+    assert build(log_level=" ").log_level == "INFO"
+    assert build(emit_other_audit_types="").emit_other_audit_types is False
+
+
+def test_blank_secret_falls_back_to_environment() -> None:
+    config = Config.from_parameters({"client_key": "k", "client_secret": ""}, environ={CLIENT_SECRET_ENV: "env"})
+    assert config.client_secret.reveal() == "env"
 
 
 @pytest.mark.parametrize(
@@ -113,6 +122,7 @@ def test_accepted_values(name: str, raw: object, expected: object) -> None:
         ("emit_other_audit_types", "maybe", "a boolean"),
         ("emit_other_audit_types", 1, "a boolean"),
         ("event_types", [], "at least 1 of audit, user_management"),
+        ("event_types", "", "at least 1 of audit, user_management"),
         ("event_types", ["audit", "siem"], "audit, user_management"),
         ("event_types", 3, "audit, user_management"),
         ("log_level", "TRACE", "one of DEBUG, INFO, WARNING, ERROR"),
@@ -126,9 +136,7 @@ def test_accepted_values(name: str, raw: object, expected: object) -> None:
         ("token_url", "http://auth.example.com/token", "https"),
     ],
 )
-def test_bad_values_name_the_parameter_and_the_expectation(
-    name: str, raw: object, expected_text: str
-) -> None:
+def test_bad_values_name_the_parameter_and_the_expectation(name: str, raw: object, expected_text: str) -> None:
     error = config_error(**{**BASE, name: raw})
     assert error.parameter == name
     assert name in str(error)

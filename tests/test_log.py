@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from connector import log as connector_log
 from connector.log import MASK, configure_logging, redact_text, register_secret
 from connector.secret import Secret
 
@@ -20,8 +19,8 @@ TOKEN = "eyJhbGciOiJIUzI1NiJ9.payload.signature"
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved_level, saved_handlers = root.level, list(root.handlers)
+    root, httpx_logger = logging.getLogger(), logging.getLogger("httpx")
+    saved_level, saved_handlers, saved_httpx_level = root.level, list(root.handlers), httpx_logger.level
     buffer = io.StringIO()
     configure_logging("DEBUG", stream=buffer, secrets=[SECRET])
     yield buffer
@@ -30,7 +29,7 @@ def stream() -> Iterator[io.StringIO]:
         if handler not in saved_handlers:
             root.removeHandler(handler)
     root.setLevel(saved_level)
-    connector_log._handler = None
+    httpx_logger.setLevel(saved_httpx_level)
 
 
 def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -38,9 +37,7 @@ def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
 
 
 def test_lines_are_json_with_standard_fields_and_extras(stream: io.StringIO) -> None:
-    logging.getLogger("connector.collector").info(
-        "page fetched", extra={"event_type": "audit", "records": 500}
-    )
+    logging.getLogger("connector.collector").info("page fetched", extra={"event_type": "audit", "records": 500})
     [line] = lines(stream)
     assert line["level"] == "INFO"
     assert line["name"] == "connector.collector"
