@@ -23,15 +23,11 @@ from connector.errors import CheckpointError
 
 def sample() -> Checkpoint:
     return Checkpoint(
-        audit=AuditState(
-            cursor_ms=1_700_000_000_000, seen={"id-b": 1_700_000_000_500, "id-a": 1_699_999_999_000}
-        ),
+        audit=AuditState(cursor_ms=1_700_000_000_000, seen={"id-b": 1_700_000_000_500, "id-a": 1_699_999_999_000}),
         inventory=InventoryState(
             collected_at_ms=1_700_000_100_000,
             memberships={
-                "g2": GroupMembership(
-                    name="Admins", members=("B@Example.com", "a@example.com", "b@example.com")
-                ),
+                "g2": GroupMembership(name="Admins", members=("B@Example.com", "a@example.com", "b@example.com")),
                 "g1": GroupMembership(name="Empty"),
             },
         ),
@@ -142,9 +138,7 @@ def test_failed_rename_keeps_the_previous_checkpoint_and_reports_the_path(tmp_pa
         (b'{"version": 1}', "missing keys"),
     ],
 )
-def test_corrupt_file_names_the_file_and_is_left_untouched(
-    tmp_path: Path, content: bytes, detail: str
-) -> None:
+def test_corrupt_file_names_the_file_and_is_left_untouched(tmp_path: Path, content: bytes, detail: str) -> None:
     path = tmp_path / "checkpoint.json"
     path.write_bytes(content)
     store = CheckpointStore(path)
@@ -218,9 +212,7 @@ def test_checkpoint_never_contains_the_secret(tmp_path: Path) -> None:
     # A run's state derives only from records; even ids that look like credentials are just ids.
     checkpoint = Checkpoint(
         audit=AuditState(cursor_ms=1, seen={"id-1": 1}),
-        inventory=InventoryState(
-            collected_at_ms=2, memberships={"g": GroupMembership("G", ("a@example.com",))}
-        ),
+        inventory=InventoryState(collected_at_ms=2, memberships={"g": GroupMembership("G", ("a@example.com",))}),
         updated_at_ms=3,
     )
     CheckpointStore(path).save(checkpoint)
