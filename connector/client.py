@@ -94,7 +94,8 @@ class ClientStats:
     """Counters for the run summary; increments go through :meth:`add`, which is thread-safe.
 
     Attributes:
-        requests: API requests sent, including re-sends (token requests are counted in ``token_refreshes``).
+        requests: API requests sent, including every re-send (the auth's re-send after a 401 too); token
+            requests are counted in ``token_refreshes`` instead.
         pages: Pages received and handed to the caller.
         retries: Re-sends after a 429, a 5xx, a transport error or a retryable ``fail[]``.
         rate_limited: HTTP 429 answers received.
@@ -520,7 +521,9 @@ class MimecastClient:
                     raise
                 self._retry_after_backoff(endpoint, attempt, "token endpoint", exc.status_code)
                 continue
-            self.stats.add(requests=1)
+            # The auth may have re-sent the call once after a 401; that 401 is in the history.
+            resent = sum(1 for earlier in response.history if earlier.request.url == response.request.url)
+            self.stats.add(requests=1 + resent)
 
             if response.status_code == 429:
                 self.stats.add(rate_limited=1)

@@ -246,3 +246,36 @@ def test_concurrent_requests_share_one_token_fetch(httpx_mock: HTTPXMock, http: 
     assert not errors
     assert len(httpx_mock.get_requests(url=TOKEN_URL)) == 1
     assert len(httpx_mock.get_requests(url=AUDIT_URL)) == 6
+
+
+def test_401_with_a_token_another_thread_already_replaced_does_not_fetch_again(clock: FakeClock) -> None:
+    """Drive two flows by hand: both send with t1, A refreshes to t2 after its 401, B's 401 reuses t2."""
+    auth = MimecastAuth(TOKEN_URL, CLIENT_KEY, Secret("x"), clock=clock)
+
+    def api_request() -> httpx.Request:
+        return httpx.Request("POST", AUDIT_URL, json=BODY)
+
+    def token_response(request: httpx.Request, token: str) -> httpx.Response:
+        assert request.url == TOKEN_URL
+        return httpx.Response(200, json=token_json(token), request=request)
+
+    flow_a = auth.sync_auth_flow(api_request())
+    sent_a = token_response(next(flow_a), "t1")
+    request_a = flow_a.send(sent_a)
+    assert request_a.headers["Authorization"] == "Bearer t1"
+
+    flow_b = auth.sync_auth_flow(api_request())
+    request_b = next(flow_b)  # cached: straight to the API call
+    assert request_b.headers["Authorization"] == "Bearer t1"
+
+    token_request = flow_a.send(httpx.Response(401, request=request_a))
+    resent_a = flow_a.send(token_response(token_request, "t2"))
+    assert resent_a.headers["Authorization"] == "Bearer t2"
+
+    resent_b = flow_b.send(httpx.Response(401, request=request_b))
+    assert resent_b.url == AUDIT_URL  # not a token request
+    assert resent_b.headers["Authorization"] == "Bearer t2"
+    assert auth.token_refreshes == 2
+    for flow in (flow_a, flow_b):
+        with pytest.raises(StopIteration):
+            flow.send(httpx.Response(200, json=OK))

@@ -501,6 +501,7 @@ def test_401_after_refresh_is_an_auth_error(httpx_mock: HTTPXMock, client: Mimec
     assert len(httpx_mock.get_requests(url=TOKEN_URL)) == 2
     assert len(httpx_mock.get_requests(url=AUDIT_URL)) == 2
     assert client.stats.token_refreshes == 2
+    assert client.stats.requests == 2
 
 
 def test_401_once_then_success_refreshes_transparently(httpx_mock: HTTPXMock, client: MimecastClient) -> None:
@@ -515,7 +516,7 @@ def test_401_once_then_success_refreshes_transparently(httpx_mock: HTTPXMock, cl
     )
     assert list(client.audit_events(START, END)) == []
     assert client.stats.as_dict()["token_refreshes"] == 2
-    assert client.stats.requests == 1  # one client-level request; the auth re-sent it once
+    assert client.stats.requests == 2  # the first send and the auth's re-send after the 401
 
 
 @pytest.mark.usefixtures("token")
