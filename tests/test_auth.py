@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlencode
 
 import httpx
 import pytest
-from helpers_http import AUDIT_URL, BASE, CLIENT_KEY, SECRET_VALUE, TOKEN_URL, FakeClock, token_json
+from helpers_http import AUDIT_URL, BASE, CLIENT_KEY, SECRET_VALUE, TOKEN_URL, FakeClock, fixture, token_json
 from pytest_httpx import HTTPXMock
 
 from connector.auth import MimecastAuth
@@ -40,9 +40,13 @@ def http(auth: MimecastAuth) -> Iterator[httpx.Client]:
 def test_token_is_fetched_once_and_reused(
     httpx_mock: HTTPXMock, http: httpx.Client, auth: MimecastAuth
 ) -> None:
-    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("t1"))
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=fixture("token_ok"))
     httpx_mock.add_response(
-        method="POST", url=AUDIT_URL, match_headers={"Authorization": "Bearer t1"}, json=OK, is_reusable=True
+        method="POST",
+        url=AUDIT_URL,
+        match_headers={"Authorization": "Bearer eyJ-example-access-token"},
+        json=OK,
+        is_reusable=True,
     )
     for _ in range(3):
         assert http.post("/api/audit/get-audit-events", json=BODY).status_code == 200
