@@ -1,0 +1,40 @@
+"""An embedded Mimecast API 2.0 simulator for tests, benchmarks and demos.
+
+It serves a seeded, deterministic tenant (:class:`TenantSpec`, :class:`Tenant`) over real HTTP on 127.0.0.1
+(:class:`Simulator`), injects faults on demand (:class:`FaultPlan`) and records what it served. It imports
+nothing from the rest of ``connector``, so the client under test cannot share a bug with it.
+"""
+
+from __future__ import annotations
+
+from connector.simulator.faults import MALFORMED_KINDS, FaultPlan
+from connector.simulator.layouts import LAYOUTS, Layout
+from connector.simulator.server import ORDERS, Counters, RequestRecord, Simulator, serve
+from connector.simulator.tenant import (
+    SIZE_PRESETS,
+    Group,
+    Member,
+    MembershipChanges,
+    Tenant,
+    TenantSpec,
+    User,
+)
+
+__all__ = [
+    "LAYOUTS",
+    "MALFORMED_KINDS",
+    "ORDERS",
+    "SIZE_PRESETS",
+    "Counters",
+    "FaultPlan",
+    "Group",
+    "Layout",
+    "Member",
+    "MembershipChanges",
+    "RequestRecord",
+    "Simulator",
+    "Tenant",
+    "TenantSpec",
+    "User",
+    "serve",
+]

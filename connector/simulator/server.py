@@ -1,0 +1,839 @@
+"""The embedded Mimecast API 2.0 server: stdlib ``ThreadingHTTPServer`` on 127.0.0.1.
+
+Endpoints (all ``POST`` with the ``{"meta": {"pagination": ...}, "data": [...]}`` envelope, see
+``shared/docs/mimecast-api.md``)::
+
+    /oauth/token                        form-encoded client credentials -> Bearer token
+    /api/audit/get-audit-events         window, categories; newest-first by default; index lag
+    /api/audit/get-categories           (also GET)
+    /api/domain/get-internal-domain
+    /api/user/get-internal-users        data[0].domain, paginated -> data[0].users
+    /api/directory/find-groups          data[0].query/source, paginated -> data[0].folders
+    /api/directory/get-group-members    data[0].id, paginated -> data[0].group, data[0].groupMembers
+
+Every response carries ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` (Reset in milliseconds until the quota
+window resets). Page tokens are opaque, signed and bound to the query they came from, and an audit token also
+pins the "as of" instant of its first page so a listing stays consistent while the clock moves. The server
+shares no code with the connector: it formats dates, builds envelopes and checks tokens itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import secrets
+import threading
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from connector.simulator.faults import MALFORMED_KINDS, FaultPlan
+from connector.simulator.layouts import mix64, parse_request_time
+from connector.simulator.tenant import SIZE_PRESETS, MembershipChanges, Tenant, TenantSpec
+
+__all__ = ["ORDERS", "Counters", "RequestRecord", "Simulator", "serve"]
+
+#: Orders the audit endpoint can return a window's records in.
+ORDERS = ("newest_first", "oldest_first", "shuffled")
+
+_AUDIT_PATHS = frozenset({"/api/audit/get-audit-events", "/api/audit/get-categories"})
+_DIRECTORY_PATHS = frozenset(
+    {
+        "/api/domain/get-internal-domain",
+        "/api/user/get-internal-users",
+        "/api/directory/find-groups",
+        "/api/directory/get-group-members",
+    }
+)
+_LAG_SALT = 0x5DEECE66D
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request the server answered."""
+
+    method: str
+    path: str
+    status: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """A snapshot of the server's counters."""
+
+    requests: int = 0
+    api_requests: int = 0
+    token_requests: int = 0
+    tokens_issued: int = 0
+    rate_limited: int = 0
+    unauthorized: int = 0
+    forbidden: int = 0
+    server_errors: int = 0
+    fail_responses: int = 0
+    audit_records_served: int = 0
+    malformed_served: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The visible, matching records of one audit query as of one instant, in ascending index order."""
+
+    bulk_rank: int  # rank (among matching events) of the first bulk record
+    bulk_count: int
+    tail: tuple[int, ...]  # near-"now" records that passed the per-record lag check
+    categories: frozenset[str] | None
+    multiplier: int  # for the shuffled order
+
+    @property
+    def total(self) -> int:
+        return self.bulk_count + len(self.tail)
+
+
+class _Reply:
+    """What a handler answers."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def _fail(code: str, message: str, *, key: object = None, retryable: bool = False, status: int = 200) -> _Reply:
+    entry: dict[str, object] = {"errors": [{"code": code, "message": message, "retryable": retryable}]}
+    if key is not None:
+        entry = {"key": key, **entry}
+    return _Reply(status, {"meta": {"status": status}, "data": [], "fail": [entry]})
+
+
+def _gateway(status: int, code: str, message: str) -> _Reply:
+    return _Reply(status, {"fail": [{"code": code, "message": message}]})
+
+
+def _ok(data: list[Any], page_size: int, total: int, next_token: str | None) -> _Reply:
+    pagination: dict[str, object] = {"pageSize": page_size, "totalCount": total}
+    if next_token:
+        pagination["next"] = next_token
+    return _Reply(200, {"meta": {"status": 200, "pagination": pagination}, "data": data, "fail": []})
+
+
+def _malformed(kind: str, serial: int) -> object:
+    base: dict[str, object] = {
+        "id": f"malformed-{serial}",
+        "auditType": "User Logged On",
+        "category": "authentication_logs",
+        "eventTime": "2026-01-01T00:00:00+0000",
+        "user": "nobody@example.invalid",
+        "eventInfo": "Malformed entry mixed in by the simulator",
+    }
+    if kind == "missing_id":
+        del base["id"]
+    elif kind == "bad_event_time":
+        base["eventTime"] = "yesterday at noon"
+    elif kind == "not_an_object":
+        return f"malformed entry {serial}"
+    elif kind == "missing_event_info":
+        del base["eventInfo"]
+    elif kind == "null_id":
+        base["id"] = None
+    elif kind == "missing_audit_type":
+        del base["auditType"]
+    return base
+
+
+class Simulator:
+    """An embedded Mimecast API 2.0 for tests, benchmarks and demos.
+
+    Use it as a context manager (``with Simulator(...) as sim: sim.base_url``) or call :meth:`start` and
+    :meth:`stop`. Mutate :attr:`faults` to inject faults; move :meth:`advance` to make late records appear.
+    """
+
+    def __init__(
+        self,
+        spec: TenantSpec | None = None,
+        *,
+        client_id: str = "simulator-client-id",
+        client_secret: str = "simulator-client-secret",
+        token_ttl: float = 1799,
+        clock: Callable[[], float] | None = None,
+        order: str = "newest_first",
+        default_page_size: int = 100,
+        max_page_size: int = 500,
+        history_days: float = 60.0,
+        end_inclusive: bool = True,
+        rate_limit: int = 10000,
+        rate_limit_window_seconds: float = 3600.0,
+        record_served_ids: bool = True,
+        faults: FaultPlan | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        """Configure the simulator (the tenant is built now, the server starts in :meth:`start`).
+
+        Args:
+            spec: the tenant; default ``TenantSpec()`` (the "small" preset, seed 1).
+            client_id: the accepted client id.
+            client_secret: the accepted client secret.
+            token_ttl: ``expires_in`` of issued tokens, in seconds of the simulator's clock.
+            clock: "now" in epoch seconds; default ``time.time``. :meth:`advance` adds an offset to it.
+            order: order of audit records within a window, one of :data:`ORDERS`.
+            default_page_size: page size when the request gives none.
+            max_page_size: larger requested page sizes are clamped to this.
+            history_days: audit records older than this (relative to now) are not served.
+            end_inclusive: whether ``endDateTime`` is inclusive (then a record exactly on a shared window
+                boundary is served by both windows, as clients must tolerate).
+            rate_limit: nominal ``X-RateLimit-Limit`` when no quota is enforced.
+            rate_limit_window_seconds: the nominal limit's window.
+            record_served_ids: keep every served audit id for :meth:`served_audit_ids` (8 bytes per record).
+            faults: initial fault plan; default all off.
+            host: interface to bind.
+            port: port to bind; 0 picks a free one.
+        """
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+        self._clock = clock or time.time
+        self._offset = 0.0
+        self.tenant = Tenant(spec or TenantSpec(), now=self.now())
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_ttl = token_ttl
+        self.order = order
+        self.default_page_size = default_page_size
+        self.max_page_size = max_page_size
+        self.history_days = history_days
+        self.end_inclusive = end_inclusive
+        self.rate_limit = rate_limit
+        self.rate_limit_window_seconds = rate_limit_window_seconds
+        self.record_served_ids = record_served_ids
+        self.faults = faults or FaultPlan()
+        self._host = host
+        self._port = port
+        self._lock = threading.Lock()
+        self._tokens: dict[str, float] = {}
+        self._counters: dict[str, int] = dict.fromkeys(Counters.__slots__, 0)
+        self._log: deque[RequestRecord] = deque(maxlen=200_000)
+        self._served = array("q")
+        self._malformed_ids: list[str | None] = []
+        self._malformed_serial = 0
+        self._window_start = -1.0
+        self._window_count = 0
+        self._plans: dict[tuple[object, ...], _Plan] = {}
+        self._page_key = secrets.token_bytes(16)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Start serving in a background thread; return the base URL (``http://127.0.0.1:<port>``)."""
+        if self._server is not None:
+            return self.base_url
+        handler = type("BoundHandler", (_Handler,), {"simulator": self})
+        server = ThreadingHTTPServer((self._host, self._port), handler)
+        server.daemon_threads = True
+        self._server = server
+        port = server.server_address[1]
+        self.base_url = f"http://{self._host}:{port}"
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="mimecast-simulator", daemon=True
+        )
+        self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Simulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- clock, tokens, directory -------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The simulator's "now" in epoch seconds (the clock plus any :meth:`advance`)."""
+        return self._clock() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulator's clock forward (late records appear, tokens and quota windows expire)."""
+        with self._lock:
+            self._offset += seconds
+
+    def expire_tokens(self) -> None:
+        """Expire every issued token now (the next API call answers 401 ``token_expired``)."""
+        with self._lock:
+            self._tokens.clear()
+
+    def mutate_memberships(self, seed: int, changes: int = 10) -> MembershipChanges:
+        """Add and remove some group members (deterministic from ``seed``); return what changed."""
+        with self._lock:
+            return self.tenant.mutate_memberships(seed, changes)
+
+    # --- observability ------------------------------------------------------------------------------------
+
+    @property
+    def counters(self) -> Counters:
+        """A snapshot of the counters."""
+        with self._lock:
+            return Counters(**self._counters)
+
+    def request_log(self) -> list[RequestRecord]:
+        """Every request answered (the latest 200,000), oldest first."""
+        with self._lock:
+            return list(self._log)
+
+    def served_audit_ids(self) -> list[str | None]:
+        """Every audit id returned, in the order served, duplicates included.
+
+        Malformed entries contribute their id (``None`` for those without one).
+        """
+        with self._lock:
+            served = array("q", self._served)
+            malformed = list(self._malformed_ids)
+        tenant = self.tenant
+        return [tenant.audit_id(i) if i >= 0 else malformed[-i - 1] for i in served]
+
+    def reset_observations(self) -> None:
+        """Forget the request log, served ids and counters (faults and tokens stay)."""
+        with self._lock:
+            self._log.clear()
+            self._served = array("q")
+            self._malformed_ids.clear()
+            self._counters = dict.fromkeys(Counters.__slots__, 0)
+
+    def _count(self, name: str, by: int = 1) -> None:
+        self._counters[name] += by
+
+    # --- request pipeline ---------------------------------------------------------------------------------
+
+    def _rate_headers(self, now: float, consume: bool) -> tuple[dict[str, str], bool]:
+        """Rate-limit headers, and whether the quota refuses this request. Caller holds the lock."""
+        quota = self.faults.quota_limit
+        limit = quota if quota is not None else self.rate_limit
+        window = self.faults.quota_window_seconds if quota is not None else self.rate_limit_window_seconds
+        window = max(window, 0.001)
+        start = math.floor(now / window) * window
+        if start != self._window_start:
+            self._window_start, self._window_count = start, 0
+        refused = False
+        if consume:
+            if quota is not None and self._window_count >= quota:
+                refused = True
+            else:
+                self._window_count += 1
+        reset_ms = max(1, math.ceil((start + window - now) * 1000))
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(0, limit - self._window_count)),
+            "X-RateLimit-Reset": str(reset_ms),
+        }
+        return headers, refused
+
+    def _take(self, name: str) -> bool:
+        left = getattr(self.faults, name)
+        if left > 0:
+            setattr(self.faults, name, left - 1)
+            return True
+        return False
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> _Reply:
+        """Answer one request (the HTTP layer calls this; tests may too)."""
+        faults = self.faults
+        if faults.latency_seconds > 0:
+            time.sleep(faults.latency_seconds)
+        now = self.now()
+        if path == "/oauth/token":
+            with self._lock:
+                self._count("requests")
+                self._count("token_requests")
+                rate, _ = self._rate_headers(now, consume=False)
+            reply = (
+                self._token(method, headers, body, now)
+                if method == "POST"
+                else _Reply(405, {"error": "invalid_request", "error_description": "use POST"})
+            )
+            reply.headers.update(rate)
+            return reply
+        slow = False
+        with self._lock:
+            self._count("requests")
+            self._count("api_requests")
+            refusal, rate = self._gate(path, headers, now)
+            if refusal is None:
+                slow = self._take("slow_next")
+        if slow:
+            time.sleep(faults.slow_seconds)
+        api_reply = refusal if refusal is not None else self._route(method, path, headers, body, now)
+        api_reply.headers.update(rate)
+        if api_reply.status == 200 and isinstance(api_reply.body, dict) and api_reply.body.get("fail"):
+            with self._lock:
+                self._count("fail_responses")
+        return api_reply
+
+    def _gate(self, path: str, headers: dict[str, str], now: float) -> tuple[_Reply | None, dict[str, str]]:
+        """Gateway checks and injected gateway faults, in the gateway's order. Caller holds the lock."""
+        faults = self.faults
+        rate, _ = self._rate_headers(now, consume=False)
+        known = path in _AUDIT_PATHS or path in _DIRECTORY_PATHS
+        if not known:
+            return _Reply(404, {"fail": [{"code": "not_found", "message": f"No such endpoint: {path}"}]}), rate
+        auth = headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            self._count("unauthorized")
+            return _gateway(401, "unauthorized", "Bearer token required"), rate
+        expiry = self._tokens.get(token.strip())
+        if expiry is not None and now >= expiry:
+            del self._tokens[token.strip()]
+            expiry = None
+        if expiry is not None and faults.expire_tokens_after_calls is not None:
+            if faults.expire_tokens_after_calls <= 0:
+                faults.expire_tokens_after_calls = None
+                self._tokens.clear()
+                expiry = None
+            else:
+                faults.expire_tokens_after_calls -= 1
+        if expiry is None:
+            self._count("unauthorized")
+            return _gateway(401, "token_expired", "The access token is invalid or has expired"), rate
+        if (faults.forbid_audit and path in _AUDIT_PATHS) or (faults.forbid_directory and path in _DIRECTORY_PATHS):
+            self._count("forbidden")
+            return _gateway(403, "app_forbidden", "Forbidden to perform the requested operation"), rate
+        rate, refused = self._rate_headers(now, consume=True)
+        if refused or self._take("rate_limit_next"):
+            self._count("rate_limited")
+            reply = _Reply(
+                429,
+                {
+                    "meta": {"status": 429},
+                    "data": [],
+                    "fail": [
+                        {
+                            "errors": [
+                                {
+                                    "code": "err_rate_limit_exceeded",
+                                    "message": "Rate limit exceeded",
+                                    "retryable": True,
+                                }
+                            ]
+                        }
+                    ],
+                },
+            )
+            rate = dict(rate)
+            if not refused:
+                rate["X-RateLimit-Reset"] = str(faults.rate_limit_reset_ms)
+            rate["X-RateLimit-Remaining"] = "0"
+            return reply, rate
+        if self._take("server_error_next"):
+            self._count("server_errors")
+            status = faults.server_error_status
+            return _fail(
+                "err_server_unavailable",
+                "The service is temporarily unavailable",
+                retryable=True,
+                status=status,
+            ), rate
+        if self._take("fail_next"):
+            return _fail(faults.fail_code, "Injected failure", retryable=faults.fail_retryable), rate
+        return None, rate
+
+    def _token(self, method: str, headers: dict[str, str], body: bytes, now: float) -> _Reply:
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            return _Reply(
+                400,
+                {
+                    "error": "invalid_request",
+                    "error_description": "Body must be application/x-www-form-urlencoded",
+                },
+            )
+        try:
+            form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            return _Reply(400, {"error": "invalid_request", "error_description": "Body is not UTF-8"})
+        grant = form.get("grant_type", [""])[0]
+        client_id = form.get("client_id", [None])[0]
+        client_secret = form.get("client_secret", [None])[0]
+        if grant != "client_credentials":
+            return _Reply(
+                400,
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant_type must be client_credentials",
+                },
+            )
+        if client_id is None or client_secret is None:
+            return _Reply(
+                400, {"error": "invalid_request", "error_description": "client_id and client_secret required"}
+            )
+        id_ok = hmac.compare_digest(client_id.encode(), self.client_id.encode())
+        secret_ok = hmac.compare_digest(client_secret.encode(), self.client_secret.encode())
+        if not (id_ok and secret_ok):
+            return _Reply(401, {"error": "invalid_client", "error_description": "Client authentication failed"})
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = now + self.token_ttl
+            self._count("tokens_issued")
+        ttl = int(self.token_ttl) if float(self.token_ttl).is_integer() else self.token_ttl
+        return _Reply(200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl})
+
+    def _route(self, method: str, path: str, headers: dict[str, str], body: bytes, now: float) -> _Reply:
+        if path == "/api/audit/get-categories":
+            return _ok([{"category": c} for c in self.tenant.categories()], 100, len(self.tenant.categories()), None)
+        if method != "POST":
+            return _fail("err_method_not_allowed", f"{path} answers POST only", status=405)
+        try:
+            request = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            return _fail("err_request_malformed", "The request body is not JSON", status=400)
+        if not isinstance(request, dict):
+            return _fail("err_request_malformed", "The request body is not a JSON object", status=400)
+        meta = request.get("meta")
+        pagination = meta.get("pagination") if isinstance(meta, dict) else None
+        if not isinstance(pagination, dict):
+            pagination = {}
+        size = pagination.get("pageSize", self.default_page_size)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            return _fail("err_validation_page_size", "pageSize must be a positive integer", key={"pageSize": size})
+        size = min(size, self.max_page_size)
+        token = pagination.get("pageToken")
+        data = request.get("data")
+        item = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+        if path == "/api/audit/get-audit-events":
+            return self._audit(item, size, token, now)
+        if path == "/api/domain/get-internal-domain":
+            domains = [{"domain": d, "inboundType": "known"} for d in self.tenant.domains]
+            return self._listing(path, "", domains, size, token, lambda page: page)
+        if path == "/api/user/get-internal-users":
+            domain = item.get("domain")
+            if not isinstance(domain, str) or not domain:
+                return _fail("err_validation_null", "domain is required", key=item)
+            users = [u.to_api() for u in self.tenant.users_in(domain)]
+            return self._listing(path, domain.lower(), users, size, token, lambda page: [{"users": page}])
+        if path == "/api/directory/find-groups":
+            query = item.get("query", "")
+            source = item.get("source", "")
+            if not isinstance(query, str) or not isinstance(source, str):
+                return _fail("err_validation_type", "query and source must be strings", key=item)
+            if source and source not in ("cloud", "ldap"):
+                return _fail("err_validation_source", "source must be cloud or ldap", key=item)
+            with self._lock:
+                groups = [g.to_api() for g in self.tenant.find_groups(query, source)]
+            return self._listing(path, f"{query}\x00{source}", groups, size, token, lambda page: [{"folders": page}])
+        # /api/directory/get-group-members
+        group_id = item.get("id")
+        if not isinstance(group_id, str) or not group_id:
+            return _fail("err_validation_null", "id is required", key=item)
+        with self._lock:
+            group = self.tenant.group(group_id)
+            members = [m.to_api() for m in group.members] if group is not None else []
+        if group is None:
+            return _fail("err_folder_not_found", f"No group with id {group_id}", key=item)
+        summary = {"id": group.id, "description": group.description, "source": group.source}
+        return self._listing(
+            path, group_id, members, size, token, lambda page: [{"group": summary, "groupMembers": page}]
+        )
+
+    # --- pagination tokens --------------------------------------------------------------------------------
+
+    def _digest(self, *parts: object) -> str:
+        return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:16]
+
+    def _encode_token(self, query: str, offset: int, asof: int) -> str:
+        payload = base64.urlsafe_b64encode(orjson.dumps([query, offset, asof])).decode().rstrip("=")
+        mac = hmac.new(self._page_key, payload.encode(), hashlib.sha256).hexdigest()[:16]
+        return f"eNp{payload}.{mac}"
+
+    def _decode_token(self, token: object, query: str) -> tuple[int, int] | _Reply:
+        bad = _fail(
+            "err_pagination_token_invalid",
+            "pageToken is not valid for this request",
+            key={"pageToken": token},
+        )
+        if not isinstance(token, str) or not token.startswith("eNp") or "." not in token:
+            return bad
+        payload, _, mac = token[3:].partition(".")
+        expected = hmac.new(self._page_key, payload.encode(), hashlib.sha256).hexdigest()[:16]
+        if not hmac.compare_digest(mac, expected):
+            return bad
+        try:
+            bound, offset, asof = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (ValueError, TypeError):
+            return bad
+        if bound != query:
+            return _fail(
+                "err_pagination_token_invalid",
+                "pageToken belongs to a different query",
+                key={"pageToken": token},
+            )
+        return int(offset), int(asof)
+
+    def _next_token(self, query: str, offset: int, size: int, total: int, asof: int, used: object) -> str | None:
+        with self._lock:
+            repeat = self._take("repeat_page_token_next")
+            tail = self.faults.next_on_last_page
+        if repeat:
+            return used if isinstance(used, str) and used else self._encode_token(query, offset, asof)
+        if offset + size < total:
+            return self._encode_token(query, offset + size, asof)
+        if tail and total > 0 and offset < total:
+            return self._encode_token(query, total, asof)
+        return None
+
+    def _listing(
+        self,
+        path: str,
+        key: str,
+        items: list[Any],
+        size: int,
+        token: object,
+        wrap: Callable[[list[Any]], list[Any]],
+    ) -> _Reply:
+        query = self._digest(path, key)
+        offset = 0
+        if token is not None and token != "":
+            decoded = self._decode_token(token, query)
+            if isinstance(decoded, _Reply):
+                return decoded
+            offset = decoded[0]
+        page = items[offset : offset + size]
+        return _ok(wrap(page), size, len(items), self._next_token(query, offset, size, len(items), 0, token))
+
+    # --- audit events -------------------------------------------------------------------------------------
+
+    def _lag(self, index: int, fraction: float, max_lag: float) -> float:
+        h = mix64(_LAG_SALT ^ index)
+        if (h >> 11) / 9007199254740992.0 >= fraction:
+            return 0.0
+        return (mix64(h) >> 11) / 9007199254740992.0 * max_lag
+
+    def _plan(self, start: int, end: int, categories: frozenset[str] | None, asof: int) -> _Plan:
+        faults = self.faults
+        max_lag = faults.lag_max_seconds if faults.lag_fraction > 0 else 0.0
+        fraction = faults.lag_fraction
+        key = (start, end, categories, asof, max_lag, fraction, self.history_days, self.end_inclusive)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        tenant = self.tenant
+        low = max(start, math.ceil(asof - self.history_days * 86400))
+        high = min(end if self.end_inclusive else end - 1, asof)
+        if high < low:
+            first = last = 0
+        else:
+            first = tenant.first_index_at_or_after(low)
+            last = tenant.first_index_at_or_after(high + 1)
+        settled = tenant.first_index_at_or_after(math.floor(asof - max_lag) + 1) if max_lag > 0 else last
+        bulk_end = max(first, min(last, settled))
+        bulk_rank = tenant.count_matching_before(first, categories)
+        bulk_count = tenant.count_matching_before(bulk_end, categories) - bulk_rank
+        tail = tuple(
+            i
+            for i in range(max(first, settled), last)
+            if tenant.matches(i, categories) and tenant.event_time(i) + self._lag(i, fraction, max_lag) <= asof
+        )
+        total = bulk_count + len(tail)
+        multiplier = 1
+        if total > 1:
+            multiplier = max(1, int(total * 0.6180339887)) | 1
+            while math.gcd(multiplier, total) != 1:
+                multiplier += 2
+        plan = _Plan(bulk_rank, bulk_count, tail, categories, multiplier)
+        if len(self._plans) > 256:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    def _position(self, plan: _Plan, k: int) -> int:
+        total = plan.total
+        if self.order == "newest_first":
+            p = total - 1 - k
+        elif self.order == "oldest_first":
+            p = k
+        else:
+            p = (plan.multiplier * k + 7) % total
+        if p < plan.bulk_count:
+            return self.tenant.nth_matching(plan.bulk_rank + p, plan.categories)
+        return plan.tail[p - plan.bulk_count]
+
+    def _audit(self, item: dict[str, Any], size: int, token: object, now: float) -> _Reply:
+        raw_start, raw_end = item.get("startDateTime"), item.get("endDateTime")
+        if raw_start is None or raw_end is None:
+            missing = "startDateTime" if raw_start is None else "endDateTime"
+            return _fail("err_validation_null", f"{missing} must not be null", key=item)
+        start, end = parse_request_time(raw_start), parse_request_time(raw_end)
+        if start is None or end is None:
+            return _fail("err_validation_date_format", "Invalid date format", key=item)
+        if start > end:
+            return _fail("err_validation_date_range", "startDateTime is after endDateTime", key=item)
+        raw_categories = item.get("categories")
+        categories: frozenset[str] | None = None
+        if raw_categories is not None and raw_categories != []:
+            if not isinstance(raw_categories, list) or not all(isinstance(c, str) for c in raw_categories):
+                return _fail("err_validation_type", "categories must be a list of strings", key=item)
+            categories = frozenset(raw_categories)
+        query = self._digest("/api/audit/get-audit-events", start, end, sorted(categories or ()))
+        offset, asof = 0, int(now)
+        if token is not None and token != "":
+            decoded = self._decode_token(token, query)
+            if isinstance(decoded, _Reply):
+                return decoded
+            offset, asof = decoded
+        with self._lock:
+            plan = self._plan(start, end, categories, asof)
+            malformed_count = 0
+            if self.faults.malformed_per_page > 0 and self.faults.malformed_pages != 0:
+                malformed_count = self.faults.malformed_per_page
+                if self.faults.malformed_pages is not None:
+                    self.faults.malformed_pages -= 1
+        total = plan.total
+        stop = min(total, offset + size)
+        indices = [self._position(plan, k) for k in range(offset, stop)] if offset < total else []
+        records: list[object] = [self.tenant.audit_record(i) for i in indices]
+        served = array("q", indices)
+        if malformed_count:
+            with self._lock:
+                for n in range(malformed_count):
+                    serial = self._malformed_serial
+                    self._malformed_serial += 1
+                    entry = _malformed(MALFORMED_KINDS[serial % len(MALFORMED_KINDS)], serial)
+                    position = (n * 7 + serial) % (len(records) + 1)
+                    records.insert(position, entry)
+                    self._malformed_ids.append(entry.get("id") if isinstance(entry, dict) else None)
+                    served.append(-len(self._malformed_ids))
+                self._count("malformed_served", malformed_count)
+        with self._lock:
+            if self.record_served_ids:
+                self._served.extend(served)
+            self._count("audit_records_served", len(indices))
+        next_token = self._next_token(query, offset, size, total, asof, token)
+        return _ok(records, size, total, next_token)
+
+    def _record(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self._log.append(RequestRecord(method, path, status, time.time()))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive handler that defers to :meth:`Simulator.handle`."""
+
+    simulator: ClassVar[Simulator]
+    protocol_version = "HTTP/1.1"
+    server_version = "MimecastSimulator/1.0"
+    timeout = 60
+    # Buffer the reply and send headers and body in one segment: two small writes meet Nagle's algorithm and
+    # delayed ACKs and cost ~40 ms per request.
+    wbufsize = -1
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: the simulator keeps its own request log."""
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        path = urlsplit(self.path).path
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        simulator = self.simulator
+        try:
+            reply = simulator.handle(method, path, headers, body)
+        except Exception as exc:  # a simulator bug must show up as a 500, not a dropped connection
+            reply = _Reply(500, {"fail": [{"code": "simulator_error", "message": repr(exc)}]})
+        simulator._record(method, path, reply.status)
+        payload = orjson.dumps(reply.body)
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if method != "HEAD":
+                self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def do_POST(self) -> None:
+        """Every API call."""
+        self._serve("POST")
+
+    def do_GET(self) -> None:
+        """``GET /api/audit/get-categories``; other paths answer an error."""
+        self._serve("GET")
+
+
+def serve(
+    port: int = 8080,
+    seed: int = 1,
+    size_preset: str = "small",
+    *,
+    host: str = "127.0.0.1",
+    client_id: str = "simulator-client-id",
+    client_secret: str = "simulator-client-secret",
+    ready: Callable[[Simulator], None] | None = None,
+    stop_event: threading.Event | None = None,
+) -> int:
+    """Run a simulator in the foreground until interrupted (the ``simulate`` CLI command).
+
+    Args:
+        port: port to listen on (0 picks a free one).
+        seed: tenant seed.
+        size_preset: one of :data:`~connector.simulator.tenant.SIZE_PRESETS`.
+        host: interface to bind.
+        client_id: accepted client id.
+        client_secret: accepted client secret.
+        ready: called with the running simulator (default: print the base URL and credentials).
+        stop_event: set it to stop serving (default: run until Ctrl-C).
+
+    Returns:
+        0, the process exit code.
+
+    Raises:
+        ValueError: unknown ``size_preset``.
+    """
+    if size_preset not in SIZE_PRESETS:
+        raise ValueError(f"size_preset must be one of {sorted(SIZE_PRESETS)}, not {size_preset!r}")
+    spec = replace(SIZE_PRESETS[size_preset], seed=seed)
+    simulator = Simulator(spec, client_id=client_id, client_secret=client_secret, host=host, port=port)
+    simulator.start()
+    try:
+        if ready is not None:
+            ready(simulator)
+        else:
+            print(f"Mimecast simulator listening on {simulator.base_url}", flush=True)
+            print(f"  client_id={client_id} client_secret={client_secret}", flush=True)
+            print(
+                f"  tenant: preset={size_preset} seed={seed} audit events={simulator.tenant.event_count}",
+                flush=True,
+            )
+        event = stop_event or threading.Event()
+        try:
+            while not event.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        simulator.stop()
+    return 0
