@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import jsonschema
@@ -130,8 +131,8 @@ def _fail(filename: str, message: str) -> ConfigError:
     return ConfigError(f"mappings/{filename}: {message}", parameter=f"mappings/{filename}")
 
 
-def _read(filename: str, validator: jsonschema.Draft202012Validator) -> dict[str, Any]:
-    text = mappings_dir().joinpath(filename).read_text(encoding="utf-8")
+def _read(folder: Traversable, filename: str, validator: jsonschema.Draft202012Validator) -> dict[str, Any]:
+    text = folder.joinpath(filename).read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -213,17 +214,21 @@ def _table(filename: str, data: Mapping[str, Any], common: tuple[FieldRow, ...],
 
 
 @cache
-def load_rules() -> MappingRules:
-    """Load, validate and compile every mapping table (once per process).
+def load_rules(folder: Traversable | None = None) -> MappingRules:
+    """Load, validate and compile every mapping table (once per process and folder).
+
+    Args:
+        folder: where the tables are; default the shipped ``mappings/``.
 
     Raises:
         ConfigError: a mapping file is malformed; the message names the file and the row.
     """
-    schema = json.loads(mappings_dir().joinpath("schema.json").read_text(encoding="utf-8"))
+    folder = folder or mappings_dir()
+    schema = json.loads(folder.joinpath("schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema)
     enums = load_enums()
-    types_doc = _read("audit_types.yaml", validator)
-    common_doc = _read("common.yaml", validator)
+    types_doc = _read(folder, "audit_types.yaml", validator)
+    common_doc = _read(folder, "common.yaml", validator)
     audit_types: dict[str, Classification] = {}
     for index, row in enumerate(types_doc["audit_types"]):
         name = row["audit_type"]
@@ -240,13 +245,13 @@ def load_rules() -> MappingRules:
     raw_documents: dict[str, Any] = {"audit_types.yaml": types_doc, "common.yaml": common_doc}
     tables: dict[int, FieldTable] = {}
     for class_uid, filename in AUDIT_CLASS_FILES.items():
-        doc = _read(filename, validator)
+        doc = _read(folder, filename, validator)
         if doc["class_uid"] != class_uid:
             raise _fail(filename, f"class_uid must be {class_uid}")
         raw_documents[filename] = doc
         tables[class_uid] = _table(filename, doc, common_rows, audit["feature"])
-    inventory_doc = _read("user_inventory.yaml", validator)
-    membership_doc = _read("membership.yaml", validator)
+    inventory_doc = _read(folder, "user_inventory.yaml", validator)
+    membership_doc = _read(folder, "membership.yaml", validator)
     raw_documents["user_inventory.yaml"] = inventory_doc
     raw_documents["membership.yaml"] = membership_doc
     return MappingRules(

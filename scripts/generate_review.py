@@ -1,0 +1,167 @@
+"""Generate mappings/REVIEW.md from the mapping tables and the golden scenarios (``make golden``/``make review``).
+
+An analyst reviews a mapping change from this one file: per class, the audit types it takes with their activity,
+status and severity, the field table (OCSF attribute ← source), and one raw → OCSF example. ``--check`` exits 1
+when the committed file is stale (the test suite runs the same comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from connector.mapping.rules import Classification, FieldTable, MappingRules, load_rules
+from connector.mapping.values import SOURCES, UNKNOWN_IDENTITY
+from connector.validate import load_enums
+
+ROOT = Path(__file__).resolve().parent.parent
+REVIEW = ROOT / "mappings" / "REVIEW.md"
+GOLDEN = ROOT / "tests" / "golden"
+# Class → (heading, golden scenario used as the example)
+SECTIONS: list[tuple[int, str, str]] = [
+    (3002, "Authentication (3002)", "authentication/logon_failed_invalid_credentials"),
+    (3001, "Account Change (3001)", "account_change/account_disabled"),
+    (3006, "Group Management (3006)", "group_management/folder_member_added"),
+    (0, "Base Event (0): audit types outside the four tables", "base_event/search_action_json_in_text"),
+]
+
+
+def _status(row: Classification) -> str:
+    if row.status_id == "from_outcome":
+        return "from outcome (Successful 1 / Failed 2 / Intermediate 99 Challenge)"
+    caption = row.status or load_enums().caption(row.class_uid, "status_id", int(row.status_id))
+    return f"{row.status_id} {caption}"
+
+
+def _activity(row: Classification, name: str) -> str:
+    enums = load_enums()
+    if row.activity_by_verb:
+        verbs = ", ".join(
+            f"{verb} → {a} {enums.caption(row.class_uid, 'activity_id', a)}" for verb, a in row.activity_by_verb.items()
+        )
+        return f"by verb: {verbs}; else {row.activity_id} {name}"
+    caption = name if row.activity_id == 99 else enums.caption(row.class_uid, "activity_id", row.activity_id)
+    return f"{row.activity_id} {caption}"
+
+
+def _types_table(rules: MappingRules, class_uid: int) -> list[str]:
+    enums = load_enums()
+    lines = ["| auditType | activity | status | severity | note |", "|---|---|---|---|---|"]
+    rows = [(name, row) for name, row in rules.audit_types.items() if row.class_uid == class_uid]
+    rows += [
+        (f"*any other type in category `{c}`*", r) for c, r in rules.categories.items() if r.class_uid == class_uid
+    ]
+    if class_uid == rules.default.class_uid:
+        rows.append(("*any other type*", rules.default))
+    for name, row in rows:
+        word = "*the auditType*" if name.startswith("*") else name
+        severity = f"{row.severity_id} {enums.caption(row.class_uid, 'severity_id', row.severity_id)}"
+        lines.append(f"| {name} | {_activity(row, word)} | {_status(row)} | {severity} | {row.note} |")
+    return lines
+
+
+def _field_table(table: FieldTable) -> list[str]:
+    lines = ["| OCSF attribute | ← source | how the source is computed | note |", "|---|---|---|---|"]
+    for row in table.rows:
+        lines.append(f"| `{row.ocsf}` | `{row.source}` | {SOURCES[row.source]} | {row.note} |")
+    lines.append("")
+    lines.append(
+        f"Raw fields consumed: {', '.join(f'`{f}`' for f in sorted(table.consumes)) or 'none'}; "
+        f"dropped by name: {', '.join(f'`{f}`' for f in sorted(table.drop)) or 'none'}; every other raw field "
+        "goes to `unmapped`, and parsed eventInfo fields no row uses go to `unmapped.event_info`."
+    )
+    return lines
+
+
+def _example(scenario: str) -> list[str]:
+    data = json.loads((GOLDEN / f"{scenario}.json").read_text(encoding="utf-8"))
+    return [
+        f"Example (`tests/golden/{scenario}.json`), raw:",
+        "",
+        "```json",
+        json.dumps(data["input"], indent=2, sort_keys=True, ensure_ascii=False),
+        "```",
+        "",
+        "OCSF:",
+        "",
+        "```json",
+        json.dumps(data["expected"], indent=2, sort_keys=True, ensure_ascii=False),
+        "```",
+    ]
+
+
+def _golden_index() -> list[str]:
+    lines = ["| scenario | result |", "|---|---|"]
+    for path in sorted(GOLDEN.rglob("*.json")):
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        expected = data["expected"]
+        if data.get("error"):
+            result = f"refused: {data['error']}"
+        elif isinstance(expected, list):
+            result = "; ".join(f"{e['class_name']}: {e['activity_name']} {e['user']['name']}" for e in expected)
+        elif expected is None:
+            result = "not emitted"
+        else:
+            result = f"{expected['type_name']}, status {expected['status']}"
+        lines.append(f"| `{path.relative_to(GOLDEN).with_suffix('')}` | {result} |")
+    return lines
+
+
+def render() -> str:
+    """The full text of REVIEW.md."""
+    rules = load_rules()
+    out = [
+        "# Mapping review: Mimecast → OCSF 1.8.0",
+        "",
+        "Generated by `make golden` from `mappings/*.yaml` and `tests/golden/`; do not edit by hand (a test fails",
+        "when this file is stale). Captions (`activity_name`, `status`, `class_name`...) and `type_uid` are derived",
+        "from the ids and the OCSF export, never typed in the tables. With activity 99 the caption is the auditType.",
+        "",
+        f"Every event carries `metadata.product` = {json.dumps(dict(rules.product))} plus the feature "
+        f'(`{rules.audit_feature}` for audit events), and `metadata.version` = "1.8.0"; no profiles.',
+        f"When a record names no user (or a group event names no group), the name `{UNKNOWN_IDENTITY}` is used: OCSF",
+        "requires the object, and the raw value stays visible.",
+        "",
+    ]
+    for class_uid, heading, example in SECTIONS:
+        out += [f"## {heading}", "", "### Audit types", ""]
+        out += _types_table(rules, class_uid)
+        out += ["", "### Field table (rows run in order)", ""]
+        out += _field_table(rules.audit_tables[class_uid])
+        if class_uid == 3002:
+            methods = ", ".join(f"{m} → {i}" for m, i in rules.audit_tables[3002].auth_methods.items())
+            out += ["", f"`Method` → `auth_protocol_id`: {methods}; any other method → 99 with the text."]
+        out += [""] + _example(example) + [""]
+    out += ["## Group Management (3006) from inventory diffs", ""]
+    out += [
+        "A member present in the current directory pull but not the previous one → activity 3 Add User; absent now",
+        "but present before → 4 Remove User (a group that disappeared loses all members). No events on the first",
+        "pull. Time is the collection time: the diff says when the change was seen, not when it happened.",
+        "",
+    ]
+    out += _field_table(rules.membership) + [""] + _example("group_management/membership_diff_add_and_remove") + [""]
+    out += ["## User Inventory Info (5003)", "", "One event per directory user per collection: activity 2 Collect.", ""]
+    out += _field_table(rules.user_inventory) + [""] + _example("user_inventory/user_with_groups") + [""]
+    out += ["## Every golden scenario", ""] + _golden_index() + [""]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 if mappings/REVIEW.md is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        if not REVIEW.exists() or REVIEW.read_text(encoding="utf-8") != text:
+            print("mappings/REVIEW.md is stale; run `make golden` and review the diff", file=sys.stderr)
+            return 1
+        return 0
+    REVIEW.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

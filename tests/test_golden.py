@@ -1,0 +1,86 @@
+"""Golden scenarios: one file per scenario, {input, expected}. `make golden` regenerates; any diff fails here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from connector.testing import golden_mapper, run_scenario
+from connector.validate import EventValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden"
+SCENARIOS = sorted(GOLDEN.rglob("*.json"))
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def mapper_and_validator() -> tuple[object, EventValidator]:
+    return golden_mapper(), EventValidator()
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: str(p.relative_to(GOLDEN).with_suffix("")))
+def test_scenario_matches_expected(path: Path, mapper_and_validator: tuple) -> None:
+    mapper, validator = mapper_and_validator
+    data = json.loads(path.read_text(encoding="utf-8"))
+    result = run_scenario(mapper, validator, data["source"], data["input"])
+    assert result["error"] == data["error"]
+    assert result["expected"] == data["expected"], "mapping changed: run `make golden` and review the diff"
+    # The file is in canonical form, so `make golden` on an unchanged mapping is a no-op.
+    assert path.read_text(encoding="utf-8") == _script("generate_golden").render(data)
+
+
+def test_every_expected_event_is_valid() -> None:
+    validator = EventValidator()
+    for path in SCENARIOS:
+        expected = json.loads(path.read_text(encoding="utf-8"))["expected"]
+        for event in expected if isinstance(expected, list) else [expected] if expected else []:
+            assert validator.problems(event) == [], path.name
+
+
+def test_scenarios_cover_the_four_classes_and_the_ugly_cases() -> None:
+    classes: Counter[int] = Counter()
+    for path in SCENARIOS:
+        expected = json.loads(path.read_text(encoding="utf-8"))["expected"]
+        for event in expected if isinstance(expected, list) else [expected] if expected else []:
+            classes[event["class_uid"]] += 1
+    assert len(SCENARIOS) >= 25
+    assert all(classes[uid] >= 3 for uid in (3001, 3002, 3006, 5003)), classes
+    names = {p.stem for p in SCENARIOS}
+    for ugly in ("logon_empty_user", "logon_user_not_an_email", "logon_success_saml_2fa_ipv6",
+                 "password_changed_remote_ip_null", "logon_multiline_text", "search_action_json_in_text",
+                 "unknown_type_unknown_layout"):  # fmt: skip
+        assert ugly in names
+
+
+def test_every_shared_sample_record_is_a_golden_input() -> None:
+    inputs = [json.loads(p.read_text(encoding="utf-8"))["input"] for p in SCENARIOS]
+    for line in (ROOT / "tests" / "fixtures" / "audit-records.jsonl").read_text(encoding="utf-8").splitlines():
+        assert json.loads(line) in inputs
+
+
+def test_review_document_is_fresh() -> None:
+    review = _script("generate_review")
+    assert (ROOT / "mappings" / "REVIEW.md").read_text(encoding="utf-8") == review.render(), (
+        "mappings/REVIEW.md is stale: run `make golden`"
+    )
+
+
+def test_committed_schemas_equal_a_fresh_generation() -> None:
+    generated = _script("generate_schemas").render()
+    assert set(generated) >= {"authentication.json", "account_change.json", "group_management.json",
+                              "user_inventory.json", "base_event.json", "ocsf_enums.json"}  # fmt: skip
+    for name, text in generated.items():
+        assert (ROOT / "schemas" / name).read_text(encoding="utf-8") == text, f"schemas/{name} is stale: make schemas"

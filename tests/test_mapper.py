@@ -1,0 +1,158 @@
+"""Mapper behaviour beyond the golden files: dispatch, accounting, determinism, errors, options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.errors import MappingError
+from connector.mapping.mapper import Mapper
+from connector.mapping.snapshot import GroupMembers, diff_memberships
+from connector.pipeline import Transformer
+from connector.validate import EventValidator
+
+SAMPLES = [json.loads(line) for line in (Path(__file__).parent / "fixtures" / "audit-records.jsonl").open()]
+CLOCK = 1_790_000_000_000
+
+
+def record(**overrides: Any) -> dict[str, Any]:
+    base = dict(SAMPLES[0])
+    base.update(overrides)
+    return base
+
+
+@pytest.fixture
+def mapper() -> Mapper:
+    return Mapper(clock_ms=lambda: CLOCK)
+
+
+def test_samples_map_to_the_prescribed_class_activity_status(mapper: Mapper) -> None:
+    got = []
+    for position, raw in enumerate(SAMPLES):
+        mapped = mapper.map_audit(raw, position)
+        got.append(
+            None if mapped is None else (mapped.class_uid, mapped.event["activity_id"], mapped.event["status_id"])
+        )
+    assert got == [
+        (3002, 1, 1), (3002, 1, 1), (3002, 1, 2), (3002, 1, 99), (3002, 1, 1),
+        (3001, 3, 1), (3006, 6, 1), None, None,
+    ]  # fmt: skip
+
+
+def test_time_is_utc_milliseconds_and_logged_time_is_the_clock(mapper: Mapper) -> None:
+    mapped = mapper.map_audit(record(eventTime="2026-03-02T10:14:05+0100"), 0)
+    assert mapped is not None
+    assert mapped.event["time"] == 1772442845000
+    assert mapped.event["metadata"]["logged_time"] == CLOCK
+
+
+def test_uid_is_deterministic_per_audit_id(mapper: Mapper) -> None:
+    first, again, other = (mapper.map_audit(record(id=i), 0) for i in ("A1", "A1", "A2"))
+    assert first and again and other
+    assert first.event["metadata"]["uid"] == again.event["metadata"]["uid"] != other.event["metadata"]["uid"]
+    assert (
+        Mapper(clock_ms=lambda: 1).map_audit(record(id="A1"), 0).event["metadata"]["uid"]
+        == (  # type: ignore[union-attr]
+            first.event["metadata"]["uid"]
+        )
+    )
+
+
+def test_every_raw_field_is_mapped_dropped_or_unmapped(mapper: Mapper) -> None:
+    mapped = mapper.map_audit(record(auditTypeId=42, extra={"nested": True}), 0)
+    assert mapped is not None
+    assert mapped.event["unmapped"]["auditTypeId"] == 42
+    assert mapped.event["unmapped"]["extra"] == {"nested": True}
+    assert "id" not in mapped.event["unmapped"]
+
+
+def test_parsed_fields_without_a_home_go_to_unmapped(mapper: Mapper) -> None:
+    mapped = mapper.map_audit(SAMPLES[5], 0)  # password reset: "detail" has no OCSF home
+    assert mapped is not None
+    assert mapped.event["unmapped"]["event_info"]["detail"] == "User Password Changed"
+
+
+def test_invalid_ip_is_not_mapped_but_kept(mapper: Mapper) -> None:
+    raw = record(eventInfo=SAMPLES[0]["eventInfo"].replace("198.51.100.23", "999.1.1.1"))
+    mapped = mapper.map_audit(raw, 0)
+    assert mapped is not None
+    assert "src_endpoint" not in mapped.event
+    assert mapped.event["unmapped"]["event_info"]["ip"] == "999.1.1.1"
+
+
+def test_base_event_only_when_asked() -> None:
+    assert Mapper().map_audit(SAMPLES[8], 0) is None
+    mapped = Mapper(emit_other=True).map_audit(SAMPLES[8], 0)
+    assert mapped is not None and mapped.class_uid == 0
+    assert mapped.event["activity_name"] == "Completed Directory Sync"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("text", "#7 is not a JSON object"),
+        ({"auditType": "User Logged On"}, "#7 has no id"),
+        ({"id": "", "auditType": "x"}, "#7 has no id"),
+        ({"id": "R1", "eventTime": "2026-01-01T00:00:00+0000"}, "R1 has no auditType"),
+        (
+            {"id": "R2", "auditType": "User Logged On", "eventTime": "2026-01-01 00:00"},
+            "R2 has an unparseable eventTime",
+        ),
+        ({"id": "R3", "auditType": "User Logged On"}, "R3 has an unparseable eventTime None"),
+    ],
+)
+def test_unmappable_records_name_the_record(mapper: Mapper, raw: object, expected: str) -> None:
+    with pytest.raises(MappingError, match=expected):
+        mapper.map_audit(raw, 7)
+
+
+def test_transformer_counts_errors_and_other_types_and_keeps_going() -> None:
+    transformer = Transformer(Mapper(), EventValidator())
+    records: list[object] = [SAMPLES[0], "junk", {"id": "X"}, SAMPLES[8], SAMPLES[7], SAMPLES[1]]
+    events = list(transformer.audit(records))
+    assert [e.record_id for e in events] == [SAMPLES[0]["id"], SAMPLES[1]["id"]]
+    report = transformer.report
+    assert report.failed == {"mapping": 2}
+    assert [e.record_id for e in report.errors] == ["#1", "X"]
+    assert report.other_types == {"Completed Directory Sync": 1, "Search Action": 1}
+    assert report.emitted == {"authentication": 2}
+
+
+def test_validation_failure_is_reported_with_the_record_id() -> None:
+    class BrokenMapper(Mapper):
+        def map_audit(self, record: object, position: int):  # type: ignore[no-untyped-def]
+            mapped = super().map_audit(record, position)
+            assert mapped is not None
+            mapped.event["time"] = 1772442845  # seconds, not ms
+            return mapped
+
+    transformer = Transformer(BrokenMapper(), EventValidator())
+    assert list(transformer.audit([SAMPLES[0]])) == []
+    assert transformer.report.errors[0].record_id == SAMPLES[0]["id"]
+    assert "$.time" in transformer.report.errors[0].message
+
+
+def test_membership_diff_events() -> None:
+    before = {"g1": GroupMembers("Finance", frozenset({"a@x.example.com", "b@x.example.com"}))}
+    after = {"g1": GroupMembers("Finance", frozenset({"a@x.example.com", "c@x.example.com"})),
+             "g2": GroupMembers("New", frozenset({"d@x.example.com"}))}  # fmt: skip
+    changes = diff_memberships(before, after)
+    assert [(c.group_id, c.member, c.added) for c in changes] == [
+        ("g1", "c@x.example.com", True), ("g1", "b@x.example.com", False), ("g2", "d@x.example.com", True),
+    ]  # fmt: skip
+    events = Mapper().map_membership_changes(changes, CLOCK)
+    assert [e.event["activity_id"] for e in events] == [3, 4, 3]
+    assert events[0].event["group"] == {"uid": "g1", "name": "Finance"}
+    assert all(EventValidator().problems(e.event) == [] for e in events)
+    assert diff_memberships(after, after) == []
+
+
+def test_user_inventory_joins_audit_user_uid(mapper: Mapper) -> None:
+    audit = mapper.map_audit(SAMPLES[0], 0)
+    user = mapper.map_user({"emailAddress": "Alice.Ng@contoso.example.org", "name": "Alice Ng"}, 0, CLOCK)
+    assert audit is not None
+    assert user.event["user"]["uid"] == audit.event["user"]["uid"] == "alice.ng@contoso.example.org"
+    assert user.event["user"]["account"]["type_id"] == 18

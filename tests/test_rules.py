@@ -1,0 +1,67 @@
+"""Mapping tables fail at load, naming the file and the row, when an edit breaks them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from connector.errors import ConfigError
+from connector.mapping.rules import load_rules
+from connector.resources import mappings_dir
+
+SOURCE = Path(str(mappings_dir()))
+
+
+@pytest.fixture
+def tables(tmp_path: Path) -> Path:
+    folder = tmp_path / "mappings"
+    shutil.copytree(SOURCE, folder)
+    return folder
+
+
+def edit(folder: Path, name: str, old: str, new: str) -> None:
+    path = folder / name
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_shipped_tables_load() -> None:
+    rules = load_rules()
+    assert rules.audit_types["Logon Authentication Failed"].status_id == 2
+    assert rules.classify("Brand New Type", "authentication_logs").class_uid == 3002
+    assert rules.classify("Brand New Type", "archive_service_logs").class_uid == 0
+
+
+def test_activity_that_does_not_exist_in_the_class(tables: Path) -> None:
+    edit(tables, "audit_types.yaml", "activity_id: 12", "activity_id: 13")
+    with pytest.raises(
+        ConfigError, match=r"audit_types.yaml: .*'User Account Unlocked': activity_id 13 does not exist"
+    ):
+        load_rules(tables)
+
+
+def test_unknown_source_name(tables: Path) -> None:
+    edit(tables, "authentication.yaml", "from: info.reason", "from: info.reasons")
+    with pytest.raises(ConfigError, match=r"authentication.yaml: row 'status_detail': unknown source 'info.reasons'"):
+        load_rules(tables)
+
+
+def test_schema_violation_names_the_path(tables: Path) -> None:
+    edit(tables, "audit_types.yaml", "severity_id: 3", "severity_id: 7")
+    with pytest.raises(ConfigError, match=r"audit_types.yaml"):
+        load_rules(tables)
+
+
+def test_duplicate_audit_type(tables: Path) -> None:
+    edit(tables, "audit_types.yaml", "audit_type: User Logged Off", "audit_type: User Logged On")
+    with pytest.raises(ConfigError, match="appears twice"):
+        load_rules(tables)
+
+
+def test_status_other_needs_a_caption(tables: Path) -> None:
+    edit(tables, "audit_types.yaml", "    status: Challenge\n", "")
+    with pytest.raises(ConfigError, match="status_id 99 needs a 'status' caption"):
+        load_rules(tables)

@@ -1,0 +1,84 @@
+"""The validator: schema failures name the JSON path; semantic rules the schema cannot check."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.errors import EventValidationError
+from connector.validate import EventValidator
+
+GOOD: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "golden" / "authentication" / "logon_success_cloud.json").read_text()
+)["expected"]
+
+
+@pytest.fixture(scope="module")
+def validator() -> EventValidator:
+    return EventValidator()
+
+
+def broken(**changes: Any) -> dict[str, Any]:
+    event = copy.deepcopy(GOOD)
+    for dotted, value in changes.items():
+        node = event
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        if value is KeyError:
+            del node[last]
+        else:
+            node[last] = value
+    return event
+
+
+def test_golden_event_is_valid(validator: EventValidator) -> None:
+    assert validator.problems(GOOD) == []
+
+
+@pytest.mark.parametrize(
+    ("event", "path"),
+    [
+        (broken(user=KeyError), "$"),
+        (broken(user={"email_addr": "a@b.example.com"}), "$.user"),
+        (broken(user__email_addr="someone@example"), "$.user.email_addr"),
+        (broken(src_endpoint__ip="not-an-ip"), "$.src_endpoint.ip"),
+        (broken(unexpected_key=1), "$"),
+        (broken(activity_id=42), "$.activity_id"),
+        (broken(type_uid=300299), "$.type_uid"),
+        (broken(activity_name="Logoff"), "$.activity_name"),
+        (broken(status="Failure"), "$.status"),
+        (broken(class_name="Account Change"), "$.class_name"),
+        (broken(time=1772442845), "$.time"),
+        (broken(metadata__logged_time=1780000000), "$.metadata.logged_time"),
+        (broken(metadata__version="1.7.0"), "$.metadata.version"),
+        (broken(observables=[{"name": "user.nope", "type_id": 5, "value": "x"}]), "$.observables[0].name"),
+        (broken(class_uid=4001), "$.class_uid"),
+    ],
+)
+def test_each_rule_names_the_failing_path(validator: EventValidator, event: dict[str, Any], path: str) -> None:
+    problems = validator.problems(event)
+    assert problems, "expected the event to be refused"
+    assert problems[0].path == path
+
+
+def test_activity_other_needs_the_source_word(validator: EventValidator) -> None:
+    event = broken(activity_id=99, type_uid=300299, activity_name="", type_name="Authentication: ")
+    assert validator.problems(event)[0].path == "$.activity_name"
+    event = broken(activity_id=99, type_uid=300299, activity_name="Application Password Logon",
+                   type_name="Authentication: Application Password Logon")  # fmt: skip
+    assert validator.problems(event) == []
+
+
+def test_check_raises_with_record_id(validator: EventValidator) -> None:
+    with pytest.raises(EventValidationError, match=r"record R9 produced an invalid OCSF event at \$\.time") as info:
+        validator.check(broken(time=5), record_id="R9")
+    assert info.value.path == "$.time"
+
+
+def test_not_an_object(validator: EventValidator) -> None:
+    assert validator.problems([1])[0].path == "$"
