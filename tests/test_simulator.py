@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import calendar
+import json
 import re
 import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -783,3 +786,81 @@ def test_cli_parser() -> None:
     assert (args.port, args.seed, args.size, args.host) == (9999, 4, "medium", "127.0.0.1")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--size", "huge"])
+
+
+def test_server_errors_can_be_html(sim: Simulator) -> None:
+    api = Api(sim)
+    sim.faults.server_error_next = 1
+    sim.faults.server_error_status = 502
+    sim.faults.server_error_html = True
+    response = api.audit(NOW - 60, NOW)
+    assert response.status_code == 502
+    assert response.headers["Content-Type"] == "text/html"
+    assert response.text.startswith("<html>")
+
+
+# --- fidelity and honesty -------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "simulator"
+
+
+def assert_same_shape(sample: Any, ours: Any, where: str = "$") -> None:
+    """``ours`` has every key of ``sample`` with values of the same JSON type, and no keys the sample lacks
+    (except ``pagination``, which the simulator sends on every listing)."""
+    if isinstance(sample, dict):
+        assert isinstance(ours, dict), where
+        assert set(sample) <= set(ours), (where, set(sample) - set(ours))
+        assert set(ours) - set(sample) <= {"pagination", "next"}, (where, set(ours) - set(sample))
+        for key, value in sample.items():
+            assert_same_shape(value, ours[key], f"{where}.{key}")
+    elif isinstance(sample, list):
+        assert isinstance(ours, list), where
+        if sample and ours:
+            assert_same_shape(sample[0], ours[0], f"{where}[0]")
+    else:
+        assert type(sample) is type(ours), (where, sample, ours)
+
+
+def test_response_shapes_match_the_recorded_samples(sim: Simulator) -> None:
+    samples = json.loads((FIXTURES / "api-responses.json").read_text())
+    api = Api(sim)
+    assert_same_shape(samples["token_ok"], api.get_token().json())
+    first = api.audit(NOW - 3600, NOW, size=2).json()
+    assert_same_shape(samples["audit_page_1"], first)
+    total = first["meta"]["pagination"]["totalCount"]
+    last = api.audit(NOW - 3600, NOW, size=2, page_token=first["meta"]["pagination"]["next"]).json()
+    assert_same_shape(samples["audit_page_1"]["data"][0], last["data"][0])
+    whole = api.audit(NOW - 3600, NOW, size=total).json()
+    assert "next" not in whole["meta"]["pagination"]
+    assert_same_shape(samples["audit_page_last"], whole)
+    bad = api.post(AUDIT, [{"startDateTime": "2026-01-01T00:00:00+00:00", "endDateTime": fmt(NOW)}]).json()
+    assert_same_shape(samples["fail_with_200"], bad)
+    sim.faults.rate_limit_next = 1
+    limited = api.audit(NOW - 60, NOW)
+    assert limited.status_code == samples["rate_limited_429"]["status"]
+    assert limited.json() == samples["rate_limited_429"]["body"]
+    assert all(name in limited.headers for name in samples["rate_limited_429"]["headers"])
+    assert_same_shape(samples["internal_domains"], api.post("/api/domain/get-internal-domain").json())
+    users = api.post("/api/user/get-internal-users", [{"domain": sim.tenant.domains[0]}]).json()
+    assert_same_shape(samples["internal_users_page"], users)
+    groups = api.post("/api/directory/find-groups", [{"query": "", "source": ""}]).json()
+    assert_same_shape(samples["find_groups_page"], groups)
+    group_id = next(g.id for g in sim.tenant.groups if g.members)
+    members = api.post("/api/directory/get-group-members", [{"id": group_id}]).json()
+    assert_same_shape(samples["group_members_page"], members)
+
+
+def test_simulator_shares_no_code_with_the_connector() -> None:
+    package = Path(__file__).parent.parent / "connector" / "simulator"
+    for module in package.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{module.name}: relative import"
+                names = [node.module or ""]
+            for name in names:
+                if name == "connector" or name.startswith("connector."):
+                    assert name.startswith("connector.simulator"), f"{module.name} imports {name}"

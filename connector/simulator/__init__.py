@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from connector.simulator.faults import MALFORMED_KINDS, FaultPlan
 from connector.simulator.layouts import LAYOUTS, Layout
-from connector.simulator.server import ORDERS, Counters, RequestRecord, Simulator, serve
+from connector.simulator.server import ORDERS, Counters, Reply, RequestRecord, Simulator, serve
 from connector.simulator.tenant import (
     SIZE_PRESETS,
     Group,
@@ -31,6 +31,7 @@ __all__ = [
     "Layout",
     "Member",
     "MembershipChanges",
+    "Reply",
     "RequestRecord",
     "Simulator",
     "Tenant",

@@ -40,6 +40,7 @@ class FaultPlan:
         quota_window_seconds: length of a quota window.
         server_error_next: the next K API requests answer ``server_error_status``.
         server_error_status: status for those (500, 502, 503, 504).
+        server_error_html: those answer an HTML page (as a load balancer does) instead of a JSON envelope.
         latency_seconds: real (wall-clock) delay added to every request, including the token endpoint.
         slow_next: the next K API requests are delayed by ``slow_seconds`` more (to trip client timeouts).
         slow_seconds: that delay.
@@ -67,6 +68,7 @@ class FaultPlan:
     quota_window_seconds: float = 60.0
     server_error_next: int = 0
     server_error_status: int = 503
+    server_error_html: bool = False
     latency_seconds: float = 0.0
     slow_next: int = 0
     slow_seconds: float = 2.0

@@ -40,7 +40,7 @@ from connector.simulator.faults import MALFORMED_KINDS, FaultPlan
 from connector.simulator.layouts import mix64, parse_request_time
 from connector.simulator.tenant import SIZE_PRESETS, MembershipChanges, Tenant, TenantSpec
 
-__all__ = ["ORDERS", "Counters", "RequestRecord", "Simulator", "serve"]
+__all__ = ["ORDERS", "Counters", "Reply", "RequestRecord", "Simulator", "serve"]
 
 #: Orders the audit endpoint can return a window's records in.
 ORDERS = ("newest_first", "oldest_first", "shuffled")
@@ -99,8 +99,8 @@ class _Plan:
         return self.bulk_count + len(self.tail)
 
 
-class _Reply:
-    """What a handler answers."""
+class Reply:
+    """What the server answers: a status, a JSON-able body (or raw ``bytes``, sent as HTML) and headers."""
 
     __slots__ = ("body", "headers", "status")
 
@@ -110,22 +110,22 @@ class _Reply:
         self.headers = headers or {}
 
 
-def _fail(code: str, message: str, *, key: object = None, retryable: bool = False, status: int = 200) -> _Reply:
+def _fail(code: str, message: str, *, key: object = None, retryable: bool = False, status: int = 200) -> Reply:
     entry: dict[str, object] = {"errors": [{"code": code, "message": message, "retryable": retryable}]}
     if key is not None:
         entry = {"key": key, **entry}
-    return _Reply(status, {"meta": {"status": status}, "data": [], "fail": [entry]})
+    return Reply(status, {"meta": {"status": status}, "data": [], "fail": [entry]})
 
 
-def _gateway(status: int, code: str, message: str) -> _Reply:
-    return _Reply(status, {"fail": [{"code": code, "message": message}]})
+def _gateway(status: int, code: str, message: str) -> Reply:
+    return Reply(status, {"fail": [{"code": code, "message": message}]})
 
 
-def _ok(data: list[Any], page_size: int, total: int, next_token: str | None) -> _Reply:
+def _ok(data: list[Any], page_size: int, total: int, next_token: str | None) -> Reply:
     pagination: dict[str, object] = {"pageSize": page_size, "totalCount": total}
     if next_token:
         pagination["next"] = next_token
-    return _Reply(200, {"meta": {"status": 200, "pagination": pagination}, "data": data, "fail": []})
+    return Reply(200, {"meta": {"status": 200, "pagination": pagination}, "data": data, "fail": []})
 
 
 def _malformed(kind: str, serial: int) -> object:
@@ -357,7 +357,7 @@ class Simulator:
             return True
         return False
 
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> _Reply:
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         """Answer one request (the HTTP layer calls this; tests may too)."""
         faults = self.faults
         if faults.latency_seconds > 0:
@@ -371,7 +371,7 @@ class Simulator:
             reply = (
                 self._token(method, headers, body, now)
                 if method == "POST"
-                else _Reply(405, {"error": "invalid_request", "error_description": "use POST"})
+                else Reply(405, {"error": "invalid_request", "error_description": "use POST"})
             )
             reply.headers.update(rate)
             return reply
@@ -391,13 +391,13 @@ class Simulator:
                 self._count("fail_responses")
         return api_reply
 
-    def _gate(self, path: str, headers: dict[str, str], now: float) -> tuple[_Reply | None, dict[str, str]]:
+    def _gate(self, path: str, headers: dict[str, str], now: float) -> tuple[Reply | None, dict[str, str]]:
         """Gateway checks and injected gateway faults, in the gateway's order. Caller holds the lock."""
         faults = self.faults
         rate, _ = self._rate_headers(now, consume=False)
         known = path in _AUDIT_PATHS or path in _DIRECTORY_PATHS
         if not known:
-            return _Reply(404, {"fail": [{"code": "not_found", "message": f"No such endpoint: {path}"}]}), rate
+            return Reply(404, {"fail": [{"code": "not_found", "message": f"No such endpoint: {path}"}]}), rate
         auth = headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -423,7 +423,7 @@ class Simulator:
         rate, refused = self._rate_headers(now, consume=True)
         if refused or self._take("rate_limit_next"):
             self._count("rate_limited")
-            reply = _Reply(
+            reply = Reply(
                 429,
                 {
                     "meta": {"status": 429},
@@ -449,6 +449,10 @@ class Simulator:
         if self._take("server_error_next"):
             self._count("server_errors")
             status = faults.server_error_status
+            if faults.server_error_html:
+                # What a load balancer in front of the API answers: not JSON at all.
+                page = f"<html><body><h1>{status} Service Unavailable</h1></body></html>".encode()
+                return Reply(status, page), rate
             return _fail(
                 "err_server_unavailable",
                 "The service is temporarily unavailable",
@@ -459,10 +463,10 @@ class Simulator:
             return _fail(faults.fail_code, "Injected failure", retryable=faults.fail_retryable), rate
         return None, rate
 
-    def _token(self, method: str, headers: dict[str, str], body: bytes, now: float) -> _Reply:
+    def _token(self, method: str, headers: dict[str, str], body: bytes, now: float) -> Reply:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
-            return _Reply(
+            return Reply(
                 400,
                 {
                     "error": "invalid_request",
@@ -472,12 +476,12 @@ class Simulator:
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:
-            return _Reply(400, {"error": "invalid_request", "error_description": "Body is not UTF-8"})
+            return Reply(400, {"error": "invalid_request", "error_description": "Body is not UTF-8"})
         grant = form.get("grant_type", [""])[0]
         client_id = form.get("client_id", [None])[0]
         client_secret = form.get("client_secret", [None])[0]
         if grant != "client_credentials":
-            return _Reply(
+            return Reply(
                 400,
                 {
                     "error": "unsupported_grant_type",
@@ -485,21 +489,19 @@ class Simulator:
                 },
             )
         if client_id is None or client_secret is None:
-            return _Reply(
-                400, {"error": "invalid_request", "error_description": "client_id and client_secret required"}
-            )
+            return Reply(400, {"error": "invalid_request", "error_description": "client_id and client_secret required"})
         id_ok = hmac.compare_digest(client_id.encode(), self.client_id.encode())
         secret_ok = hmac.compare_digest(client_secret.encode(), self.client_secret.encode())
         if not (id_ok and secret_ok):
-            return _Reply(401, {"error": "invalid_client", "error_description": "Client authentication failed"})
+            return Reply(401, {"error": "invalid_client", "error_description": "Client authentication failed"})
         token = secrets.token_urlsafe(32)
         with self._lock:
             self._tokens[token] = now + self.token_ttl
             self._count("tokens_issued")
         ttl = int(self.token_ttl) if float(self.token_ttl).is_integer() else self.token_ttl
-        return _Reply(200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl})
+        return Reply(200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl})
 
-    def _route(self, method: str, path: str, headers: dict[str, str], body: bytes, now: float) -> _Reply:
+    def _route(self, method: str, path: str, headers: dict[str, str], body: bytes, now: float) -> Reply:
         if path == "/api/audit/get-categories":
             return _ok([{"category": c} for c in self.tenant.categories()], 100, len(self.tenant.categories()), None)
         if method != "POST":
@@ -566,7 +568,7 @@ class Simulator:
         mac = hmac.new(self._page_key, payload.encode(), hashlib.sha256).hexdigest()[:16]
         return f"eNp{payload}.{mac}"
 
-    def _decode_token(self, token: object, query: str) -> tuple[int, int] | _Reply:
+    def _decode_token(self, token: object, query: str) -> tuple[int, int] | Reply:
         bad = _fail(
             "err_pagination_token_invalid",
             "pageToken is not valid for this request",
@@ -610,12 +612,12 @@ class Simulator:
         size: int,
         token: object,
         wrap: Callable[[list[Any]], list[Any]],
-    ) -> _Reply:
+    ) -> Reply:
         query = self._digest(path, key)
         offset = 0
         if token is not None and token != "":
             decoded = self._decode_token(token, query)
-            if isinstance(decoded, _Reply):
+            if isinstance(decoded, Reply):
                 return decoded
             offset = decoded[0]
         page = items[offset : offset + size]
@@ -678,16 +680,22 @@ class Simulator:
             return self.tenant.nth_matching(plan.bulk_rank + p, plan.categories)
         return plan.tail[p - plan.bulk_count]
 
-    def _audit(self, item: dict[str, Any], size: int, token: object, now: float) -> _Reply:
+    def _audit(self, item: dict[str, Any], size: int, token: object, now: float) -> Reply:
         raw_start, raw_end = item.get("startDateTime"), item.get("endDateTime")
         if raw_start is None or raw_end is None:
             missing = "startDateTime" if raw_start is None else "endDateTime"
-            return _fail("err_validation_null", f"{missing} must not be null", key=item)
+            return _fail("err_validation_null", f"{missing} must not be null", key={missing: None})
         start, end = parse_request_time(raw_start), parse_request_time(raw_end)
         if start is None or end is None:
-            return _fail("err_validation_date_format", "Invalid date format", key=item)
+            # The key names only the offending field, as the real API's fail entries do.
+            field = "startDateTime" if start is None else "endDateTime"
+            return _fail("err_validation_date_format", "Invalid date format", key={field: item[field]})
         if start > end:
-            return _fail("err_validation_date_range", "startDateTime is after endDateTime", key=item)
+            return _fail(
+                "err_validation_date_range",
+                "startDateTime is after endDateTime",
+                key={"startDateTime": raw_start, "endDateTime": raw_end},
+            )
         raw_categories = item.get("categories")
         categories: frozenset[str] | None = None
         if raw_categories is not None and raw_categories != []:
@@ -698,7 +706,7 @@ class Simulator:
         offset, asof = 0, int(now)
         if token is not None and token != "":
             decoded = self._decode_token(token, query)
-            if isinstance(decoded, _Reply):
+            if isinstance(decoded, Reply):
                 return decoded
             offset, asof = decoded
         with self._lock:
@@ -760,12 +768,13 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             reply = simulator.handle(method, path, headers, body)
         except Exception as exc:  # a simulator bug must show up as a 500, not a dropped connection
-            reply = _Reply(500, {"fail": [{"code": "simulator_error", "message": repr(exc)}]})
+            reply = Reply(500, {"fail": [{"code": "simulator_error", "message": repr(exc)}]})
         simulator._record(method, path, reply.status)
-        payload = orjson.dumps(reply.body)
+        raw = isinstance(reply.body, bytes)
+        payload = reply.body if isinstance(reply.body, bytes) else orjson.dumps(reply.body)
         try:
             self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html" if raw else "application/json")
             self.send_header("Content-Length", str(len(payload)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)
