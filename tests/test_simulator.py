@@ -864,3 +864,41 @@ def test_simulator_shares_no_code_with_the_connector() -> None:
             for name in names:
                 if name == "connector" or name.startswith("connector."):
                     assert name.startswith("connector.simulator"), f"{module.name} imports {name}"
+
+
+def test_cli_main_passes_options_to_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    import connector.simulator.cli as cli
+
+    calls: list[dict[str, Any]] = []
+
+    def fake_serve(**kwargs: Any) -> int:
+        calls.append(kwargs)
+        return 0
+
+    monkeypatch.setattr(cli, "serve", fake_serve)
+    argv = ["--port", "0", "--size", "tiny", "--quota", "5", "--lag-max", "60", "--future-days", "1"]
+    assert cli.main(argv) == 0
+    (call,) = calls
+    assert (call["port"], call["size_preset"], call["future_days"]) == (0, "tiny", 1.0)
+    assert call["faults"].quota_limit == 5 and call["faults"].lag_max_seconds == 60
+
+
+def test_serve_with_future_days_keeps_records_arriving() -> None:
+    stop = threading.Event()
+    started: list[Simulator] = []
+    thread = threading.Thread(
+        target=serve, args=(0, 2, "tiny"), kwargs={"ready": started.append, "stop_event": stop, "future_days": 1}
+    )
+    thread.start()
+    try:
+        for _ in range(100):
+            if started:
+                break
+            time.sleep(0.02)
+        tenant = started[0].tenant
+        now = time.time()
+        visible = tenant.first_index_at_or_after(int(now) + 1)
+        assert 0 < visible < tenant.event_count
+    finally:
+        stop.set()
+        thread.join(timeout=5)

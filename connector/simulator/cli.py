@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from connector.simulator.server import serve
+from connector.simulator.faults import FaultPlan
+from connector.simulator.server import ORDERS, serve
 from connector.simulator.tenant import SIZE_PRESETS
 
 __all__ = ["build_parser", "main"]
@@ -25,12 +26,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", choices=sorted(SIZE_PRESETS), default="small", help="tenant size preset")
     parser.add_argument("--client-id", default="simulator-client-id", help="accepted client id")
     parser.add_argument("--client-secret", default="simulator-client-secret", help="accepted client secret")
+    parser.add_argument(
+        "--future-days",
+        type=float,
+        default=0.0,
+        help="days of the preset's history placed in the future, so records keep arriving while it runs",
+    )
+    parser.add_argument("--token-ttl", type=float, default=1799, help="expires_in of issued tokens (seconds)")
+    parser.add_argument("--order", choices=ORDERS, default="newest_first", help="order of audit records")
+    parser.add_argument("--quota", type=int, default=None, help="enforce at most N API requests per window")
+    parser.add_argument("--quota-window", type=float, default=60.0, help="quota window in seconds")
+    parser.add_argument("--lag-max", type=float, default=0.0, help="index lag: at most this many seconds")
+    parser.add_argument("--latency", type=float, default=0.0, help="added latency per request (seconds)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and serve until interrupted; return the exit code."""
     args = build_parser().parse_args(argv)
+    faults = FaultPlan(
+        quota_limit=args.quota,
+        quota_window_seconds=args.quota_window,
+        lag_max_seconds=args.lag_max,
+        latency_seconds=args.latency,
+    )
     return serve(
         port=args.port,
         seed=args.seed,
@@ -38,4 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         client_id=args.client_id,
         client_secret=args.client_secret,
+        future_days=args.future_days,
+        token_ttl=args.token_ttl,
+        order=args.order,
+        faults=faults,
     )

@@ -241,8 +241,7 @@ class Simulator:
         if self._server is not None:
             return self.base_url
         handler = type("BoundHandler", (_Handler,), {"simulator": self})
-        server = ThreadingHTTPServer((self._host, self._port), handler)
-        server.daemon_threads = True
+        server = _Server((self._host, self._port), handler)
         self._server = server
         port = server.server_address[1]
         self.base_url = f"http://{self._host}:{port}"
@@ -744,6 +743,13 @@ class Simulator:
             self._log.append(RequestRecord(method, path, status, time.time()))
 
 
+class _Server(ThreadingHTTPServer):
+    """A threading server with a listen backlog deep enough for clients with bounded concurrency."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class _Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 keep-alive handler that defers to :meth:`Simulator.handle`."""
 
@@ -803,6 +809,10 @@ def serve(
     client_secret: str = "simulator-client-secret",
     ready: Callable[[Simulator], None] | None = None,
     stop_event: threading.Event | None = None,
+    future_days: float = 0.0,
+    token_ttl: float = 1799,
+    order: str = "newest_first",
+    faults: FaultPlan | None = None,
 ) -> int:
     """Run a simulator in the foreground until interrupted (the ``simulate`` CLI command).
 
@@ -815,6 +825,11 @@ def serve(
         client_secret: accepted client secret.
         ready: called with the running simulator (default: print the base URL and credentials).
         stop_event: set it to stop serving (default: run until Ctrl-C).
+        future_days: part of the preset's history that lies in the future, so records keep arriving in real
+            time while the simulator runs (0: the whole history is already past).
+        token_ttl: ``expires_in`` of issued tokens.
+        order: order of audit records within a window, one of :data:`ORDERS`.
+        faults: faults to inject from the start (for example a quota).
 
     Returns:
         0, the process exit code.
@@ -825,7 +840,18 @@ def serve(
     if size_preset not in SIZE_PRESETS:
         raise ValueError(f"size_preset must be one of {sorted(SIZE_PRESETS)}, not {size_preset!r}")
     spec = replace(SIZE_PRESETS[size_preset], seed=seed)
-    simulator = Simulator(spec, client_id=client_id, client_secret=client_secret, host=host, port=port)
+    if future_days:
+        spec = replace(spec, start=None, end=time.time() + future_days * 86400)
+    simulator = Simulator(
+        spec,
+        client_id=client_id,
+        client_secret=client_secret,
+        host=host,
+        port=port,
+        token_ttl=token_ttl,
+        order=order,
+        faults=faults,
+    )
     simulator.start()
     try:
         if ready is not None:
