@@ -117,6 +117,7 @@ class Config:
         emit_other_audit_types: Emit unclassified audit types as OCSF Base Event.
         audit_categories: Audit categories to request; empty means all.
         concurrency: Parallel group-member reads.
+        inventory_interval_minutes: Minimum minutes between two directory pulls; 0 pulls every run.
         request_timeout_seconds: Timeout of one HTTP request.
         log_level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
         lag_warning_minutes: Index lag that triggers a warning; 0 disables it.
@@ -134,6 +135,7 @@ class Config:
     emit_other_audit_types: bool
     audit_categories: tuple[str, ...]
     concurrency: int
+    inventory_interval_minutes: int
     request_timeout_seconds: float
     log_level: str
     lag_warning_minutes: int
