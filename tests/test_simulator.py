@@ -10,6 +10,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -902,3 +903,20 @@ def test_serve_with_future_days_keeps_records_arriving() -> None:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def test_concurrent_clients(sim: Simulator) -> None:
+    api = Api(sim)
+    api.get_token()
+    headers = {"Authorization": f"Bearer {api.token}"}
+    groups = sim.tenant.groups
+
+    def members(group_id: str) -> int:
+        with httpx.Client(base_url=sim.base_url, timeout=10) as http:
+            body = http.post("/api/directory/get-group-members", json={"data": [{"id": group_id}]}, headers=headers)
+            return len(body.json()["data"][0]["groupMembers"])
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        counts = list(pool.map(members, [g.id for g in groups] * 4))
+    assert counts == [min(len(g.members), 100) for g in groups] * 4
+    assert sim.counters.api_requests == len(counts)

@@ -459,7 +459,7 @@ class Simulator:
                 status=status,
             ), rate
         if self._take("fail_next"):
-            return _fail(faults.fail_code, "Injected failure", retryable=faults.fail_retryable), rate
+            return _fail(faults.fail_code, "Injected failure", key={}, retryable=faults.fail_retryable), rate
         return None, rate
 
     def _token(self, method: str, headers: dict[str, str], body: bytes, now: float) -> Reply:
