@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import orjson
 
+from connector.checkpoint import CheckpointStore
+from connector.config import Config
 from connector.errors import ConnectorError, MappingError
+from connector.host import MimecastConnector
+from connector.log import configure_logging
 from connector.mapping.mapper import Mapper, now_ms
 from connector.pipeline import Transformer
+from connector.sink import NdjsonSink
 from connector.validate import EventValidator
 
 __all__ = ["main", "read_records"]
@@ -135,6 +141,48 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_FAILED if invalid else EXIT_OK
 
 
+def _connector(args: argparse.Namespace) -> MimecastConnector:
+    config = Config.from_file(args.config)
+    configure_logging(args.log_level or config.log_level, secrets=[config.client_secret.reveal()])
+    return MimecastConnector(config)
+
+
+def _run_once(connector: MimecastConnector, store: CheckpointStore, sink: NdjsonSink) -> int:
+    """One pass as a host would run it: write a batch durably, then commit its checkpoint."""
+    for batch in connector.collect(store.load()):
+        sink.write(batch)
+        if batch.checkpoint is not None:
+            store.save(batch.checkpoint)
+    for line in connector.summary.lines():
+        print(line, file=sys.stderr)
+    if connector.summary.exit_code:
+        return connector.summary.exit_code
+    return EXIT_FAILED if connector.summary.report.failures else EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    store = CheckpointStore(args.state)
+    sink = NdjsonSink(args.output_dir, per_table=True) if args.output_dir else NdjsonSink(args.output)
+    try:
+        with _connector(args) as connector:
+            while True:
+                code = _run_once(connector, store, sink)
+                if not args.loop:
+                    return code
+                print(f"next run in {args.loop:g} s (Ctrl-C to stop)", file=sys.stderr)
+                time.sleep(args.loop)
+    finally:
+        sink.close()
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    with _connector(args) as connector:
+        connector.check()
+        types = ", ".join(connector.config.event_types)
+        print(f"check passed: the API application may collect {types}", file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the README and tests)."""
     parser = argparse.ArgumentParser(prog="mimecast-connector", description="Mimecast API 2.0 → OCSF 1.8.0")
@@ -149,11 +197,30 @@ def build_parser() -> argparse.ArgumentParser:
     p_val = sub.add_parser("validate", help="validate OCSF NDJSON against the schemas and semantic rules")
     p_val.add_argument("file", nargs="?", help="file to read (default: stdin)")
     p_val.set_defaults(handler=_cmd_validate)
+    p_run = sub.add_parser("run", help="run one collection pass (or --loop) as a host would")
+    p_run.add_argument("--config", required=True, help="parameters file (JSON or YAML), see README")
+    p_run.add_argument("--state", default=".state/checkpoint.json", help="checkpoint file (default %(default)s)")
+    out = p_run.add_mutually_exclusive_group()
+    out.add_argument("--output", default="-", help="NDJSON file for all tables, or - for stdout (default)")
+    out.add_argument("--output-dir", help="write one <table>.ndjson file per table into this folder")
+    p_run.add_argument("--loop", type=float, metavar="SECONDS", help="repeat every SECONDS until interrupted")
+    p_run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override log_level")
+    p_run.set_defaults(handler=_cmd_run)
+    p_check = sub.add_parser("check", help="permission preflight for the configured event types")
+    p_check.add_argument("--config", required=True, help="parameters file (JSON or YAML)")
+    p_check.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override log_level")
+    p_check.set_defaults(handler=_cmd_check)
+    sub.add_parser("simulate", help="run the embedded Mimecast simulator (see `simulate --help`)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mimecast-connector`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:  # the simulator owns its options
+        from connector.simulator.cli import main as simulate
+
+        return simulate(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -1,0 +1,128 @@
+"""The plugin contract a host SIEM platform loads (entry point group ``siem.connectors``, name ``mimecast``).
+
+The host gives the parameters and the last checkpoint it committed; the connector yields batches. For each batch
+the host durably stores ``batch.events`` in table ``batch.table`` and only then commits ``batch.checkpoint`` (when
+it is not None). Committing after acceptance is what makes delivery at-least-once with stable ``metadata.uid``
+values, so the host (or the SIEM) can drop the rare duplicate after a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from connector.checkpoint import Checkpoint
+from connector.client import MimecastClient
+from connector.collector import AuditSettings, Batch, Collector, RunSummary
+from connector.config import Config
+from connector.log import register_secret
+from connector.mapping.mapper import Mapper, now_ms
+from connector.pipeline import Transformer
+from connector.ratelimit import RetryPolicy
+from connector.validate import EventValidator
+
+__all__ = ["Batch", "MimecastConnector"]
+
+_MINUTE_MS = 60_000
+
+
+def _timeout(seconds: float) -> httpx.Timeout:
+    return httpx.Timeout(seconds, connect=min(10.0, seconds))
+
+
+class MimecastConnector:
+    """One configured Mimecast tenant. Build once per host worker; call ``collect`` once per scheduled run.
+
+    Args:
+        parameters: the manifest parameters (validated here; ``ConfigError`` names a bad one), or a ``Config``.
+        environ: where ``MIMECAST_CLIENT_SECRET`` may come from (default ``os.environ``).
+        transport: an httpx transport (tests); default real HTTPS.
+        now_ms: wall clock in epoch ms (tests and the simulator share one).
+        sleep: how to wait on rate limits and backoff (tests inject a recorder).
+        retry: retry policy (default: 5 attempts, 60 s cap).
+    """
+
+    def __init__(
+        self,
+        parameters: Mapping[str, object] | Config,
+        *,
+        environ: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        now_ms: Callable[[], int] = now_ms,
+        sleep: Callable[[float], None] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if isinstance(parameters, Config):
+            self.config = parameters
+        else:
+            self.config = Config.from_parameters(parameters, environ=environ)
+        register_secret(self.config.client_secret)
+        self._now_ms = now_ms
+        extra: dict[str, Any] = {}
+        if sleep is not None:
+            extra["sleep"] = sleep
+        self.client = MimecastClient.from_credentials(
+            self.config.api_base_url,
+            self.config.token_url,
+            self.config.client_key,
+            self.config.client_secret,
+            page_size=self.config.page_size,
+            max_pages=self.config.max_pages_per_call,
+            retry=retry,
+            transport=transport,
+            timeout=_timeout(self.config.request_timeout_seconds),
+            **extra,
+        )
+        self._mapper = Mapper(clock_ms=now_ms, emit_other=self.config.emit_other_audit_types)
+        self._validator = EventValidator()
+        self.summary = RunSummary()
+
+    def check(self) -> None:
+        """Permission preflight for each configured event type.
+
+        Raises:
+            AuthError: the client key or secret was rejected.
+            PermissionDeniedError: names the event type and the Mimecast product the API application lacks.
+        """
+        self.client.preflight(self.config.event_types)
+
+    def collect(self, checkpoint: Checkpoint | Mapping[str, Any] | None) -> Iterator[Batch]:
+        """One collection pass from ``checkpoint`` (None on the first run). ``summary`` describes it afterwards.
+
+        Raises:
+            CheckpointError: the checkpoint is corrupt or of an unknown version.
+        """
+        if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+            checkpoint = Checkpoint.from_dict(checkpoint)
+        config = self.config
+        collector = Collector(
+            self.client,
+            Transformer(self._mapper, self._validator),
+            event_types=config.event_types,
+            audit=AuditSettings(
+                lookback_ms=config.initial_lookback_hours * 60 * _MINUTE_MS,
+                overlap_ms=config.overlap_minutes * _MINUTE_MS,
+                lag_warning_ms=config.lag_warning_minutes * _MINUTE_MS,
+                categories=config.audit_categories,
+            ),
+            inventory_interval_ms=config.inventory_interval_minutes * _MINUTE_MS,
+            concurrency=config.concurrency,
+            now_ms=self._now_ms,
+        )
+        self.summary = collector.summary
+        yield from collector.collect(checkpoint)
+
+    def close(self) -> None:
+        """Release the HTTP connection pool."""
+        self.client.close()
+
+    def __enter__(self) -> MimecastConnector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MimecastConnector(api_base_url={self.config.api_base_url!r}, event_types={self.config.event_types!r})"
