@@ -468,12 +468,8 @@ class MimecastClient:
                         f"{endpoint} answered with a '{nested}' that is not a list", endpoint=endpoint
                     )
                 items.extend(inner)
-        for position, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise ApiError(
-                    f"{endpoint} answered with a record that is not an object (position {position})",
-                    endpoint=endpoint,
-                )
+        # A malformed entry (not an object) is passed on, not raised: the mapper reports it with its position
+        # and the rest of the page is still delivered. Raising here would fail the same window on every run.
         return items
 
     # -- one request with retries --------------------------------------------------------------------------
