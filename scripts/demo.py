@@ -1,0 +1,196 @@
+"""``make demo``: the connector end to end against the embedded Mimecast simulator, in well under a minute.
+
+What it does:
+
+1. starts the simulator (``small`` tenant: 200 users, 20 groups, 7 days of audit events) on 127.0.0.1, on a free
+   port, in a background thread of this process;
+2. writes ``demo-output/config.json`` from ``demo/config.json`` with the simulator's URL, and passes the
+   simulator's public demo secret through ``MIMECAST_CLIENT_SECRET`` (never through a file);
+3. runs ``mimecast-connector check`` and then ``mimecast-connector run`` exactly as a user would (the real CLI in a
+   subprocess: the same collection, sink and checkpoint code, nothing re-implemented here);
+4. changes some group memberships in the simulator and runs ``mimecast-connector run`` again from the committed
+   checkpoint, so ``group_management.ndjson`` also holds Add User / Remove User events from the inventory diff;
+5. validates every output line with ``connector.validate.EventValidator`` and exits non-zero, loudly, if any line
+   is invalid, a table is missing, a run failed, or the diff events do not match the membership changes.
+
+Outputs (``demo-output/``): ``authentication.ndjson``, ``account_change.ndjson``, ``group_management.ndjson``,
+``user_inventory.ndjson``, ``summary.txt`` (both runs' summaries) and ``state/checkpoint.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Final
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout even when the package is not installed
+
+from connector.config import CLIENT_SECRET_ENV  # noqa: E402
+from connector.simulator import SIZE_PRESETS, MembershipChanges, Simulator  # noqa: E402
+from connector.validate import EventValidator  # noqa: E402
+
+DEMO_CONFIG: Final = ROOT / "demo" / "config.json"
+OUT: Final = ROOT / "demo-output"
+STATE: Final = OUT / "state" / "checkpoint.json"
+TABLES: Final = ("authentication", "account_change", "group_management", "user_inventory")
+DIRECTORY_FEATURE: Final = "User and Group Management"  # metadata.product.feature.name of inventory-diff events
+MUTATION_SEED: Final = 1
+MUTATIONS: Final = 12
+
+
+class DemoError(Exception):
+    """The demo did not produce what it promises; the message says what went wrong."""
+
+
+def _connector(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``mimecast-connector ARGS`` (as ``python -m connector``); return its exit code and stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "connector", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    return done.returncode, done.stderr
+
+
+def _summary_part(stderr: str) -> str:
+    """The human run summary from the CLI's stderr (JSON log lines before it are left out)."""
+    lines = stderr.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("run summary:"):
+            return "\n".join(lines[index:])
+    return stderr.strip()
+
+
+def _run(label: str, config: Path, env: dict[str, str], summaries: list[str]) -> None:
+    args = ["run", "--config", str(config), "--state", str(STATE), "--output-dir", str(OUT)]
+    started = time.monotonic()
+    code, stderr = _connector(args, env)
+    summary = _summary_part(stderr)
+    summaries.append(f"== {label}: mimecast-connector {' '.join(args)}\n== exit code {code}, "
+                     f"{time.monotonic() - started:.1f} s\n{summary}\n")  # fmt: skip
+    print(f"{label}: exit code {code} in {time.monotonic() - started:.1f} s")
+    print("  " + summary.replace("\n", "\n  "))
+    if code != 0:
+        raise DemoError(f"{label} exited with {code}:\n{stderr}")
+
+
+def _validate(validator: EventValidator) -> tuple[Counter[str], list[dict[str, Any]]]:
+    """Validate every line of the four tables; return counts per table and the group_management events."""
+    counts: Counter[str] = Counter()
+    invalid: list[str] = []
+    groups: list[dict[str, Any]] = []
+    for table in TABLES:
+        path = OUT / f"{table}.ndjson"
+        if not path.is_file():
+            raise DemoError(f"{path} was not written")
+        with path.open("rb") as stream:
+            for number, line in enumerate(stream, 1):
+                if not line.strip():
+                    continue
+                counts[table] += 1
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    invalid.append(f"{path.name}:{number}: not JSON ({exc})")
+                    continue
+                problems = validator.problems(event)
+                invalid.extend(f"{path.name}:{number}: {problem}" for problem in problems)
+                if table == "group_management":
+                    groups.append(event)
+    if invalid:
+        shown = "\n  ".join(invalid[:20])
+        raise DemoError(f"{len(invalid)} problems in the output (first 20):\n  {shown}")
+    return counts, groups
+
+
+def _check_diff(groups: list[dict[str, Any]], changes: MembershipChanges) -> tuple[int, int]:
+    """The inventory-diff events must be exactly the memberships the simulator added and removed."""
+    added = set(changes.added) - set(changes.removed)
+    removed = set(changes.removed) - set(changes.added)
+    seen_added: set[tuple[str, str]] = set()
+    seen_removed: set[tuple[str, str]] = set()
+    for event in groups:
+        if event.get("metadata", {}).get("product", {}).get("feature", {}).get("name") != DIRECTORY_FEATURE:
+            continue  # a Group Management event from the audit log
+        user = event.get("user", {})
+        pair = (event["group"]["uid"], str(user.get("email_addr") or user.get("uid") or user.get("name")).lower())
+        (seen_added if event["activity_id"] == 3 else seen_removed).add(pair)
+    expected_added = {(gid, address.lower()) for gid, address in added}
+    expected_removed = {(gid, address.lower()) for gid, address in removed}
+    if seen_added != expected_added or seen_removed != expected_removed:
+        raise DemoError(
+            "inventory-diff events do not match the membership changes:\n"
+            f"  expected Add User {sorted(expected_added)}\n  got {sorted(seen_added)}\n"
+            f"  expected Remove User {sorted(expected_removed)}\n  got {sorted(seen_removed)}"
+        )
+    return len(seen_added), len(seen_removed)
+
+
+def main() -> int:
+    """Run the demo; 0 when every promise held, 1 (with the reason on stderr) otherwise."""
+    started = time.monotonic()
+    if OUT.exists():
+        shutil.rmtree(OUT)  # the demo's own output folder: start clean (the sink appends)
+    (OUT / "state").mkdir(parents=True)
+    validator = EventValidator()
+    simulator = Simulator(SIZE_PRESETS["small"])
+    simulator.start()
+    try:
+        parameters = json.loads(DEMO_CONFIG.read_text())
+        parameters["api_base_url"] = simulator.base_url
+        config = OUT / "config.json"
+        config.write_text(json.dumps(parameters, indent=2) + "\n")
+        env = {**os.environ, CLIENT_SECRET_ENV: simulator.client_secret}
+        print(f"simulator: {simulator.base_url} (small tenant, 7 days of audit events); config: {config}")
+
+        summaries: list[str] = []
+        code, stderr = _connector(["check", "--config", str(config)], env)
+        print(f"check: exit code {code}: {stderr.strip().splitlines()[-1] if stderr.strip() else ''}")
+        summaries.append(f"== check: exit code {code}\n{stderr.strip()}\n")
+        if code != 0:
+            raise DemoError(f"check exited with {code}:\n{stderr}")
+
+        _run("run 1 (first run, no checkpoint)", config, env, summaries)
+        changes = simulator.mutate_memberships(MUTATION_SEED, MUTATIONS)
+        print(f"simulator: {len(changes.added)} members added to and {len(changes.removed)} removed from groups")
+        _run("run 2 (from the checkpoint, after the membership changes)", config, env, summaries)
+        (OUT / "summary.txt").write_text("\n".join(summaries))
+
+        counts, groups = _validate(validator)
+        adds, removes = _check_diff(groups, changes)
+        if not STATE.is_file():
+            raise DemoError(f"{STATE} was not written")
+        served = sum(1 for _ in simulator.served_audit_ids())
+        leaked = [p.name for p in OUT.rglob("*") if p.is_file() and simulator.client_secret.encode() in p.read_bytes()]
+        if leaked:
+            raise DemoError(f"the client secret was written to {', '.join(leaked)}")
+    finally:
+        simulator.stop()
+
+    total = sum(counts.values())
+    print(f"\nall {total} events valid OCSF 1.8.0 ({served} audit records served by the simulator); files:")
+    for table in TABLES:
+        print(f"  {OUT / (table + '.ndjson')}: {counts[table]} events")
+    print(f"  (group_management includes {adds} Add User and {removes} Remove User events from the inventory diff)")
+    print(f"  {OUT / 'summary.txt'}: the run summaries")
+    print(f"  {STATE}: the committed checkpoint")
+    print(f"demo finished in {time.monotonic() - started:.1f} s\n")
+    print("Against a real tenant (an API 2.0 application with Audit Events and User and Group Management):")
+    print('  echo \'{"client_key": "<client id>"}\' > my.json  # api_base_url defaults to the global host')
+    print(f"  export {CLIENT_SECRET_ENV}='<client secret>'  # read from the environment, never from a file")
+    print("  mimecast-connector check --config my.json")
+    print("  mimecast-connector run --config my.json --output-dir out")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except DemoError as exc:
+        print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
+        sys.exit(1)
