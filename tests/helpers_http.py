@@ -1,6 +1,6 @@
 """Shared helpers for the HTTP client tests: fixture loading, a fake clock and a recording sleep.
 
-Fixtures are copies of the shapes in the shared samples, stored under tests/fixtures/api so tests never read
+Fixtures come from tests/fixtures/api-responses.json (a copy of the sample API responses), so tests never read
 outside the repository.
 """
 
@@ -40,17 +40,17 @@ GROUP_MEMBERS_URL = f"{BASE}/api/directory/get-group-members"
 CLIENT_KEY = "client-key-123"
 SECRET_VALUE = "s3cr+t&x=1%2F/ü"
 
-_FIXTURES = Path(__file__).parent / "fixtures" / "api"
+_FIXTURES = Path(__file__).parent / "fixtures" / "api-responses.json"
 
 
 @cache
-def _load(name: str) -> Any:
-    return json.loads((_FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+def _load() -> Any:
+    return json.loads(_FIXTURES.read_text(encoding="utf-8"))
 
 
 def fixture(name: str) -> Any:
-    """A deep copy of tests/fixtures/api/<name>.json, safe to modify."""
-    return copy.deepcopy(_load(name))
+    """A deep copy of entry ``name`` of tests/fixtures/api-responses.json, safe to modify."""
+    return copy.deepcopy(_load()[name])
 
 
 def token_json(token: str, expires_in: int = 1800) -> dict[str, Any]:

@@ -802,7 +802,7 @@ def test_server_errors_can_be_html(sim: Simulator) -> None:
 
 # --- fidelity and honesty -------------------------------------------------------------------------------------
 
-FIXTURES = Path(__file__).parent / "fixtures" / "simulator"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def assert_same_shape(sample: Any, ours: Any, where: str = "$") -> None:
