@@ -132,6 +132,11 @@ def _iso(ms: int | None) -> str:
     return ms_to_datetime(ms).strftime("%Y-%m-%dT%H:%M:%SZ") if ms is not None else "-"
 
 
+def _whole_second(ms: int) -> int:
+    """``ms`` rounded down to a whole second: what ``startDateTime`` actually asks for (it has no fraction)."""
+    return ms - ms % 1000
+
+
 def _event_time(record: Mapping[str, Any], fallback: int) -> int:
     text = record.get("eventTime")
     if isinstance(text, str):
@@ -213,7 +218,8 @@ class Collector:
             slice_end = min(slice_start + SLICE_MS, now)
             yield from self._audit_slice(slice_start, slice_end, seen, cursor, previous_cursor)
             cursor = slice_end
-            keep_from = cursor - self.audit.overlap_ms
+            # The next window is sent in whole seconds, so it re-reads the whole second it starts in.
+            keep_from = _whole_second(cursor - self.audit.overlap_ms)
             seen = {rid: t for rid, t in seen.items() if t >= keep_from}
             self.summary.audit_cursor_ms = cursor
             yield Batch(None, None, [], self._commit(audit=AuditState(cursor_ms=cursor, seen=seen)))
