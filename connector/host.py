@@ -21,6 +21,7 @@ from connector.log import register_secret
 from connector.mapping.mapper import Mapper, now_ms
 from connector.pipeline import Transformer
 from connector.ratelimit import RetryPolicy
+from connector.timefmt import ms_to_datetime
 from connector.validate import EventValidator
 
 __all__ = ["Batch", "MimecastConnector"]
@@ -71,6 +72,7 @@ class MimecastConnector:
             page_size=self.config.page_size,
             max_pages=self.config.max_pages_per_call,
             retry=retry,
+            now=lambda: ms_to_datetime(now_ms()),
             transport=transport,
             timeout=_timeout(self.config.request_timeout_seconds),
             **extra,
@@ -90,6 +92,8 @@ class MimecastConnector:
 
     def collect(self, checkpoint: Checkpoint | Mapping[str, Any] | None) -> Iterator[Batch]:
         """One collection pass from ``checkpoint`` (None on the first run). ``summary`` describes it afterwards.
+
+        The checkpoint is checked and ``summary`` replaced when this is called, not when the first batch is pulled.
 
         Raises:
             CheckpointError: the checkpoint is corrupt or of an unknown version.
@@ -112,7 +116,7 @@ class MimecastConnector:
             now_ms=self._now_ms,
         )
         self.summary = collector.summary
-        yield from collector.collect(checkpoint)
+        return collector.collect(checkpoint)
 
     def close(self) -> None:
         """Release the HTTP connection pool."""
