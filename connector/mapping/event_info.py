@@ -29,7 +29,8 @@ KNOWN_KEYS: Final[dict[str, str]] = {
     "Source": "source",
     "Search Criteria": "search_criteria",
 }
-_KEY_SCAN = re.compile(r"(?:(?<=^)|(?<=[\s,]))(" + "|".join(map(re.escape, KNOWN_KEYS)) + r"):[ \t]*")
+# A known key at the start of the text or after whitespace or a comma ("not preceded by anything else").
+_KEY_SCAN = re.compile(r"(?<![^\s,])(" + "|".join(map(re.escape, KNOWN_KEYS)) + r"):[ \t]*")
 
 _ADDRESS = r"[^\s,<>]+"
 # "Successful authentication for a@b.com <A B>, Date: ..., Time: ..., IP: ..., Application: ..."
@@ -77,12 +78,12 @@ _ZONES: Final[dict[str, int]] = {
 
 
 def _scan_pairs(text: str, into: dict[str, object]) -> None:
-    matches = list(_KEY_SCAN.finditer(text))
-    for index, match in enumerate(matches):
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        value = text[match.end() : end].strip().rstrip(",").strip()
+    # split() gives [before, key, value, key, value, ...]: each value runs up to the next key
+    parts = _KEY_SCAN.split(text)
+    for index in range(1, len(parts), 2):
+        value = parts[index + 1].strip().rstrip(",").strip()
         if value:
-            into[KNOWN_KEYS[match.group(1)]] = value
+            into[KNOWN_KEYS[parts[index]]] = value
 
 
 def _read_time(parsed: dict[str, object]) -> None:

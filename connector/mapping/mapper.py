@@ -48,23 +48,32 @@ class MappedEvent:
     record_id: str
 
 
-def _set(event: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    node = event
-    for key in path[:-1]:
-        child = node.get(key)
-        if child is None:
-            child = node[key] = {}
-        node = child
-    node[path[-1]] = value
-
-
-def _get(event: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+def _get(event: dict[str, Any], path: tuple[str, ...]) -> Any:
     node: Any = event
     for key in path:
-        if not isinstance(node, Mapping):
+        if not isinstance(node, dict):  # events are built from plain dicts only
             return None
         node = node.get(key)
     return node
+
+
+@dataclass(frozen=True, slots=True)
+class _TablePlan:
+    """A field table prepared for the per-record loop.
+
+    ``steps`` are ``(source, parent keys, leaf key)`` per row, in table order (``source == "observables"`` marks
+    the observables row); ``kept_raw`` names the raw fields that do not go to ``unmapped`` (consumed or dropped).
+    """
+
+    steps: tuple[tuple[str, tuple[str, ...], str], ...]
+    kept_raw: frozenset[str]
+
+    @classmethod
+    def of(cls, table: FieldTable) -> _TablePlan:
+        return cls(
+            steps=tuple((row.source, row.path[:-1], row.path[-1]) for row in table.rows),
+            kept_raw=table.consumes | table.drop,
+        )
 
 
 class Mapper:
@@ -90,10 +99,12 @@ class Mapper:
         self._headers: dict[tuple[int, int, str, int, str | None, int], dict[str, Any]] = {}
         self._protocol_captions = self._enums.class_info(3002)["auth_protocol_id"]
         self._account_type = {"type_id": 18, "type": self._enums.object_caption("account", "type_id", 18)}
-        self._observable_types = {
-            type_id: self._enums.object_caption("observable", "type_id", type_id) for _, type_id in _OBSERVABLES
-        }
-        self._observable_names = {path: ".".join(path) for path, _ in _OBSERVABLES}
+        # (path, name, type_id, type caption) of each observable the mapper may add
+        self._observable_kinds = tuple(
+            (path, ".".join(path), type_id, self._enums.object_caption("observable", "type_id", type_id))
+            for path, type_id in _OBSERVABLES
+        )
+        self._plans: dict[int, tuple[FieldTable, _TablePlan]] = {}
 
     # ----------------------------------------------------------------------------------------------- audit
     def classify(self, record: Mapping[str, Any]) -> Classification:
@@ -136,8 +147,9 @@ class Mapper:
         event = self._start_event(
             table, row.class_uid, row.activity(info.get("verb")), audit_type, status_id, status, row.severity_id
         )
-        self._fill(event, table, values)
-        unmapped = {k: v for k, v in record.items() if k not in table.consumes and k not in table.drop}
+        plan = self._plan(table)
+        self._fill(event, plan, values)
+        unmapped = {k: v for k, v in record.items() if k not in plan.kept_raw}
         leftover = {k: v for k, v in info.items() if k not in table.info_consumed}
         leftover.update(rejected)
         if leftover:
@@ -226,8 +238,9 @@ class Mapper:
             table, table.class_uid, table.header["activity_id"], "", table.header["status_id"], None,
             table.header["severity_id"],
         )  # fmt: skip
-        self._fill(event, table, values)
-        unmapped = {k: v for k, v in record.items() if k not in table.consumes and k not in table.drop}
+        plan = self._plan(table)
+        self._fill(event, plan, values)
+        unmapped = {k: v for k, v in record.items() if k not in plan.kept_raw}
         if unmapped:
             event["unmapped"] = unmapped
         return MappedEvent(table.table, table.class_uid, event, user["uid"])
@@ -249,7 +262,7 @@ class Mapper:
         event = self._start_event(
             table, table.class_uid, activity_id, "", table.header["status_id"], None, table.header["severity_id"]
         )
-        self._fill(event, table, values)
+        self._fill(event, self._plan(table), values)
         return MappedEvent(table.table, table.class_uid, event, key)
 
     def map_membership_changes(self, changes: Iterable[MembershipChange], collected_ms: int) -> list[MappedEvent]:
@@ -300,28 +313,36 @@ class Mapper:
             "severity": info["severity_id"][str(severity_id)],
         }
 
-    def _fill(self, event: dict[str, Any], table: FieldTable, values: Mapping[str, Any]) -> None:
-        for row in table.rows:
-            if row.source == "observables":
+    def _plan(self, table: FieldTable) -> _TablePlan:
+        """The prepared plan of one of our tables (made on first use; keyed by identity, the table kept alive)."""
+        known = self._plans.get(id(table))
+        if known is None:
+            known = self._plans[id(table)] = (table, _TablePlan.of(table))
+        return known[1]
+
+    def _fill(self, event: dict[str, Any], plan: _TablePlan, values: Mapping[str, Any]) -> None:
+        """Set each row's value at its path (rows without a value are skipped), in table order."""
+        for source, parents, leaf in plan.steps:
+            if source == "observables":
                 observables = self._observables(event)
                 if observables:
                     event["observables"] = observables
                 continue
-            value = values.get(row.source)
-            if value is not None:
-                _set(event, row.path, value)
+            value = values.get(source)
+            if value is None:
+                continue
+            node = event
+            for key in parents:
+                child = node.get(key)
+                if child is None:
+                    child = node[key] = {}
+                node = child
+            node[leaf] = value
 
-    def _observables(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _observables(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         found = []
-        for path, type_id in _OBSERVABLES:
+        for path, name, type_id, caption in self._observable_kinds:
             value = _get(event, path)
             if value is not None:
-                found.append(
-                    {
-                        "name": self._observable_names[path],
-                        "type_id": type_id,
-                        "type": self._observable_types[type_id],
-                        "value": str(value),
-                    }
-                )
+                found.append({"name": name, "type_id": type_id, "type": caption, "value": str(value)})
         return found

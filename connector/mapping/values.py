@@ -7,6 +7,7 @@ fields a derived value consumes, so the mapper knows what is left over for ``unm
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import uuid
@@ -32,6 +33,11 @@ EMAIL: Final = re.compile(r"^[a-zA-Z0-9!#$%&'*+-/=?^_`{|}~.]+@[a-zA-Z0-9-]+\.[a-
 # used, and the original (empty) value stays visible in the raw fields.
 UNKNOWN_IDENTITY: Final = "unknown"
 _UID_NAMESPACE: Final = uuid.UUID("6f1d4b9e-5c51-4d59-a0f2-3c0e8f6f2a11")
+# uuid5 is SHA-1 over namespace bytes + name; the namespace and the constant "mimecast:" prefix are hashed once.
+_UID_PREFIX_HASH: Final = hashlib.sha1(_UID_NAMESPACE.bytes + b"mimecast:")
+# A dotted-quad IPv4 address exactly as ipaddress accepts it: ASCII digits, 0-255, no leading zeros.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4: Final = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 SOURCES: Final[dict[str, str]] = {
     # raw audit record fields
@@ -88,13 +94,27 @@ DERIVED_INPUTS: Final[Mapping[str, tuple[str, ...]]] = {
 
 
 def record_uid(kind: str, key: str) -> str:
-    """A deterministic event uid: the same record always gets the same uid, across overlaps and re-runs."""
-    return str(uuid.uuid5(_UID_NAMESPACE, f"mimecast:{kind}:{key}"))
+    """A deterministic event uid: the same record always gets the same uid, across overlaps and re-runs.
+
+    Equal to ``str(uuid.uuid5(_UID_NAMESPACE, f"mimecast:{kind}:{key}"))``, computed without the ``uuid`` module's
+    per-call overhead (a third of the mapping time of a record before).
+    """
+    sha = _UID_PREFIX_HASH.copy()
+    sha.update(f"{kind}:{key}".encode())
+    uid = bytearray(sha.digest()[:16])
+    uid[6] = uid[6] & 0x0F | 0x50  # version 5
+    uid[8] = uid[8] & 0x3F | 0x80  # RFC 4122 variant
+    hex_uid = uid.hex()
+    return f"{hex_uid[:8]}-{hex_uid[8:12]}-{hex_uid[12:16]}-{hex_uid[16:20]}-{hex_uid[20:]}"
 
 
 def valid_ip(text: object) -> str | None:
     """The text if it is an IPv4/IPv6 address (``null`` and garbage are not), else None."""
     if not isinstance(text, str) or not text or len(text) > 45:
+        return None
+    if _IPV4.fullmatch(text):  # the common case, without ipaddress' object construction
+        return text
+    if ":" not in text:  # not a dotted quad and not IPv6
         return None
     try:
         ipaddress.ip_address(text)
