@@ -1,0 +1,293 @@
+"""`mimecast-connector run` and `check` in-process, against pytest-httpx (it patches every httpx transport).
+
+The CLI runs on the real clock, so audit answers are callbacks that check the request body's format and serve
+records placed inside whatever window was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from helpers_http import (
+    AUDIT_URL,
+    BASE,
+    CLIENT_KEY,
+    DOMAINS_URL,
+    FIND_GROUPS_URL,
+    GROUP_MEMBERS_URL,
+    SECRET_VALUE,
+    TOKEN_URL,
+    USERS_URL,
+    fixture,
+    token_json,
+)
+from pytest_httpx import HTTPXMock
+
+from connector.cli import main
+
+MC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+0000")
+# Ten minutes ago, in whole seconds: inside the first window and inside the overlap of the next.
+ANCHOR = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The CLI installs a JSON handler on the root logger (bound to the captured stderr); take it away again."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    httpx_level = logging.getLogger("httpx").level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("httpx").setLevel(httpx_level)
+
+
+@pytest.fixture
+def secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIMECAST_CLIENT_SECRET", SECRET_VALUE)
+
+
+def write_config(tmp_path: Path, **params: Any) -> Path:
+    config = {
+        "api_base_url": BASE,
+        "client_key": CLIENT_KEY,
+        "event_types": ["audit"],
+        "initial_lookback_hours": 1,
+        "overlap_minutes": 30,
+        "log_level": "DEBUG",
+        **params,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def rec(rid: str, when: datetime, audit_type: str = "User Logged On") -> dict[str, Any]:
+    return {
+        "id": rid,
+        "auditType": audit_type,
+        "category": "authentication_logs",
+        "eventTime": when.strftime("%Y-%m-%dT%H:%M:%S+0000"),
+        "user": "alice.ng@contoso.example.org",
+        "eventInfo": "Successful authentication for alice.ng@contoso.example.org <Alice Ng>, IP: 198.51.100.23, "
+        "Application: Mimecast Personal Portal, Method: Cloud",
+    }
+
+
+def serve_audit(records: list[dict[str, Any]]) -> Callable[[httpx.Request], httpx.Response]:
+    """An audit answer: checks the body format, serves the records that fall inside the requested window."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent = json.loads(request.content)
+        query = sent["data"][0]
+        assert MC_TIME.fullmatch(query["startDateTime"]) and MC_TIME.fullmatch(query["endDateTime"])
+        assert "pageToken" not in sent["meta"]["pagination"]
+        start = datetime.strptime(query["startDateTime"], "%Y-%m-%dT%H:%M:%S%z")
+        end = datetime.strptime(query["endDateTime"], "%Y-%m-%dT%H:%M:%S%z")
+        assert end - start <= timedelta(hours=6)
+        inside = [r for r in records if start <= datetime.strptime(r["eventTime"], "%Y-%m-%dT%H:%M:%S%z") <= end]
+        return httpx.Response(200, json={"meta": {"status": 200, "pagination": {}}, "data": inside, "fail": []})
+
+    return answer
+
+
+def expect_run(httpx_mock: HTTPXMock, records: list[dict[str, Any]]) -> None:
+    """One CLI run = one connector = one token, then one audit request (a one-hour window is one slice)."""
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("cli-token"))
+    httpx_mock.add_callback(serve_audit(records), method="POST", url=AUDIT_URL)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+# -- run ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_run_writes_ndjson_and_state_and_a_second_run_writes_nothing_new(
+    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    state = tmp_path / "state" / "checkpoint.json"
+    out = tmp_path / "events.ndjson"
+    records = [rec("r1", ANCHOR), rec("r2", ANCHOR - timedelta(minutes=1))]
+    argv = ("run", "--config", str(config), "--state", str(state), "--output", str(out))
+
+    expect_run(httpx_mock, records)
+    code, err = run(capsys, *argv)
+    assert code == 0, err
+    events = [json.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted(e["metadata"]["original_event_uid"] for e in events) == ["r1", "r2"]
+    assert {e["class_uid"] for e in events} == {3002}
+    checkpoint = json.loads(state.read_text())
+    assert checkpoint["version"] == 1 and sorted(checkpoint["audit"]["seen"]) == ["r1", "r2"]
+    first_cursor = checkpoint["audit"]["cursor_ms"]
+    assert "run summary:" in err and "authentication: 2 events" in err
+
+    expect_run(httpx_mock, records)  # the overlap re-read returns both records again
+    code, err = run(capsys, *argv)
+    assert code == 0, err
+    assert len(out.read_bytes().splitlines()) == 2  # nothing new
+    assert "2 already delivered" in err
+    assert json.loads(state.read_text())["audit"]["cursor_ms"] >= first_cursor
+
+    for text in (out.read_text(encoding="utf-8"), state.read_text(encoding="utf-8"), err):
+        assert SECRET_VALUE not in text and "cli-token" not in text
+
+
+def test_secret_in_the_config_file_stays_out_of_state_output_and_logs(
+    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_config(tmp_path, client_secret=SECRET_VALUE, event_types=["audit", "user_management"])
+    state = tmp_path / "checkpoint.json"
+    folder = tmp_path / "out"
+    expect_run(httpx_mock, [rec("r1", ANCHOR), rec("pw", ANCHOR, "User Password Changed")])
+    httpx_mock.add_response(method="POST", url=FIND_GROUPS_URL, json=fixture("find_groups_page"))
+    httpx_mock.add_response(method="POST", url=FIND_GROUPS_URL, json=fixture("find_groups_page"))
+    httpx_mock.add_response(method="POST", url=GROUP_MEMBERS_URL, json=fixture("group_members_page"))
+    httpx_mock.add_response(method="POST", url=GROUP_MEMBERS_URL, json=fixture("group_members_page"))
+    httpx_mock.add_response(method="POST", url=DOMAINS_URL, json=fixture("internal_domains"))
+    httpx_mock.add_response(method="POST", url=USERS_URL, json=fixture("internal_users_page"))
+    httpx_mock.add_response(method="POST", url=USERS_URL, json=fixture("internal_users_page"))
+
+    with caplog.at_level(logging.DEBUG):
+        code, err = run(capsys, "run", "--config", str(config), "--state", str(state), "--output-dir", str(folder))
+    assert code == 0, err
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "account_change.ndjson",
+        "authentication.ndjson",
+        "user_inventory.ndjson",
+    ]
+    for path in folder.iterdir():
+        tables = {json.loads(line)["class_uid"] for line in path.read_bytes().splitlines()}
+        assert len(tables) == 1
+    assert json.loads(state.read_text())["inventory"]["memberships"] is not None
+    written = "".join(p.read_text(encoding="utf-8") for p in folder.iterdir()) + state.read_text() + err
+    assert SECRET_VALUE not in written
+    # The log really was at DEBUG (records as logged, before any redaction), and still no secret.
+    assert any(r.levelno == logging.DEBUG and r.name.startswith("connector.") for r in caplog.records)
+    assert SECRET_VALUE not in caplog.text + "".join(repr(vars(r)) for r in caplog.records)
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_run_exits_1_when_records_were_refused_but_writes_the_good_ones(
+    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = rec("broken", ANCHOR)
+    broken["eventTime"] = "not a time"
+    good = rec("good", ANCHOR)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"meta": {"status": 200}, "data": [broken, good], "fail": []})
+
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("t"))
+    httpx_mock.add_callback(answer, method="POST", url=AUDIT_URL)
+    out = tmp_path / "events.ndjson"
+    state = tmp_path / "checkpoint.json"
+    code, err = run(capsys, "run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output", str(out))
+    assert code == 1
+    assert [json.loads(line)["metadata"]["original_event_uid"] for line in out.read_bytes().splitlines()] == ["good"]
+    assert "refused at mapping: 1 records" in err and "broken: " in err
+    assert state.exists()
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_run_exits_with_the_permission_code_and_names_the_product(
+    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("t"))
+    httpx_mock.add_response(method="POST", url=AUDIT_URL, status_code=403, json={"fail": [{"code": "app_forbidden"}]})
+    state = tmp_path / "checkpoint.json"
+    out = tmp_path / "events.ndjson"
+    code, err = run(capsys, "run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output", str(out))
+    assert code == 4
+    assert "FAILED audit:" in err and "'Audit Events'" in err
+    assert not state.exists()  # nothing to commit
+    assert out.read_bytes() == b""
+
+
+def test_run_with_a_bad_config_exits_2_and_names_the_parameter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MIMECAST_CLIENT_SECRET", raising=False)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"api_base_url": BASE, "client_secret": SECRET_VALUE}))
+    code, err = run(capsys, "run", "--config", str(config), "--state", str(tmp_path / "s.json"), "--output", "-")
+    assert code == 2
+    assert "client_key" in err and str(config) in err
+    assert SECRET_VALUE not in err
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_run_refuses_a_corrupt_state_file_and_leaves_it_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "checkpoint.json"
+    state.write_text('{"version": 1, "audit": ')
+    code, err = run(capsys, "run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output", "-")
+    assert code == 6
+    assert "corrupt" in err and str(state) in err
+    assert state.read_text() == '{"version": 1, "audit": '
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_run_to_stdout(tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]) -> None:
+    expect_run(httpx_mock, [rec("r1", ANCHOR)])
+    code = main(["run", "--config", str(write_config(tmp_path)), "--state", str(tmp_path / "s.json")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert [json.loads(line)["metadata"]["original_event_uid"] for line in captured.out.splitlines()] == ["r1"]
+    assert "run summary:" not in captured.out  # the summary goes to stderr
+
+
+# -- check -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_check_passes(tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]) -> None:
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("t"))
+    httpx_mock.add_callback(serve_audit([]), method="POST", url=AUDIT_URL)
+    httpx_mock.add_response(method="POST", url=FIND_GROUPS_URL, json=fixture("find_groups_page"))
+    code, err = run(capsys, "check", "--config", str(write_config(tmp_path, event_types=["audit", "user_management"])))
+    assert code == 0, err
+    assert "check passed: the API application may collect audit, user_management" in err
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_check_403_names_audit_events(
+    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("t"))
+    httpx_mock.add_response(method="POST", url=AUDIT_URL, status_code=403, json={"fail": [{"code": "app_forbidden"}]})
+    code, err = run(capsys, "check", "--config", str(write_config(tmp_path)))
+    assert code == 4
+    assert err.startswith("error: ") or "\nerror: " in err
+    assert "'Audit Events'" in err and "app_forbidden" in err
+    assert SECRET_VALUE not in err
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_check_with_rejected_credentials_exits_3(
+    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    httpx_mock.add_response(
+        method="POST",
+        url=TOKEN_URL,
+        status_code=401,
+        json={"error": "invalid_client", "error_description": "Client authentication failed"},
+    )
+    code, err = run(capsys, "check", "--config", str(write_config(tmp_path)))
+    assert code == 3
+    assert SECRET_VALUE not in err
