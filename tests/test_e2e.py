@@ -20,13 +20,14 @@ import io
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import connector.cli
 from connector.checkpoint import CheckpointStore
 from connector.cli import main
 from connector.collector import RunSummary
@@ -70,8 +71,8 @@ class RecordingSimulator(Simulator):
         super().__init__(*args, **kwargs)
         self.issued_tokens: list[str] = []
 
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        reply = super().handle(method, path, headers, body)
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes, **kwargs: Any) -> Reply:
+        reply = super().handle(method, path, headers, body, **kwargs)
         if path == "/oauth/token" and reply.status == 200 and isinstance(reply.body, dict):
             self.issued_tokens.append(str(reply.body["access_token"]))
         return reply
@@ -451,10 +452,28 @@ def test_a_crash_in_the_first_run_skips_nothing_at_the_start_of_the_lookback(tmp
 
 
 @pytest.fixture
-def cli_sim() -> Iterator[Simulator]:
+def cli_sim() -> Iterator[RecordingSimulator]:
     spec = TenantSpec(seed=5, users=20, groups=4, domains=1, audit_events_per_day=200, days=2)
-    with Simulator(spec, client_id=CLIENT_ID, client_secret=SECRET) as sim:
+    with RecordingSimulator(spec, client_id=CLIENT_ID, client_secret=SECRET) as sim:
         yield sim
+
+
+@pytest.fixture
+def cli_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """The CLI's JSON log lines (its own handler, redaction included), captured instead of going to stderr."""
+    stream = io.StringIO()
+
+    def configure(level: str = "INFO", stream_: object = None, secrets: Iterable[str] = ()) -> None:
+        configure_logging(level, stream=stream, secrets=secrets)
+
+    monkeypatch.setattr(connector.cli, "configure_logging", configure)
+    root_logger = logging.getLogger()
+    saved_level = root_logger.level
+    yield stream
+    for handler in list(root_logger.handlers):
+        if getattr(handler, "stream", None) is stream:
+            root_logger.removeHandler(handler)
+    root_logger.setLevel(saved_level)
 
 
 def write_config(path: Path, sim: Simulator, secret: str) -> str:
@@ -463,32 +482,45 @@ def write_config(path: Path, sim: Simulator, secret: str) -> str:
 
 
 def test_cli_bad_credentials_end_with_a_clear_message_and_non_zero_exit(
-    cli_sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_sim: RecordingSimulator, cli_log: io.StringIO, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(tmp_path / "bad.json", cli_sim, "not-the-secret")
-    code = main(["check", "--config", config])
+    wrong = "not-the-S3cret-123"
+    config = write_config(tmp_path / "bad.json", cli_sim, wrong)
+    assert main(["check", "--config", config]) == 3  # AuthError
     err = capsys.readouterr().err
-    assert code != 0
-    assert "error:" in err and ("client" in err.lower() or "credential" in err.lower()), err
-    code = main(["run", "--config", config, "--state", str(tmp_path / "s.json"), "--output-dir", str(tmp_path / "o")])
+    assert err.startswith("error: Mimecast rejected the client key or secret"), err
+    state, out = tmp_path / "state.json", tmp_path / "out"
+    code = main(["run", "--config", config, "--state", str(state), "--output-dir", str(out), "--log-level", "DEBUG"])
     err = capsys.readouterr().err
-    assert code != 0
-    assert "not-the-secret" not in err
-    assert not (tmp_path / "s.json").exists()
+    assert code == 3
+    assert "FAILED audit: Mimecast rejected the client key or secret" in err
+    assert "FAILED user_management: Mimecast rejected the client key or secret" in err
+    assert not state.exists() and not list(out.glob("*.ndjson"))
+    assert cli_sim.issued_tokens == []
+    log = cli_log.getvalue()
+    assert "collection failed" in log
+    assert wrong not in err + log
 
 
 def test_cli_forbidden_audit_names_the_audit_events_product(
-    cli_sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_sim: RecordingSimulator, cli_log: io.StringIO, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cli_sim.faults.forbid_audit = True
     config = write_config(tmp_path / "cfg.json", cli_sim, SECRET)
-    code = main(["check", "--config", config])
+    assert main(["check", "--config", config]) == 4  # PermissionDeniedError
     err = capsys.readouterr().err
-    assert code != 0 and "Audit Events" in err, err
-    out = tmp_path / "out"
-    code = main(["run", "--config", config, "--state", str(tmp_path / "s.json"), "--output-dir", str(out)])
+    assert err.startswith("error: ") and "'Audit Events' product" in err, err
+    state, out = tmp_path / "state.json", tmp_path / "out"
+    code = main(["run", "--config", config, "--state", str(state), "--output-dir", str(out), "--log-level", "DEBUG"])
     err = capsys.readouterr().err
-    assert code != 0 and "Audit Events" in err, err
-    # The directory does not need that product: it was still collected.
+    assert code == 4
+    assert "FAILED audit:" in err and "'Audit Events' product" in err, err
+    # The directory does not need that product: it was still collected, and its checkpoint committed.
     assert len(read_ndjson(out / "user_inventory.ndjson")) == 20
-    assert SECRET not in err
+    assert json.loads(state.read_text())["inventory"]["collected_at_ms"] is not None
+    assert not (out / "authentication.ndjson").exists()
+    log = cli_log.getvalue()
+    assert cli_sim.issued_tokens and "Audit Events" in log
+    for text in (err, log, state.read_text()):
+        assert SECRET not in text
+        assert not any(token in text for token in cli_sim.issued_tokens)
