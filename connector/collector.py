@@ -212,7 +212,10 @@ class Collector:
         self.summary.audit_cursor_ms = state.cursor_ms
         previous_cursor = state.cursor_ms
         seen = dict(state.seen)
-        cursor = state.cursor_ms
+        # Page checkpoints of the first slice pin this window's start (the next window begins at cursor - overlap):
+        # without a cursor yet (first run) or with one older than the history, a restart would otherwise
+        # recompute the start from its own "now" and skip what lies between the two starts.
+        cursor = start + self.audit.overlap_ms
         slice_start = start
         while slice_start < now:
             slice_end = min(slice_start + SLICE_MS, now)
@@ -226,7 +229,7 @@ class Collector:
             slice_start = slice_end
 
     def _audit_slice(
-        self, start: int, end: int, seen: dict[str, int], cursor: int | None, previous_cursor: int | None
+        self, start: int, end: int, seen: dict[str, int], cursor: int, previous_cursor: int | None
     ) -> Iterator[Batch]:
         pages = self.client.audit_event_pages(
             ms_to_datetime(start), ms_to_datetime(end), categories=list(self.audit.categories) or None

@@ -461,7 +461,7 @@ def test_crash_before_commit_redelivers_the_same_events_with_the_same_uids(
 
 
 def test_crash_between_pages_redelivers_only_the_uncommitted_page(
-    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], clock: Clock
 ) -> None:
     host = Host()
     add_audit(httpx_mock, T0 - LOOKBACK, T0, [rec("p1", T0 - 50 * MINUTE)], next_token="tok2")
@@ -469,13 +469,53 @@ def test_crash_between_pages_redelivers_only_the_uncommitted_page(
     crashed = host.run(make(), crash_after=2)  # page 1 committed; page 2 stored, not committed
     assert originals(crashed) == ["p1", "p2"]
     assert sorted(host.checkpoint.audit.seen) == ["p1"]
-    assert host.checkpoint.audit.cursor_ms is None
 
-    add_audit(httpx_mock, T0 - LOOKBACK, T0, [rec("p1", T0 - 50 * MINUTE)], next_token="tok2")
-    add_audit(httpx_mock, T0 - LOOKBACK, T0, [rec("p2", T0 - 40 * MINUTE)], token="tok2")
+    clock.now = T0 + 5 * MINUTE  # restarted a little later: the same window start, not now - lookback
+    add_audit(httpx_mock, T0 - LOOKBACK, clock.now, [rec("p1", T0 - 50 * MINUTE)], next_token="tok2")
+    add_audit(httpx_mock, T0 - LOOKBACK, clock.now, [rec("p2", T0 - 40 * MINUTE)], token="tok2")
     rerun = host.run(make())
     assert originals(rerun) == ["p2"]
     assert uids(rerun) == [e["metadata"]["uid"] for e in crashed if e["metadata"]["original_event_uid"] == "p2"]
+
+
+def test_a_crash_in_the_first_slice_of_the_first_run_does_not_skip_the_start_of_the_lookback(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], clock: Clock
+) -> None:
+    """Page checkpoints of the first run pin its window start, so a restart cannot recompute now - lookback."""
+    host = Host()
+    earliest = rec("earliest", T0 - LOOKBACK + MINUTE)  # on page 2
+    add_audit(httpx_mock, T0 - LOOKBACK, T0, [rec("p1", T0 - 30 * MINUTE)], next_token="tok2")
+    add_audit(httpx_mock, T0 - LOOKBACK, T0, [earliest], token="tok2")
+    crashed = host.run(make(), crash_after=2)  # page 1 committed; page 2 stored but not committed
+    assert originals(crashed) == ["earliest", "p1"]
+    assert sorted(host.checkpoint.audit.seen) == ["p1"]
+    assert host.checkpoint.audit.cursor_ms == T0 - LOOKBACK + OVERLAP  # next window starts at T0 - LOOKBACK
+
+    clock.now = T0 + 10 * MINUTE
+    add_audit(httpx_mock, T0 - LOOKBACK, clock.now, [earliest, rec("p1", T0 - 30 * MINUTE)])
+    assert originals(host.run(make())) == ["earliest"]
+    assert host.checkpoint.audit.cursor_ms == clock.now
+
+
+def test_a_crash_during_a_clamped_catch_up_restarts_from_the_clamped_start(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], clock: Clock
+) -> None:
+    cursor = T0 - 70 * DAY
+    floor = T0 - HISTORY_MS
+    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict())
+    add_audit(httpx_mock, floor, floor + SLICE_MS, [rec("old", floor + HOUR)], next_token="tok2")
+    httpx_mock.add_response(
+        method="POST",
+        url=AUDIT_URL,
+        match_json=body(floor, floor + SLICE_MS, "tok2"),
+        status_code=500,
+        is_reusable=True,
+    )
+    connector = make()
+    host.run(connector)
+    assert "audit" in connector.summary.failures
+    assert host.checkpoint.audit.cursor_ms == floor + OVERLAP  # pins the clamped start
+    assert connector.summary.history_gap == (cursor - OVERLAP, floor)
 
 
 def test_page_failure_mid_run_commits_only_the_pages_read(
