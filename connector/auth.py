@@ -123,8 +123,8 @@ class MimecastAuth(httpx.Auth):
             raise AuthError(
                 f"Mimecast rejected the client key or secret "
                 f"(token URL {self.token_url} answered HTTP {status}). "
-                f"Check client_key and client_secret: they are the Client ID and Client Secret of an API 2.0 "
-                f"application (Administration Console → Services → API and Platform Integrations), and the "
+                f"Check the client_key and client_secret parameters (the Client ID and Client Secret of an API 2.0 "
+                f"application in Administration Console → Services → API and Platform Integrations); the "
                 f"secret is shown only once when the keys are generated."
             )
         if status != 200:

@@ -417,9 +417,9 @@ def test_the_committed_checkpoint_is_current_and_bounded(scenario: Scenario) -> 
 
 
 def test_a_crash_in_the_first_run_skips_nothing_at_the_start_of_the_lookback(tmp_path: Path) -> None:
-    """The first run crashes after committing a few pages but before finishing its first 6-hour slice (so the
-    committed checkpoint has delivered ids but no cursor yet); the host restarts 5 minutes later. Every record from
-    the first run's lookback start on must still be delivered: crashing must never skip records."""
+    """The first run crashes after committing a few pages but before finishing its first 6-hour slice; the host
+    restarts 5 minutes later. Every record from the first run's lookback start on must still be delivered: the page
+    checkpoints pin that start (cursor = start + overlap, so the next window begins exactly there)."""
     clock = Clock(NOW)
     spec = TenantSpec(seed=3, users=10, groups=2, domains=1, audit_events_per_day=2400, days=1, end=NOW)
     store = CheckpointStore(tmp_path / "state.json")
@@ -430,7 +430,8 @@ def test_a_crash_in_the_first_run_skips_nothing_at_the_start_of_the_lookback(tmp
             crash = host_run("crash", connector, store, sink, sim, clock, crash_after_batches=8)
         assert crash.crashed and crash.commits >= 1
         checkpoint = store.load()
-        assert checkpoint is not None and checkpoint.audit.cursor_ms is None and checkpoint.audit.seen
+        assert checkpoint is not None and checkpoint.audit.seen
+        assert checkpoint.audit.cursor_ms == (NOW - 24 * HOUR + 30 * MINUTE) * 1000
         clock.advance(5 * MINUTE)
         with make_connector(sim, clock, sleeps) as connector:
             host_run("restart", connector, store, sink, sim, clock)
