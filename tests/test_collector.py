@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -863,3 +865,57 @@ def test_checkpoint_survives_both_event_types_in_one_run(
     assert final.audit.cursor_ms == T0 and "a1" in final.audit.seen
     assert final.inventory.collected_at_ms == T0
     assert host.batches[-1].table == "group_management"
+
+
+def test_group_members_are_read_in_parallel_within_the_concurrency_bound(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    groups = {f"g{n}": (f"Group {n}", "cloud", [f"user{n}@contoso.example.org"]) for n in range(4)}
+    for source in ("cloud", "ldap"):
+        folders = (
+            [{"id": gid, "description": name} for gid, (name, _, _) in groups.items()] if source == "cloud" else []
+        )
+        httpx_mock.add_response(
+            method="POST",
+            url=FIND_GROUPS_URL,
+            match_json={"meta": {"pagination": {"pageSize": 500}}, "data": [{"query": "", "source": source}]},
+            json=nested_page("folders", folders),
+        )
+    lock = threading.Lock()
+    active = [0, 0]  # now, most
+    barrier = threading.Barrier(2, timeout=10)  # concurrency=2: each pair must really run side by side
+
+    def members(request: httpx.Request) -> httpx.Response:
+        gid = json.loads(request.content)["data"][0]["id"]
+        with lock:
+            active[0] += 1
+            active[1] = max(active[1], active[0])
+        barrier.wait()
+        with lock:
+            active[0] -= 1
+        return httpx.Response(200, json=nested_page("groupMembers", [{"emailAddress": groups[gid][2][0]}]))
+
+    httpx_mock.add_callback(members, method="POST", url=GROUP_MEMBERS_URL, is_reusable=True)
+    httpx_mock.add_response(method="POST", url=DOMAINS_URL, json=page([]))
+    host = Host()
+    host.run(make(event_types=["user_management"], concurrency=2))
+    assert active[1] == 2
+    assert len(httpx_mock.get_requests(url=GROUP_MEMBERS_URL)) == 4
+    memberships = host.checkpoint.inventory.memberships
+    assert memberships is not None and sorted(memberships) == ["g0", "g1", "g2", "g3"]
+
+
+def test_a_record_indexed_late_near_the_overlap_edge_is_logged(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], caplog: pytest.LogCaptureFixture
+) -> None:
+    cursor = T0 - 5 * MINUTE
+    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict())
+    add_audit(httpx_mock, cursor - OVERLAP, T0, [rec("late", cursor - 28 * MINUTE), rec("fresh", cursor - MINUTE)])
+    connector = make()
+    with caplog.at_level(logging.WARNING, logger="connector.collector"):
+        assert originals(host.run(connector)) == ["fresh", "late"]
+    warnings = [r for r in caplog.records if r.getMessage().startswith("audit record indexed late")]
+    assert [getattr(r, "record_id", None) for r in warnings] == ["late"]
+    assert getattr(warnings[0], "overlap_minutes", None) == 30
+    assert connector.summary.lag_warnings == 1
+    assert any("28.0 min after the previous cursor" in line for line in connector.summary.lines())
