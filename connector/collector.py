@@ -184,15 +184,19 @@ class Collector:
     def collect(self, checkpoint: Checkpoint | None) -> Iterator[Batch]:
         """One pass. A failing event type is recorded in ``summary.failures`` and the other still runs."""
         self._checkpoint = checkpoint or Checkpoint()
+        # The client (and its counters) lives as long as the host's connector: report this pass's share only.
+        http_before = self.client.stats.as_dict()
         steps = {"audit": self._audit, "user_management": self._inventory}
-        for event_type in self.event_types:
-            try:
-                yield from steps[event_type]()
-            except ConnectorError as exc:
-                self.summary.failures[event_type] = str(exc)
-                self.summary.exit_code = max(self.summary.exit_code, exc.exit_code)
-                _log.error("collection failed", extra={"event_type": event_type, "error": str(exc)})
-        self.summary.http = self.client.stats.as_dict()
+        try:
+            for event_type in self.event_types:
+                try:
+                    yield from steps[event_type]()
+                except ConnectorError as exc:
+                    self.summary.failures[event_type] = str(exc)
+                    self.summary.exit_code = max(self.summary.exit_code, exc.exit_code)
+                    _log.error("collection failed", extra={"event_type": event_type, "error": str(exc)})
+        finally:
+            self.summary.http = _stats_delta(http_before, self.client.stats.as_dict())
 
     def _commit(self, **changes: Any) -> Checkpoint:
         self._checkpoint = dataclasses.replace(self._checkpoint, updated_at_ms=self.now_ms(), **changes)
@@ -337,6 +341,15 @@ class Collector:
             if groups:
                 return {**user, "groups": groups}
         return user
+
+
+def _stats_delta(before: Mapping[str, int | float], after: Mapping[str, int | float]) -> dict[str, int | float]:
+    """``after - before`` per counter (floats rounded like ``ClientStats.as_dict``)."""
+    delta: dict[str, int | float] = {}
+    for key, value in after.items():
+        change = value - before.get(key, 0)
+        delta[key] = round(change, 3) if isinstance(change, float) else change
+    return delta
 
 
 def _table_batches(by_table: Mapping[str, list[MappedEvent]], checkpoint: Checkpoint) -> Iterator[Batch]:

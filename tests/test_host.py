@@ -257,3 +257,46 @@ def test_domains_and_users_endpoints_are_used_for_inventory(httpx_mock: HTTPXMoc
         batches = list(c.collect(None))
     assert [(b.table, len(b.events)) for b in batches] == [("user_inventory", 4), ("group_management", 0)]
     assert c.summary.inventory_groups == 2
+
+
+def test_http_counters_in_the_summary_are_per_pass(httpx_mock: HTTPXMock, audit_only: MimecastConnector) -> None:
+    """A host keeps one connector (one client) for many passes; each summary counts its own requests."""
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("t1"))
+    httpx_mock.add_response(method="POST", url=AUDIT_URL, status_code=503, json={"fail": []})
+    httpx_mock.add_response(method="POST", url=AUDIT_URL, json=fixture("audit_page_last"))
+    httpx_mock.add_response(method="POST", url=AUDIT_URL, json=fixture("audit_page_last"))
+    first = list(audit_only.collect(None))
+    assert audit_only.summary.http == {
+        "requests": 2,
+        "pages": 1,
+        "retries": 1,
+        "rate_limited": 0,
+        "slept_seconds": 1.0,
+        "token_refreshes": 1,
+    }
+    committed = first[-1].checkpoint
+    list(audit_only.collect(committed))
+    assert audit_only.summary.http == {
+        "requests": 1,
+        "pages": 1,
+        "retries": 0,
+        "rate_limited": 0,
+        "slept_seconds": 0.0,
+        "token_refreshes": 0,
+    }
+    assert audit_only.client.stats.requests == 3  # the client's own counters stay cumulative
+
+
+def test_http_counters_are_filled_even_when_the_host_stops_early(
+    httpx_mock: HTTPXMock, audit_only: MimecastConnector
+) -> None:
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("t1"))
+    httpx_mock.add_response(
+        method="POST",
+        url=AUDIT_URL,
+        json={"meta": {"status": 200, "pagination": {"next": "p2"}}, "data": fixture("audit_page_1")["data"]},
+    )
+    batches = audit_only.collect(None)
+    next(iter(batches))
+    batches.close()  # type: ignore[attr-defined]
+    assert audit_only.summary.http["requests"] == 1
