@@ -34,8 +34,12 @@ from pytest_httpx import HTTPXMock
 from connector.cli import main
 
 MC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+0000")
-# Ten minutes ago, in whole seconds: inside the first window and inside the overlap of the next.
-ANCHOR = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+
+
+@pytest.fixture
+def anchor() -> datetime:
+    """Ten minutes ago, in whole seconds: inside the first window and inside the overlap of the next."""
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 
 
 @pytest.fixture(autouse=True)
@@ -117,12 +121,12 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 @pytest.mark.usefixtures("secret_env")
 def test_run_writes_ndjson_and_state_and_a_second_run_writes_nothing_new(
-    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+    anchor: datetime, tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path)
     state = tmp_path / "state" / "checkpoint.json"
     out = tmp_path / "events.ndjson"
-    records = [rec("r1", ANCHOR), rec("r2", ANCHOR - timedelta(minutes=1))]
+    records = [rec("r1", anchor), rec("r2", anchor - timedelta(minutes=1))]
     argv = ("run", "--config", str(config), "--state", str(state), "--output", str(out))
 
     expect_run(httpx_mock, records)
@@ -148,12 +152,16 @@ def test_run_writes_ndjson_and_state_and_a_second_run_writes_nothing_new(
 
 
 def test_secret_in_the_config_file_stays_out_of_state_output_and_logs(
-    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    anchor: datetime,
+    tmp_path: Path,
+    httpx_mock: HTTPXMock,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = write_config(tmp_path, client_secret=SECRET_VALUE, event_types=["audit", "user_management"])
     state = tmp_path / "checkpoint.json"
     folder = tmp_path / "out"
-    expect_run(httpx_mock, [rec("r1", ANCHOR), rec("pw", ANCHOR, "User Password Changed")])
+    expect_run(httpx_mock, [rec("r1", anchor), rec("pw", anchor, "User Password Changed")])
     httpx_mock.add_response(method="POST", url=FIND_GROUPS_URL, json=fixture("find_groups_page"))
     httpx_mock.add_response(method="POST", url=FIND_GROUPS_URL, json=fixture("find_groups_page"))
     httpx_mock.add_response(method="POST", url=GROUP_MEMBERS_URL, json=fixture("group_members_page"))
@@ -183,11 +191,11 @@ def test_secret_in_the_config_file_stays_out_of_state_output_and_logs(
 
 @pytest.mark.usefixtures("secret_env")
 def test_run_exits_1_when_records_were_refused_but_writes_the_good_ones(
-    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+    anchor: datetime, tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broken = rec("broken", ANCHOR)
+    broken = rec("broken", anchor)
     broken["eventTime"] = "not a time"
-    good = rec("good", ANCHOR)
+    good = rec("good", anchor)
 
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"meta": {"status": 200}, "data": [broken, good], "fail": []})
@@ -243,8 +251,10 @@ def test_run_refuses_a_corrupt_state_file_and_leaves_it_alone(
 
 
 @pytest.mark.usefixtures("secret_env")
-def test_run_to_stdout(tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]) -> None:
-    expect_run(httpx_mock, [rec("r1", ANCHOR)])
+def test_run_to_stdout(
+    anchor: datetime, tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expect_run(httpx_mock, [rec("r1", anchor)])
     code = main(["run", "--config", str(write_config(tmp_path)), "--state", str(tmp_path / "s.json")])
     captured = capsys.readouterr()
     assert code == 0, captured.err
