@@ -26,12 +26,14 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from connector.auth import MimecastAuth
 from connector.errors import (
@@ -42,7 +44,7 @@ from connector.errors import (
     PermissionDeniedError,
     RateLimitExhaustedError,
 )
-from connector.ratelimit import RetryPolicy
+from connector.ratelimit import RetryPolicy, parse_remaining, parse_reset_delay
 from connector.secret import Secret
 from connector.timefmt import format_mimecast_time
 from connector.urls import default_token_url, validate_base_url
@@ -84,6 +86,7 @@ _ENDPOINT_EVENT_TYPE = {
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _USER_AGENT = "mimecast-ocsf-connector/0.1.0"
 _MAX_SERVER_TEXT = 300
+_JSON_BODY = {"Content-Type": "application/json"}
 _RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 Record = dict[str, Any]
@@ -189,6 +192,7 @@ class MimecastClient:
         now: Callable[[], datetime] | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | None = None,
+        read_ahead: bool = False,
     ) -> None:
         """Create the client; no request is sent until an endpoint method is iterated.
 
@@ -205,6 +209,11 @@ class MimecastClient:
             transport: A custom transport (tests, the embedded simulator); defaults to an ``HTTPTransport``
                 that retries connection setup twice.
             timeout: Defaults to 30 s overall, 10 s to connect.
+            read_ahead: Request page N+1 (on a helper thread) as soon as page N has arrived, while the caller
+                is still processing page N, so the network wait overlaps the caller's mapping work instead of
+                adding to it. At most one page is read ahead per listing (memory stays at two pages); errors
+                are raised when the caller asks for that page. Off by default: a listing then requests the
+                next page only when the caller asks for it. Also settable as the ``read_ahead`` attribute.
 
         Raises:
             ConfigError: ``base_url``, ``page_size`` or ``max_pages`` is invalid.
@@ -222,7 +231,9 @@ class MimecastClient:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._now = now if now is not None else (lambda: datetime.now(UTC))
+        self.read_ahead = read_ahead
         self._not_before = 0.0
+        self._in_flight = 0
         self._slowdown_lock = threading.Lock()
         self.stats = ClientStats(auth=auth)
         self._http = httpx.Client(
@@ -404,41 +415,93 @@ class MimecastClient:
     def _pages(
         self, endpoint: str, data: list[Record], size: int, nested: str | None
     ) -> Iterator[list[Record]]:
+        if self.read_ahead:
+            return self._pages_read_ahead(endpoint, data, size, nested)
+        return self._pages_on_demand(endpoint, data, size, nested)
+
+    def _fetch(
+        self, endpoint: str, data: list[Record], size: int, nested: str | None, token: str | None
+    ) -> tuple[list[Record], str | None]:
+        """One page: its records and the next page token (``None`` at the end)."""
+        payload = self._post(endpoint, self._envelope(data, size, token))
+        records = self._records(endpoint, payload, nested)
+        self.stats.add(pages=1)
+        return records, self._next_token(payload)
+
+    def _after_page(
+        self, endpoint: str, page_number: int, records: list[Record], token: str | None, next_token: str | None
+    ) -> PaginationError | None:
+        """Log a page; the error to raise once its records are handed out, if the listing cannot go on."""
+        _log.debug(
+            "page fetched",
+            extra={
+                "endpoint": endpoint,
+                "page": page_number,
+                "records": len(records),
+                "has_next": next_token is not None,
+            },
+        )
+        if not records or next_token is None:
+            return None
+        if next_token == token:
+            return PaginationError(
+                f"Mimecast returned the page token it was just given for {endpoint} "
+                f"(page {page_number}); "
+                f"the server is not advancing, so the pull stops here instead of looping.",
+                endpoint=endpoint,
+            )
+        if page_number >= self.max_pages:
+            return PaginationError(
+                f"{endpoint} still had more pages after the cap of {self.max_pages} pages per call; "
+                f"the pull stops here. Narrow the window or raise max_pages.",
+                endpoint=endpoint,
+            )
+        return None
+
+    def _pages_on_demand(
+        self, endpoint: str, data: list[Record], size: int, nested: str | None
+    ) -> Iterator[list[Record]]:
         token: str | None = None
         page_number = 0
         while True:
-            payload = self._post(endpoint, self._envelope(data, size, token))
-            records = self._records(endpoint, payload, nested)
+            records, next_token = self._fetch(endpoint, data, size, nested, token)
             page_number += 1
-            self.stats.add(pages=1)
-            next_token = self._next_token(payload)
-            _log.debug(
-                "page fetched",
-                extra={
-                    "endpoint": endpoint,
-                    "page": page_number,
-                    "records": len(records),
-                    "has_next": next_token is not None,
-                },
-            )
+            error = self._after_page(endpoint, page_number, records, token, next_token)
             if records:
                 yield records
+            if error is not None:
+                raise error
             if not records or next_token is None:
                 return
-            if next_token == token:
-                raise PaginationError(
-                    f"Mimecast returned the page token it was just given for {endpoint} "
-                    f"(page {page_number}); "
-                    f"the server is not advancing, so the pull stops here instead of looping.",
-                    endpoint=endpoint,
-                )
-            if page_number >= self.max_pages:
-                raise PaginationError(
-                    f"{endpoint} still had more pages after the cap of {self.max_pages} pages per call; "
-                    f"the pull stops here. Narrow the window or raise max_pages.",
-                    endpoint=endpoint,
-                )
             token = next_token
+
+    def _pages_read_ahead(
+        self, endpoint: str, data: list[Record], size: int, nested: str | None
+    ) -> Iterator[list[Record]]:
+        token: str | None = None
+        page_number = 0
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+        future: Future[tuple[list[Record], str | None]] = pool.submit(
+            self._fetch, endpoint, data, size, nested, token
+        )
+        try:
+            while True:
+                records, next_token = future.result()
+                page_number += 1
+                error = self._after_page(endpoint, page_number, records, token, next_token)
+                more = bool(records) and next_token is not None and error is None
+                if more:  # ask for the next page before handing this one out
+                    future = pool.submit(self._fetch, endpoint, data, size, nested, next_token)
+                if records:
+                    yield records
+                if error is not None:
+                    raise error
+                if not more:
+                    return
+                token = next_token
+        finally:
+            # A caller that stops early leaves at most one request running; its result is dropped.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
     def _next_token(payload: Record) -> str | None:
@@ -486,8 +549,35 @@ class MimecastClient:
             _log.info("rate limit nearly spent, slowing down", extra={"endpoint": endpoint, "delay_s": delay})
             self._pause(delay)
 
+    def _send(self, endpoint: str, body: Record) -> httpx.Response:
+        """POST once, counting the request as in flight while it is (for :meth:`_note_rate_headers`)."""
+        with self._slowdown_lock:
+            self._in_flight += 1
+        try:
+            # orjson: the envelope is small, but the page that comes back is not (parsed in _interpret).
+            return self._http.post(endpoint, content=orjson.dumps(body), headers=_JSON_BODY)
+        finally:
+            with self._slowdown_lock:
+                self._in_flight -= 1
+
     def _note_rate_headers(self, headers: httpx.Headers) -> None:
-        wait = self.retry.preemptive_wait(headers)
+        """Pause before the next request when the window's budget is (nearly) spent.
+
+        ``X-RateLimit-Remaining`` was counted when the server answered; the requests other threads still have
+        in flight will spend part of it too, so they are subtracted before comparing with the policy's
+        ``low_remaining`` (a sequential pull has none in flight: exactly ``RetryPolicy.preemptive_wait``).
+        """
+        remaining = parse_remaining(headers)
+        if remaining is None:
+            return
+        with self._slowdown_lock:
+            others = self._in_flight
+        if remaining - others > self.retry.low_remaining:
+            return
+        delay = parse_reset_delay(headers)
+        if delay is None:
+            return
+        wait = min(delay, self.retry.max_rate_limit_wait)
         if wait > 0:
             with self._slowdown_lock:
                 self._not_before = max(self._not_before, self._clock() + wait)
@@ -500,7 +590,7 @@ class MimecastClient:
             attempt += 1
             self._wait_for_slowdown(endpoint)
             try:
-                response = self._http.post(endpoint, json=body)
+                response = self._send(endpoint, body)
             except _RETRYABLE_TRANSPORT_ERRORS as exc:
                 self.stats.add(requests=1)
                 if attempt >= policy.max_attempts:
@@ -583,8 +673,8 @@ class MimecastClient:
         message: str | None = None
         payload: Any = None
         try:
-            payload = response.json()
-        except ValueError:
+            payload = orjson.loads(response.content)  # about twice as fast as json on a 500-record page
+        except orjson.JSONDecodeError:
             payload = None
         if isinstance(payload, dict) and isinstance(payload.get("fail"), list) and payload["fail"]:
             code, message, fail_retryable = _first_fail(payload["fail"])

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quota", type=int, default=None, help="enforce at most N API requests per window")
     parser.add_argument("--quota-window", type=float, default=60.0, help="quota window in seconds")
     parser.add_argument("--lag-max", type=float, default=0.0, help="index lag: at most this many seconds")
-    parser.add_argument("--latency", type=float, default=0.0, help="added latency per request (seconds)")
+    parser.add_argument("--latency", type=float, default=0.0, help="fixed latency per request (s, work included)")
     return parser
 
 

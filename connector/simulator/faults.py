@@ -41,7 +41,8 @@ class FaultPlan:
         server_error_next: the next K API requests answer ``server_error_status``.
         server_error_status: status for those (500, 502, 503, 504).
         server_error_html: those answer an HTML page (as a load balancer does) instead of a JSON envelope.
-        latency_seconds: real (wall-clock) delay added to every request, including the token endpoint.
+        latency_seconds: real (wall-clock) time every request takes at least, including the token endpoint;
+            the server's own work runs inside it rather than on top of it.
         slow_next: the next K API requests are delayed by ``slow_seconds`` more (to trip client timeouts).
         slow_seconds: that delay.
         fail_next: the next K API requests answer HTTP 200 with a ``fail`` entry.

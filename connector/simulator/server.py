@@ -356,12 +356,29 @@ class Simulator:
             return True
         return False
 
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        """Answer one request (the HTTP layer calls this; tests may too)."""
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, *, received: float | None = None
+    ) -> Reply:
+        """Answer one request (the HTTP layer calls this; tests may too).
+
+        With ``faults.latency_seconds`` set, the answer is returned no sooner than that long after the request
+        came in (``received``, a ``time.perf_counter()`` reading; default now), and the server's own work (HTTP
+        parsing, rendering a page of records) happens inside that time instead of on top of it: a fixed
+        per-request latency, not latency plus this process's CPU time. The request is handled as arriving at
+        the end of the latency, as before (quota windows, token expiry).
+        """
+        latency = self.faults.latency_seconds
+        if latency <= 0:
+            return self._answer(method, path, headers, body, self.now())
+        began = time.perf_counter() if received is None else received
+        reply = self._answer(method, path, headers, body, self.now() + latency)
+        remaining = latency - (time.perf_counter() - began)
+        if remaining > 0:
+            time.sleep(remaining)
+        return reply
+
+    def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes, now: float) -> Reply:
         faults = self.faults
-        if faults.latency_seconds > 0:
-            time.sleep(faults.latency_seconds)
-        now = self.now()
         if path == "/oauth/token":
             with self._lock:
                 self._count("requests")
@@ -754,6 +771,7 @@ class _Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 keep-alive handler that defers to :meth:`Simulator.handle`."""
 
     simulator: ClassVar[Simulator]
+    _received: float = 0.0
     protocol_version = "HTTP/1.1"
     server_version = "MimecastSimulator/1.0"
     timeout = 60
@@ -765,6 +783,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: the simulator keeps its own request log."""
 
+    def parse_request(self) -> bool:
+        """Note when the request line came in (the latency runs from there), then parse the headers."""
+        self._received = time.perf_counter()
+        return super().parse_request()
+
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
@@ -772,7 +795,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         simulator = self.simulator
         try:
-            reply = simulator.handle(method, path, headers, body)
+            reply = simulator.handle(method, path, headers, body, received=self._received)
         except Exception as exc:  # a simulator bug must show up as a 500, not a dropped connection
             reply = Reply(500, {"fail": [{"code": "simulator_error", "message": repr(exc)}]})
         simulator._record(method, path, reply.status)

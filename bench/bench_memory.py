@@ -1,0 +1,194 @@
+"""Peak RSS of the connector pulling 100k and 1M audit events, streaming from HTTP page to NDJSON sink.
+
+Usage::
+
+    .venv/bin/python bench/bench_memory.py [--sizes 100000 1000000] [--read-ahead] [--no-write]
+
+The simulator (preset "large": 1,000,000 audit events over 10 days, 100,000 a day) runs in its own process with no
+latency. Each pull runs in a fresh worker process (``--worker``), so ``ru_maxrss`` is the peak of that pull alone:
+``MimecastConnector.collect`` with every batch written to ``NdjsonSink`` (per-table files, fsync) and its
+checkpoint saved, exactly as ``cli run`` does. 100k events = a 24-hour lookback, 1M = the whole 10 days (the
+collector reads 6-hour slices). The worker also samples its RSS (psutil) while it runs, so the table shows the RSS
+when the first and last quarter of the records had been read, not only the peak. Written into bench/RESULTS.md,
+section "## Memory".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench_pull import (  # noqa: E402
+    RESULTS,
+    machine,
+    machine_lines,
+    parameters,
+    run_collect,
+    simulator,
+    table,
+    write_section,
+)
+
+HEADING = "## Memory"
+EVENTS_PER_DAY = 100_000  # preset "large"
+LIMIT_MIB = 150
+
+
+def worker(base_url: str, hours: int, read_ahead: bool) -> dict[str, object]:
+    """One pull in this process; returns its figures (printed as JSON by ``--worker``)."""
+    import psutil
+
+    from connector.host import MimecastConnector
+
+    process = psutil.Process()
+    output = Path(tempfile.mkdtemp(prefix="bench-memory-"))
+    samples: list[tuple[int, float]] = []  # (records read so far, RSS MiB)
+    done = threading.Event()
+    try:
+        connector = MimecastConnector(parameters(base_url, lookback_hours=hours))
+        connector.client.read_ahead = read_ahead
+        baseline = process.memory_info().rss / 2**20
+
+        def sample() -> None:
+            while not done.wait(0.2):
+                samples.append((connector.summary.audit_records, process.memory_info().rss / 2**20))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.perf_counter()
+        with connector:
+            events = run_collect(connector, output)
+        wall = time.perf_counter() - started
+        done.set()
+        sampler.join()
+        summary = connector.summary
+        written = sum(f.stat().st_size for f in output.glob("*.ndjson"))
+        return {
+            "hours": hours,
+            "records": summary.audit_records,
+            "events": events,
+            "pages": summary.pages,
+            "requests": connector.client.stats.requests,
+            "failures": summary.failures,
+            "wall": wall,
+            "baseline_mib": baseline,
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "samples": samples,
+            "written_bytes": written,
+        }
+    finally:
+        done.set()
+        shutil.rmtree(output, ignore_errors=True)
+
+
+def _at(samples: list[list[float]], fraction: float, total: int) -> str:
+    """The largest RSS sampled up to the moment ``fraction`` of the records had been read."""
+    upto = [rss for records, rss in samples if records <= fraction * total]
+    return f"{max(upto):.1f}" if upto else "-"
+
+
+def run_worker(base_url: str, hours: int, read_ahead: bool) -> dict[str, object]:
+    """Run :func:`worker` in a fresh process and return its figures."""
+    command = [sys.executable, __file__, "--worker", base_url, str(hours)]
+    if read_ahead:
+        command.append("--read-ahead")
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker failed ({done.returncode}): {done.stderr[-2000:]}")
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure, print, write the RESULTS.md section."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="audit events to pull")
+    parser.add_argument("--read-ahead", action="store_true", help="also measure with the client's read-ahead on")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    parser.add_argument("--worker", nargs=2, metavar=("BASE_URL", "HOURS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.read_ahead)))
+        return 0
+
+    info = machine()
+    print(machine_lines(info), flush=True)
+    headers = (
+        "events asked",
+        "read-ahead",
+        "records read / OCSF events",
+        "pages",
+        "wall s",
+        "RSS before pull MiB",
+        "RSS at 25% MiB",
+        "RSS at 100% MiB",
+        "peak RSS MiB",
+        f"< {LIMIT_MIB} MiB",
+        "NDJSON written MiB",
+    )
+    rows = []
+    with simulator("large") as url:
+        for size in args.sizes:
+            # full days: 24 h per 100k; the whole history (plus an hour) for 1M
+            hours = math.ceil(size / EVENTS_PER_DAY * 24)
+            hours = hours + 1 if size >= 10 * EVENTS_PER_DAY else hours
+            for read_ahead in (False, True) if args.read_ahead else (False,):
+                r = run_worker(url, hours, read_ahead)
+                if r["failures"]:
+                    raise RuntimeError(f"the pull failed: {r['failures']}")
+                records = int(r["records"])  # type: ignore[call-overload]
+                samples: list[list[float]] = r["samples"]  # type: ignore[assignment]
+                peak = float(r["peak_mib"])  # type: ignore[arg-type]
+                rows.append([
+                    f"{size:,} ({hours} h)",
+                    "on" if read_ahead else "off",
+                    f"{records:,} / {int(r['events']):,}",  # type: ignore[call-overload]
+                    r["pages"],
+                    f"{float(r['wall']):.1f}",  # type: ignore[arg-type]
+                    f"{float(r['baseline_mib']):.1f}",  # type: ignore[arg-type]
+                    _at(samples, 0.25, records),
+                    _at(samples, 1.0, records),
+                    f"{peak:.1f}",
+                    "yes" if peak < LIMIT_MIB else "NO",
+                    f"{int(r['written_bytes']) / 2**20:,.0f}",  # type: ignore[call-overload]
+                ])  # fmt: skip
+                print(table(headers, rows[-1:]), flush=True)
+    result = table(headers, rows)
+    print(result)
+    body = f"""
+Reproduce with `.venv/bin/python bench/bench_memory.py` (or `make bench`). Each pull runs in a fresh process
+(`ru_maxrss` = that pull's peak) against the simulator in another process (preset "large", no latency): every
+batch is written to `NdjsonSink` (one file per table, fsync) and its checkpoint saved, as `cli run` does.
+"RSS at 25%" is the largest RSS sampled (every 0.2 s) until a quarter of the records had been read. Measured on:
+
+{machine_lines(info)}
+
+{result}
+"""
+    if not args.no_write:
+        write_section(HEADING, body + _NOTES)
+        print(f"written to {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+_NOTES = ""
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
