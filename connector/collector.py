@@ -240,7 +240,8 @@ class Collector:
         )
         for page in pages:
             self.summary.pages += 1
-            fresh = []
+            # (position in this pass, record): the position is what names a record without an id
+            fresh: list[tuple[int, dict[str, Any]]] = []
             for record in page:
                 self.summary.audit_records += 1
                 record_id = record.get("id") if isinstance(record, dict) else None
@@ -252,10 +253,11 @@ class Collector:
                     seen[record_id] = event_time
                     if previous_cursor is not None and event_time < previous_cursor:
                         self._note_late(record_id, previous_cursor - event_time)
-                fresh.append(record)
+                fresh.append((self.summary.audit_records, record))
             by_table: dict[str, list[MappedEvent]] = defaultdict(list)
-            for mapped in self.transformer.audit(fresh, start=self.summary.audit_records - len(page) + 1):
-                by_table[mapped.table].append(mapped)
+            for position, raw in fresh:
+                for mapped in self.transformer.audit((raw,), start=position):
+                    by_table[mapped.table].append(mapped)
             if not fresh:
                 continue
             checkpoint = self._commit(audit=AuditState(cursor_ms=cursor, seen=seen))

@@ -919,3 +919,16 @@ def test_a_record_indexed_late_near_the_overlap_edge_is_logged(
     assert getattr(warnings[0], "overlap_minutes", None) == 30
     assert connector.summary.lag_warnings == 1
     assert any("28.0 min after the previous cursor" in line for line in connector.summary.lines())
+
+
+def test_an_id_less_record_is_reported_at_its_position_even_after_skipped_duplicates(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    cursor = T0 - 5 * MINUTE
+    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor, seen={"dup": cursor - MINUTE})).to_dict())
+    no_id = rec("", cursor)
+    add_audit(httpx_mock, cursor - OVERLAP, T0, [rec("dup", cursor - MINUTE), rec("ok", cursor), no_id])
+    connector = make()
+    assert originals(host.run(connector)) == ["ok"]
+    assert [e.record_id for e in connector.summary.report.errors] == ["#3"]  # the third record read in this pass
+    assert connector.summary.duplicates == 1
