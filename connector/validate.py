@@ -43,8 +43,11 @@ SCHEMA_FILES: Mapping[int, str] = {
 # Epoch milliseconds between 2001-09-09 and 2286-11-20: a seconds value (~1.7e9) can never fall in here.
 _MIN_MS = 10**12
 _MAX_MS = 10**13
-_TIME_FIELDS = ("time", "start_time", "end_time")
-_METADATA_TIME_FIELDS = ("logged_time", "modified_time", "processed_time")
+# (attribute, JSON path) of the epoch-millisecond attributes, at the top level and in metadata
+_TIME_FIELDS = tuple((name, f"$.{name}") for name in ("time", "start_time", "end_time"))
+_METADATA_TIME_FIELDS = tuple(
+    (name, f"$.metadata.{name}") for name in ("logged_time", "modified_time", "processed_time")
+)
 
 
 @dataclass(frozen=True)
@@ -201,13 +204,11 @@ class EventValidator:
                 self._check_caption(found, event, caption_field, expected)
         if "type_name" in event and "activity_name" in event:
             self._check_caption(found, event, "type_name", f"{info['caption']}: {event['activity_name']}")
-        for field in _TIME_FIELDS:
-            self._check_ms(found, f"$.{field}", event.get(field))
+        self._check_ms(found, event, _TIME_FIELDS)
         metadata = event["metadata"]
         if metadata.get("version") != OCSF_VERSION:
             found.append(Problem("$.metadata.version", f"must be {OCSF_VERSION!r}"))
-        for field in _METADATA_TIME_FIELDS:
-            self._check_ms(found, f"$.metadata.{field}", metadata.get(field))
+        self._check_ms(found, metadata, _METADATA_TIME_FIELDS)
         for index, observable in enumerate(event.get("observables", ())):
             name = observable.get("name")
             if name and not compiled.resolves(name):
@@ -221,6 +222,8 @@ class EventValidator:
             found.append(Problem(f"$.{field}", f"{actual!r} does not match its id (expected {expected!r})"))
 
     @staticmethod
-    def _check_ms(found: list[Problem], path: str, value: Any) -> None:
-        if value is not None and not _MIN_MS <= value < _MAX_MS:
-            found.append(Problem(path, f"{value} is not epoch milliseconds"))
+    def _check_ms(found: list[Problem], node: Mapping[str, Any], fields: tuple[tuple[str, str], ...]) -> None:
+        for name, path in fields:
+            value = node.get(name)
+            if value is not None and not _MIN_MS <= value < _MAX_MS:
+                found.append(Problem(path, f"{value} is not epoch milliseconds"))

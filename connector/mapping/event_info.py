@@ -29,8 +29,12 @@ KNOWN_KEYS: Final[dict[str, str]] = {
     "Source": "source",
     "Search Criteria": "search_criteria",
 }
-# A known key at the start of the text or after whitespace or a comma ("not preceded by anything else").
-_KEY_SCAN = re.compile(r"(?<![^\s,])(" + "|".join(map(re.escape, KNOWN_KEYS)) + r"):[ \t]*")
+# A known key at the start of the text or after whitespace or a comma. The check sits after each key's first letter
+# ("D(?<![^\s,].)ate": the character before the "D" is not something other than a separator) so that the pattern
+# starts with a set of literal letters, which lets the regex engine skip ahead instead of trying every position.
+_KEY_SCAN = re.compile(
+    "(" + "|".join(re.escape(key[0]) + r"(?<![^\s,].)" + re.escape(key[1:]) for key in KNOWN_KEYS) + r"):[ \t]*"
+)
 
 _ADDRESS = r"[^\s,<>]+"
 # "Successful authentication for a@b.com <A B>, Date: ..., Time: ..., IP: ..., Application: ..."

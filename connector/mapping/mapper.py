@@ -48,31 +48,25 @@ class MappedEvent:
     record_id: str
 
 
-def _get(event: dict[str, Any], path: tuple[str, ...]) -> Any:
-    node: Any = event
-    for key in path:
-        if not isinstance(node, dict):  # events are built from plain dicts only
-            return None
-        node = node.get(key)
-    return node
-
-
 @dataclass(frozen=True, slots=True)
 class _TablePlan:
     """A field table prepared for the per-record loop.
 
     ``steps`` are ``(source, parent keys, leaf key)`` per row, in table order (``source == "observables"`` marks
-    the observables row); ``kept_raw`` names the raw fields that do not go to ``unmapped`` (consumed or dropped).
+    the observables row); ``kept_raw`` names the raw fields that do not go to ``unmapped`` (consumed or dropped);
+    ``sources`` the source values the rows read (the mapper skips computing the others).
     """
 
     steps: tuple[tuple[str, tuple[str, ...], str], ...]
     kept_raw: frozenset[str]
+    sources: frozenset[str]
 
     @classmethod
     def of(cls, table: FieldTable) -> _TablePlan:
         return cls(
             steps=tuple((row.source, row.path[:-1], row.path[-1]) for row in table.rows),
             kept_raw=table.consumes | table.drop,
+            sources=frozenset(row.source for row in table.rows),
         )
 
 
@@ -142,12 +136,12 @@ class Mapper:
         table = self.rules.audit_tables[row.class_uid]
         text = record.get("eventInfo")
         info = parse_event_info(text) if isinstance(text, str) else {}
-        values, rejected = self._audit_values(record, record_id, event_time_ms, info, table)
+        plan = self._plan(table)
+        values, rejected = self._audit_values(record, record_id, event_time_ms, info, table, plan.sources)
         status_id, status = row.outcome(info.get("outcome"))
         event = self._start_event(
             table, row.class_uid, row.activity(info.get("verb")), audit_type, status_id, status, row.severity_id
         )
-        plan = self._plan(table)
         self._fill(event, plan, values)
         unmapped = {k: v for k, v in record.items() if k not in plan.kept_raw}
         leftover = {k: v for k, v in info.items() if k not in table.info_consumed}
@@ -165,7 +159,10 @@ class Mapper:
         event_time_ms: int,
         info: Mapping[str, Any],
         table: FieldTable,
+        needed: frozenset[str],
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The source values of an audit record (the user and group objects only if the table reads them), and the
+        parsed fields rejected as invalid (they go to ``unmapped.event_info``)."""
         rejected: dict[str, Any] = {}
         raw_user = record.get("user")
         values: dict[str, Any] = {
@@ -184,15 +181,19 @@ class Mapper:
             values["info.ip"] = valid_ip(info["ip"])
             if values["info.ip"] is None:
                 rejected["ip"] = info["ip"]
-        subject = info.get("subject") or info.get("target") or raw_user
-        values["subject_user"] = build_user(subject, info.get("subject_name")) or {"name": UNKNOWN_IDENTITY}
-        if info.get("actor"):
-            values["actor_user"] = build_user(info["actor"], info.get("actor_name"))
-        else:
-            values["actor_user"] = build_user(raw_user)
-        values["member_user"] = build_user(info.get("member") or info.get("target"))
-        group = info.get("group")
-        values["group"] = {"name": group} if isinstance(group, str) and group else {"name": UNKNOWN_IDENTITY}
+        if "subject_user" in needed:
+            subject = info.get("subject") or info.get("target") or raw_user
+            values["subject_user"] = build_user(subject, info.get("subject_name")) or {"name": UNKNOWN_IDENTITY}
+        if "actor_user" in needed:
+            if info.get("actor"):
+                values["actor_user"] = build_user(info["actor"], info.get("actor_name"))
+            else:
+                values["actor_user"] = build_user(raw_user)
+        if "member_user" in needed:
+            values["member_user"] = build_user(info.get("member") or info.get("target"))
+        if "group" in needed:
+            group = info.get("group")
+            values["group"] = {"name": group} if isinstance(group, str) and group else {"name": UNKNOWN_IDENTITY}
         application = info.get("application")
         values["service_name"] = application if isinstance(application, str) and application else "Mimecast"
         method = info.get("method")
@@ -342,7 +343,9 @@ class Mapper:
     def _observables(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         found = []
         for path, name, type_id, caption in self._observable_kinds:
-            value = _get(event, path)
+            value: Any = event
+            for key in path:  # events are built from plain dicts only
+                value = value.get(key) if isinstance(value, dict) else None
             if value is not None:
                 found.append({"name": name, "type_id": type_id, "type": caption, "value": str(value)})
         return found
