@@ -301,3 +301,15 @@ def test_check_with_rejected_credentials_exits_3(
     code, err = run(capsys, "check", "--config", str(write_config(tmp_path)))
     assert code == 3
     assert SECRET_VALUE not in err
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_run_with_an_unwritable_output_reports_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    state = tmp_path / "checkpoint.json"
+    argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output-dir", str(blocker / "out"))
+    code, err = run(capsys, *argv)
+    assert code == 1
+    assert err.startswith("error: cannot create the output folder") and "Traceback" not in err
+    assert not state.exists()
