@@ -932,3 +932,14 @@ def test_an_id_less_record_is_reported_at_its_position_even_after_skipped_duplic
     assert originals(host.run(connector)) == ["ok"]
     assert [e.record_id for e in connector.summary.report.errors] == ["#3"]  # the third record read in this pass
     assert connector.summary.duplicates == 1
+
+
+def test_a_record_that_is_not_an_object_is_reported_and_the_page_still_delivered(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    add_audit(httpx_mock, T0 - LOOKBACK, T0, ["not an object", rec("ok", T0 - MINUTE), None])
+    connector = make()
+    host = Host()
+    assert originals(host.run(connector)) == ["ok"]
+    assert [e.record_id for e in connector.summary.report.errors] == ["#1", "#3"]
+    assert host.checkpoint.audit.cursor_ms == T0
