@@ -162,17 +162,17 @@ def _run_once(connector: MimecastConnector, store: CheckpointStore, sink: Ndjson
 
 def _cmd_run(args: argparse.Namespace) -> int:
     store = CheckpointStore(args.state)
-    sink = NdjsonSink(args.output_dir, per_table=True) if args.output_dir else NdjsonSink(args.output)
-    try:
-        with _connector(args) as connector:
+    with _connector(args) as connector:  # configuration is checked before any output file is created
+        sink = NdjsonSink(args.output_dir, per_table=True) if args.output_dir else NdjsonSink(args.output)
+        try:
             while True:
                 code = _run_once(connector, store, sink)
                 if not args.loop:
                     return code
                 print(f"next run in {args.loop:g} s (Ctrl-C to stop)", file=sys.stderr)
                 time.sleep(args.loop)
-    finally:
-        sink.close()
+        finally:
+            sink.close()
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

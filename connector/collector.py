@@ -42,7 +42,9 @@ __all__ = ["HISTORY_MS", "SLICE_MS", "AuditSettings", "Batch", "Collector", "Run
 _log = logging.getLogger("connector.collector")
 
 MINUTE_MS: Final = 60_000
-HISTORY_MS: Final = 60 * 24 * 60 * MINUTE_MS  # Mimecast serves about 60 days of audit history
+# Mimecast serves about 60 days of audit history; start 10 minutes inside it so a request at the very edge is
+# not refused (which would fail every run of a long catch-up on its first slice).
+HISTORY_MS: Final = 60 * 24 * 60 * MINUTE_MS - 10 * MINUTE_MS
 SLICE_MS: Final = 6 * 60 * MINUTE_MS  # catch-up windows are read in 6-hour slices
 USER_BATCH: Final = 1000
 GROUP_SOURCES: Final = ("cloud", "ldap")

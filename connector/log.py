@@ -165,7 +165,7 @@ def _redact_args(args: Any) -> Any:
     return args
 
 
-def configure_logging(level: str = "INFO", stream: IO[str] = sys.stderr, secrets: Iterable[str] = ()) -> None:
+def configure_logging(level: str = "INFO", stream: IO[str] | None = None, secrets: Iterable[str] = ()) -> None:
     """Send JSON log lines to ``stream`` from the root logger, with redaction.
 
     Idempotent: calling it again replaces the handler installed by the previous call (never duplicates it),
@@ -173,7 +173,8 @@ def configure_logging(level: str = "INFO", stream: IO[str] = sys.stderr, secrets
 
     Args:
         level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (the ``log_level`` parameter).
-        stream: Where the lines go; stderr by default so stdout stays free for event output.
+        stream: Where the lines go; the current ``sys.stderr`` by default (looked up at call time, so a
+            redirected or captured stderr is honoured), keeping stdout free for event output.
         secrets: Values to mask from the start, typically ``config.client_secret.reveal()``.
 
     Raises:
@@ -186,7 +187,7 @@ def configure_logging(level: str = "INFO", stream: IO[str] = sys.stderr, secrets
     for secret in secrets:
         register_secret(secret)
 
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(
         JsonFormatter(
             "{levelname}{name}{message}",

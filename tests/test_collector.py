@@ -286,7 +286,7 @@ def test_long_catch_up_is_read_in_contiguous_six_hour_slices_with_a_checkpoint_a
     assert [c.audit.cursor_ms for c in page_checkpoints] == [cursor, ends[1]]
 
 
-def test_history_clamp_starts_sixty_days_back_and_reports_the_gap(
+def test_history_clamp_starts_just_inside_sixty_days_and_reports_the_gap(
     httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], caplog: pytest.LogCaptureFixture
 ) -> None:
     cursor = T0 - 70 * DAY
@@ -304,9 +304,9 @@ def test_history_clamp_starts_sixty_days_back_and_reports_the_gap(
         host.run(connector)
 
     floor = T0 - HISTORY_MS
-    assert windows[0][0] == mc_time(floor) == "2026-01-01T12:00:00+0000"
+    assert windows[0][0] == mc_time(floor) == "2026-01-01T12:10:00+0000"  # 60 days minus a 10-minute margin
     assert windows[-1][1] == mc_time(T0)
-    assert len(windows) == HISTORY_MS // SLICE_MS
+    assert len(windows) == -(-HISTORY_MS // SLICE_MS)
     assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(windows))
     summary = connector.summary
     assert summary.history_gap == (cursor - OVERLAP, floor)
