@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from connector.cli import main
+from connector.errors import ConnectorError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "audit-records.jsonl"
@@ -80,3 +81,69 @@ def test_validate_reports_position_uid_and_path(tmp_path: Path, capsys: pytest.C
     assert f"line 2 uid={good['metadata']['uid']}: $.time" in err
     assert "line 3: not valid JSON" in err
     assert "1 valid, 2 invalid of 3 events" in err
+
+
+class _ScriptedConnector:
+    """Stands in for MimecastConnector in `_run_once`: yields prepared batches, optionally fails after them."""
+
+    def __init__(self, batches: list, fail: bool = False) -> None:
+        from connector.collector import RunSummary
+
+        self._batches, self._fail, self.summary = batches, fail, RunSummary()
+
+    def collect(self, checkpoint: object):  # type: ignore[no-untyped-def]
+        yield from self._batches
+        if self._fail:
+            raise ConnectorError("page 3 failed")
+
+
+def _batches(n: int) -> list:
+    from connector.checkpoint import AuditState, Checkpoint
+    from connector.collector import Batch
+
+    return [
+        Batch("authentication", 3002, [{"n": i}], Checkpoint(audit=AuditState(cursor_ms=i, seen={f"id{i}": i})))
+        for i in range(1, n + 1)
+    ]
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.saved: list[int | None] = []
+
+    def load(self) -> None:
+        return None
+
+    def save(self, checkpoint) -> None:  # type: ignore[no-untyped-def]
+        self.saved.append(checkpoint.audit.cursor_ms)
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.written: list[int] = []
+
+    def write(self, batch) -> None:  # type: ignore[no-untyped-def]
+        self.written.extend(e["n"] for e in batch.events)
+
+
+def test_run_commits_the_newest_checkpoint_at_most_every_interval_and_at_the_end() -> None:
+    from connector.cli import _run_once
+
+    ticks = iter(range(0, 100))  # one second per clock read
+    store, sink = _Store(), _Sink()
+    code = _run_once(_ScriptedConnector(_batches(6)), store, sink, commit_interval=3.0, clock=lambda: next(ticks))  # type: ignore[arg-type]
+    assert code == 0
+    assert sink.written == [1, 2, 3, 4, 5, 6]
+    assert store.saved[-1] == 6  # the last checkpoint is always committed
+    assert len(store.saved) < 6  # not after every batch
+    assert store.saved == sorted(store.saved)
+
+
+def test_run_commits_what_was_written_when_the_pass_fails() -> None:
+    from connector.cli import _run_once
+
+    store, sink = _Store(), _Sink()
+    with pytest.raises(ConnectorError):
+        _run_once(_ScriptedConnector(_batches(3), fail=True), store, sink, commit_interval=1e9, clock=lambda: 0.0)  # type: ignore[arg-type]
+    assert sink.written == [1, 2, 3]
+    assert store.saved == [3]  # covers exactly the written batches, nothing beyond
