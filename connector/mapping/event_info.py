@@ -97,13 +97,14 @@ def _read_time(parsed: dict[str, object]) -> None:
     match = _TIME.match(raw_time)
     if match is None:
         return
-    if match.group("sign"):
-        minutes = int(match.group("hh")) * 60 + int(match.group("mm"))
-        parsed["timezone_offset"] = -minutes if match.group("sign") == "-" else minutes
-    elif match.group("zone") in _ZONES:
-        parsed["timezone_offset"] = _ZONES[match.group("zone")]
+    clock, sign, hh, mm, zone = match.groups()
+    if sign:
+        minutes = int(hh) * 60 + int(mm)
+        parsed["timezone_offset"] = -minutes if sign == "-" else minutes
+    elif zone in _ZONES:
+        parsed["timezone_offset"] = _ZONES[zone]
     if "date" in parsed:
-        parsed["local_time"] = f"{parsed['date']}T{match.group('clock')}"
+        parsed["local_time"] = f"{parsed['date']}T{clock}"
 
 
 def _read_action(action: str, parsed: dict[str, object]) -> None:
@@ -142,23 +143,25 @@ def parse_event_info(text: str) -> dict[str, object]:
     parsed: dict[str, object] = {}
     text = text.strip()
     if match := _AUTH.match(text):
+        outcome, subject, subject_name, rest = match.groups()
         parsed["layout"] = "authentication"
-        parsed["outcome"] = match.group("outcome")
-        if match.group("subject"):
-            parsed["subject"] = match.group("subject")
-        if match.group("subject_name"):
-            parsed["subject_name"] = match.group("subject_name").strip()
-        _scan_pairs(match.group("rest"), parsed)
+        parsed["outcome"] = outcome
+        if subject:
+            parsed["subject"] = subject
+        if subject_name:
+            parsed["subject_name"] = subject_name.strip()
+        _scan_pairs(rest, parsed)
     elif match := _ACTION.match(text):
+        action, actor, actor_name, rest = match.groups()
         parsed["layout"] = "action_performed"
-        action = match.group("action").strip()
+        action = action.strip()
         parsed["action"] = action
-        if match.group("actor"):
-            parsed["actor"] = match.group("actor")
-        if match.group("actor_name"):
-            parsed["actor_name"] = match.group("actor_name").strip()
+        if actor:
+            parsed["actor"] = actor
+        if actor_name:
+            parsed["actor_name"] = actor_name.strip()
         _read_action(action, parsed)
-        _scan_pairs(match.group("rest"), parsed)
+        _scan_pairs(rest, parsed)
     elif match := _PASSWORD.match(text):
         parsed["layout"] = "password_reset"
         parsed["subject"] = match.group("subject")

@@ -16,7 +16,7 @@ from connector.errors import MappingError
 from connector.mapping.event_info import parse_event_info
 from connector.mapping.rules import Classification, FieldTable, MappingRules, load_rules
 from connector.mapping.snapshot import MembershipChange
-from connector.mapping.values import UNKNOWN_IDENTITY, build_user, record_uid, valid_ip
+from connector.mapping.values import UNKNOWN_IDENTITY, build_user, new_user, record_uid, valid_ip
 from connector.timefmt import parse_mimecast_time_ms
 from connector.validate import OCSF_VERSION, OcsfEnums, load_enums
 
@@ -217,7 +217,7 @@ class Mapper:
         if not isinstance(address, str) or not address.strip():
             raise MappingError(f"directory user #{position} has no emailAddress", record_id=f"#{position}")
         table = self.rules.user_inventory
-        user = build_user(address, record.get("name"))
+        user = new_user(address, record.get("name"))  # each address once per pull: nothing to memoise
         assert user is not None
         domain = record.get("domain")
         if isinstance(domain, str) and domain:

@@ -23,6 +23,7 @@ __all__ = [
     "SOURCES",
     "UNKNOWN_IDENTITY",
     "build_user",
+    "new_user",
     "record_uid",
     "valid_ip",
 ]
@@ -32,6 +33,9 @@ EMAIL: Final = re.compile(r"^[a-zA-Z0-9!#$%&'*+-/=?^_`{|}~.]+@[a-zA-Z0-9-]+\.[a-
 # OCSF requires a user (3001, 3002, 5003) or a group (3006); when the record names none, this is the name
 # used, and the original (empty) value stays visible in the raw fields.
 UNKNOWN_IDENTITY: Final = "unknown"
+# build_user's memo: (address, full name) -> user object (an empty dict for "no user"); cleared when full
+_USERS: Final[dict[tuple[str, str | None], dict[str, Any]]] = {}
+_USERS_LIMIT: Final = 8192
 _UID_NAMESPACE: Final = uuid.UUID("6f1d4b9e-5c51-4d59-a0f2-3c0e8f6f2a11")
 # uuid5 is SHA-1 over namespace bytes + name; the namespace and the constant "mimecast:" prefix are hashed once.
 _UID_PREFIX_HASH: Final = hashlib.sha1(_UID_NAMESPACE.bytes + b"mimecast:")
@@ -124,7 +128,24 @@ def valid_ip(text: object) -> str | None:
 
 
 def build_user(address: object, full_name: object = None) -> dict[str, Any] | None:
-    """An OCSF user object for an address as Mimecast wrote it; None when there is no address at all."""
+    """An OCSF user object for an address as Mimecast wrote it; None when there is no address at all.
+
+    The same few thousand addresses recur in audit records, so the object is built once per (address, name) and
+    each call returns a fresh copy of it (its values are strings, so callers may modify the copy freely).
+    """
+    if not isinstance(address, str):
+        return None
+    key = (address, full_name if isinstance(full_name, str) else None)
+    user = _USERS.get(key)
+    if user is None:
+        if len(_USERS) >= _USERS_LIMIT:
+            _USERS.clear()
+        user = _USERS[key] = new_user(*key) or {}
+    return dict(user) if user else None
+
+
+def new_user(address: object, full_name: object = None) -> dict[str, Any] | None:
+    """``build_user`` without the memo: for addresses seen once (a directory pull)."""
     if not isinstance(address, str) or not address.strip():
         return None
     address = address.strip()
