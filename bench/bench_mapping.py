@@ -39,8 +39,10 @@ from common import (
 )
 
 from connector.errors import MappingError
+from connector.mapping.event_info import parse_event_info
 from connector.mapping.mapper import Mapper, now_ms
 from connector.pipeline import Transformer
+from connector.timefmt import parse_mimecast_time_ms
 from connector.validate import EventValidator
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -130,6 +132,13 @@ def _interleaved(runs: int, jobs: dict[str, Callable[[], object]]) -> dict[str, 
     return best
 
 
+def _parses(text: object) -> bool:
+    try:
+        return isinstance(text, str) and parse_mimecast_time_ms(text) > 0
+    except ValueError:
+        return False
+
+
 def _stages(source: str, lines: Sequence[bytes], runs: int) -> dict[str, float]:
     """Seconds of each stage alone over the same lines (best of ``runs``)."""
     records = list(decode(lines))
@@ -159,6 +168,17 @@ def _stages(source: str, lines: Sequence[bytes], runs: int) -> dict[str, float]:
             except MappingError:
                 pass
 
+    texts = [r["eventInfo"] for r in records if isinstance(r, dict) and isinstance(r.get("eventInfo"), str)]
+    times = [r["eventTime"] for r in records if isinstance(r, dict) and _parses(r.get("eventTime"))]
+
+    def parse_texts() -> None:
+        for text in texts:
+            parse_event_info(text)
+
+    def parse_times() -> None:
+        for text in times:
+            parse_mimecast_time_ms(text)
+
     def schema_only() -> None:
         for event in events:
             fast[event["class_uid"]].is_valid(event)
@@ -178,6 +198,8 @@ def _stages(source: str, lines: Sequence[bytes], runs: int) -> dict[str, float]:
         {
             "decode (orjson.loads)": lambda: list(decode(lines)),
             "map (Mapper)": map_all,
+            "  of which eventInfo parsing (parse_event_info)": parse_texts,
+            "  of which eventTime parsing (timefmt.parse_mimecast_time_ms)": parse_times,
             "validate (EventValidator.problems)": validate_all,
             "  of which jsonschema-rs is_valid": schema_only,
             "encode (orjson.dumps event)": encode_all,
@@ -204,6 +226,10 @@ def measure(source: str, lines: Sequence[bytes], runs: int) -> Measured:
         full_s=best["full"],
         stages=_stages(source, lines, runs),
     )
+
+
+def _per_record(seconds: float, count: int) -> str:
+    return f"{seconds / count * 1e6:.2f}" if seconds > 1e-4 else "n/a"
 
 
 def _rate(count: int, seconds: float) -> str:
@@ -235,7 +261,7 @@ def render(results: Sequence[Measured], runs: int) -> str:
     out.append("| stage | " + " | ".join(m.source for m in results) + " |")
     out.append("|---|" + "---:|" * len(results))
     for name in names:
-        cells = " | ".join(f"{m.stages[name] / m.records * 1e6:.2f}" for m in results)
+        cells = " | ".join(_per_record(m.stages[name], m.records) for m in results)
         out.append(f"| {name} | {cells} |")
     cells = " | ".join(f"{m.full_s / m.records * 1e6:.2f}" for m in results)
     out.append(f"| full path (as above) | {cells} |")
