@@ -31,6 +31,9 @@ _OBSERVABLES: Final[tuple[tuple[tuple[str, ...], int], ...]] = (
     (("group", "uid"), 33),
 )
 _HEADER_CACHE_LIMIT: Final = 4096
+# info.<key> sources whose value the mapper checks and puts in the source values (the others are read from the
+# parsed eventInfo as they are).
+_CHECKED_INFO: Final = frozenset({"info.ip"})
 
 
 def now_ms() -> int:
@@ -48,23 +51,32 @@ class MappedEvent:
     record_id: str
 
 
+def _info_key(source: str) -> str | None:
+    """The parsed eventInfo field an ``info.<key>`` source reads as is (not ``info.ip``, which is checked first)."""
+    if source.startswith("info.") and source not in _CHECKED_INFO:
+        return source.removeprefix("info.")
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class _TablePlan:
     """A field table prepared for the per-record loop.
 
-    ``steps`` are ``(source, parent keys, leaf key)`` per row, in table order (``source == "observables"`` marks
-    the observables row); ``kept_raw`` names the raw fields that do not go to ``unmapped`` (consumed or dropped);
-    ``sources`` the source values the rows read (the mapper skips computing the others).
+    ``steps`` are ``(source, eventInfo key, parent keys, leaf key)`` per row, in table order (``source ==
+    "observables"`` marks the observables row; the eventInfo key is set for ``info.<key>`` sources read straight
+    from the parsed eventInfo, None for the values the mapper computes). ``kept_raw`` names the raw fields that do
+    not go to ``unmapped`` (consumed or dropped); ``sources`` the source values the rows read (the mapper skips
+    computing the others).
     """
 
-    steps: tuple[tuple[str, tuple[str, ...], str], ...]
+    steps: tuple[tuple[str, str | None, tuple[str, ...], str], ...]
     kept_raw: frozenset[str]
     sources: frozenset[str]
 
     @classmethod
     def of(cls, table: FieldTable) -> _TablePlan:
         return cls(
-            steps=tuple((row.source, row.path[:-1], row.path[-1]) for row in table.rows),
+            steps=tuple((row.source, _info_key(row.source), row.path[:-1], row.path[-1]) for row in table.rows),
             kept_raw=table.consumes | table.drop,
             sources=frozenset(row.source for row in table.rows),
         )
@@ -142,7 +154,7 @@ class Mapper:
         event = self._start_event(
             table, row.class_uid, row.activity(info.get("verb")), audit_type, status_id, status, row.severity_id
         )
-        self._fill(event, plan, values)
+        self._fill(event, plan, values, info)
         unmapped = {k: v for k, v in record.items() if k not in plan.kept_raw}
         leftover = {k: v for k, v in info.items() if k not in table.info_consumed}
         leftover.update(rejected)
@@ -175,9 +187,7 @@ class Mapper:
             "collected_ms": self._clock_ms(),
             "event_time_ms": event_time_ms,
         }
-        for key, value in info.items():
-            values["info." + key] = value
-        if "ip" in info:
+        if "ip" in info:  # the other info.<key> values are read from ``info`` by _fill
             values["info.ip"] = valid_ip(info["ip"])
             if values["info.ip"] is None:
                 rejected["ip"] = info["ip"]
@@ -240,7 +250,7 @@ class Mapper:
             table.header["severity_id"],
         )  # fmt: skip
         plan = self._plan(table)
-        self._fill(event, plan, values)
+        self._fill(event, plan, values, {})
         unmapped = {k: v for k, v in record.items() if k not in plan.kept_raw}
         if unmapped:
             event["unmapped"] = unmapped
@@ -263,7 +273,7 @@ class Mapper:
         event = self._start_event(
             table, table.class_uid, activity_id, "", table.header["status_id"], None, table.header["severity_id"]
         )
-        self._fill(event, self._plan(table), values)
+        self._fill(event, self._plan(table), values, {})
         return MappedEvent(table.table, table.class_uid, event, key)
 
     def map_membership_changes(self, changes: Iterable[MembershipChange], collected_ms: int) -> list[MappedEvent]:
@@ -321,15 +331,20 @@ class Mapper:
             known = self._plans[id(table)] = (table, _TablePlan.of(table))
         return known[1]
 
-    def _fill(self, event: dict[str, Any], plan: _TablePlan, values: Mapping[str, Any]) -> None:
-        """Set each row's value at its path (rows without a value are skipped), in table order."""
-        for source, parents, leaf in plan.steps:
+    def _fill(
+        self, event: dict[str, Any], plan: _TablePlan, values: Mapping[str, Any], info: Mapping[str, Any]
+    ) -> None:
+        """Set each row's value (from ``values``, or ``info`` for eventInfo fields) at its path, in table order.
+
+        Rows without a value are skipped.
+        """
+        for source, info_key, parents, leaf in plan.steps:
             if source == "observables":
                 observables = self._observables(event)
                 if observables:
                     event["observables"] = observables
                 continue
-            value = values.get(source)
+            value = values.get(source) if info_key is None else info.get(info_key)
             if value is None:
                 continue
             node = event
