@@ -66,19 +66,23 @@ class _TablePlan:
     "observables"`` marks the observables row; the eventInfo key is set for ``info.<key>`` sources read straight
     from the parsed eventInfo, None for the values the mapper computes). ``kept_raw`` names the raw fields that do
     not go to ``unmapped`` (consumed or dropped); ``sources`` the source values the rows read (the mapper skips
-    computing the others).
+    computing the others); ``observables`` the observable kinds (see ``Mapper._observable_kinds``) whose path
+    starts at an attribute some row sets (the others cannot be in the event).
     """
 
     steps: tuple[tuple[str, str | None, tuple[str, ...], str], ...]
     kept_raw: frozenset[str]
     sources: frozenset[str]
+    observables: tuple[tuple[tuple[str, ...], str, int, str], ...]
 
     @classmethod
-    def of(cls, table: FieldTable) -> _TablePlan:
+    def of(cls, table: FieldTable, observable_kinds: tuple[tuple[tuple[str, ...], str, int, str], ...]) -> _TablePlan:
+        tops = {row.path[0] for row in table.rows}
         return cls(
             steps=tuple((row.source, _info_key(row.source), row.path[:-1], row.path[-1]) for row in table.rows),
             kept_raw=table.consumes | table.drop,
             sources=frozenset(row.source for row in table.rows),
+            observables=tuple(kind for kind in observable_kinds if kind[0][0] in tops),
         )
 
 
@@ -328,7 +332,7 @@ class Mapper:
         """The prepared plan of one of our tables (made on first use; keyed by identity, the table kept alive)."""
         known = self._plans.get(id(table))
         if known is None:
-            known = self._plans[id(table)] = (table, _TablePlan.of(table))
+            known = self._plans[id(table)] = (table, _TablePlan.of(table, self._observable_kinds))
         return known[1]
 
     def _fill(
@@ -340,7 +344,7 @@ class Mapper:
         """
         for source, info_key, parents, leaf in plan.steps:
             if source == "observables":
-                observables = self._observables(event)
+                observables = self._observables(event, plan)
                 if observables:
                     event["observables"] = observables
                 continue
@@ -355,9 +359,10 @@ class Mapper:
                 node = child
             node[leaf] = value
 
-    def _observables(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+    @staticmethod
+    def _observables(event: dict[str, Any], plan: _TablePlan) -> list[dict[str, Any]]:
         found = []
-        for path, name, type_id, caption in self._observable_kinds:
+        for path, name, type_id, caption in plan.observables:
             value: Any = event
             for key in path:  # events are built from plain dicts only
                 value = value.get(key) if isinstance(value, dict) else None
