@@ -177,8 +177,11 @@ class Mapper:
         table: FieldTable,
         needed: frozenset[str],
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The source values of an audit record (the user and group objects only if the table reads them), and the
-        parsed fields rejected as invalid (they go to ``unmapped.event_info``)."""
+        """The source values of an audit record, and the parsed fields rejected as invalid.
+
+        User and group objects are built only when one of the table's rows reads them (``needed``); the rejected
+        fields go to ``unmapped.event_info``.
+        """
         rejected: dict[str, Any] = {}
         raw_user = record.get("user")
         values: dict[str, Any] = {
