@@ -143,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "NDJSON written MiB",
     )
     rows = []
+    peaks: list[tuple[int, bool, float, float]] = []  # (events asked, read-ahead, baseline, peak)
     with simulator("large") as url:
         for size in args.sizes:
             # full days: 24 h per 100k; the whole history (plus an hour) for 1M
@@ -155,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 records = int(r["records"])  # type: ignore[call-overload]
                 samples: list[list[float]] = r["samples"]  # type: ignore[assignment]
                 peak = float(r["peak_mib"])  # type: ignore[arg-type]
+                peaks.append((size, read_ahead, float(r["baseline_mib"]), peak))  # type: ignore[arg-type]
                 rows.append([
                     f"{size:,} ({hours} h)",
                     "on" if read_ahead else "off",
@@ -182,12 +184,30 @@ batch is written to `NdjsonSink` (one file per table, fsync) and its checkpoint 
 {result}
 """
     if not args.no_write:
-        write_section(HEADING, body + _NOTES)
+        write_section(HEADING, body + notes(peaks))
         print(f"written to {RESULTS.relative_to(ROOT)}")
     return 0
 
 
-_NOTES = ""
+def notes(peaks: list[tuple[int, bool, float, float]]) -> str:
+    """The reading of this run's numbers."""
+    plain = [(size, base, peak) for size, ahead, base, peak in peaks if not ahead]
+    if len(plain) < 2:
+        return ""
+    (small, _, small_peak), (large, base, large_peak) = plain[0], plain[-1]
+    return f"""
+### Reading the numbers
+
+- Peak RSS {small_peak:.1f} MiB at {small:,} events and {large_peak:.1f} MiB at {large:,} events: flat
+  ({large_peak - small_peak:+.1f} MiB for {large // small}x the events), well under {LIMIT_MIB} MiB.
+- About {base:.0f} MiB is there before the first request (Python, httpx, jsonschema-rs with the OCSF schemas,
+  the mapping rules); the pull itself adds ~{large_peak - base:.0f} MiB whatever its size: one page of raw records
+  (the client hands out a page at a time and only requests the next when asked; with read-ahead, two), its
+  mapped events, and the `audit.seen` id set, which the collector prunes to one 6-hour slice plus the overlap
+  (~25k ids at 100k events a day), serialized into the checkpoint after each page.
+- Nothing grows with N: the sink writes and fsyncs each batch and keeps no events; compare "RSS at 25%" with
+  the peak in the table.
+"""
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")

@@ -518,6 +518,7 @@ def findings(audit: Sequence[Row], inventory: Sequence[InventoryRow], latency: f
     pages = by_name["HTTP pages only (client)"]
     verdict = "meets" if pages.wall / pages.floor <= 1.15 else "misses"
     out = [
+        "",
         "### Reading the numbers",
         "",
         f"- **HTTP side**: {pages.wall / pages.floor:.3f}x the floor of requests made x L "
