@@ -1,10 +1,14 @@
 """The Mimecast API 2.0 HTTP client: envelopes, pagination, retries and rate limits on one ``httpx.Client``.
 
 Every endpoint method is a generator that requests the next page only when the caller asks for more, so a pull
-of any size runs in the memory of one page. Errors are raised as the connector's exception hierarchy:
+of any size runs in the memory of one page. With ``read_ahead=True`` it requests page N+1 on a helper thread as
+soon as page N has arrived, so the network wait overlaps the caller's work on page N (memory: two pages).
+Errors are raised as the connector's exception hierarchy:
 
 * HTTP 429: wait the server's ``X-RateLimit-Reset`` (a millisecond duration, capped, with jitter), re-send;
-  after ``max_attempts`` sends, ``RateLimitExhaustedError``.
+  after ``max_attempts`` sends, ``RateLimitExhaustedError``. Before that: when ``X-RateLimit-Remaining``, less the
+  requests other threads still have in flight, is at or below ``low_remaining``, every thread pauses until the
+  reset, so a pull under a quota normally sees no 429 at all.
 * HTTP 5xx, timeouts, connection/read errors, and HTTP 200 with a ``fail[]`` entry marked ``retryable``:
   exponential backoff with a cap; after ``max_attempts`` sends, ``ApiError(retryable=True)``.
 * HTTP 400/404 (any other 4xx), non-retryable ``fail[]``, ``meta.status`` != 200, non-JSON, redirects:
