@@ -504,8 +504,10 @@ class MimecastClient:
                     return
                 token = next_token
         finally:
-            # A caller that stops early leaves at most one request running; its result is dropped.
-            pool.shutdown(wait=False, cancel_futures=True)
+            # A caller that stops early has at most one request in flight: wait for it (bounded by the timeout)
+            # and drop its result, so no request of this listing is still running once the caller moves on
+            # (or closes the client).
+            pool.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
     def _next_token(payload: Record) -> str | None:

@@ -70,6 +70,9 @@ class MimecastConnector:
             self.config.client_key,
             self.config.client_secret,
             page_size=self.config.page_size,
+            # Fetch page N+1 while page N is mapped (at most one page ahead): the pull then costs
+            # max(network, CPU) instead of their sum (bench/RESULTS.md: 2.1x -> 1.45x the latency floor).
+            read_ahead=True,
             max_pages=self.config.max_pages_per_call,
             retry=retry,
             now=lambda: ms_to_datetime(now_ms()),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
@@ -172,6 +174,65 @@ def test_pages_are_streamed_not_buffered(httpx_mock: HTTPXMock, client: Mimecast
     for item in client.audit_events(START, END):
         order.append(f"got {item['id']}")
     assert order == ["got id-1", "got id-2", "request page 2", "got id-3"]
+
+
+@pytest.mark.usefixtures("token")
+def test_read_ahead_requests_one_page_ahead_and_no_further(httpx_mock: HTTPXMock, client: MimecastClient) -> None:
+    requested: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        token = json.loads(request.content)["meta"]["pagination"].get("pageToken")
+        requested.append(token or "p1")
+        n = 1 if token is None else int(token[1:])
+        return httpx.Response(200, json=page([record(n)], f"p{n + 1}" if n < 4 else None))
+
+    httpx_mock.add_callback(answer, url=AUDIT_URL, is_reusable=True)
+    client.read_ahead = True
+    pages = client.audit_event_pages(START, END)
+    first = next(pages)
+    deadline = time.monotonic() + 2
+    while len(requested) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.05)  # give a runaway prefetch the chance to show itself
+    assert first == [record(1)]
+    assert requested == ["p1", "p2"]  # page 2 is in flight while page 1 is handed out; page 3 is not
+    assert [r["id"] for p in pages for r in p] == ["id-2", "id-3", "id-4"]
+    assert requested == ["p1", "p2", "p3", "p4"]
+
+
+@pytest.mark.usefixtures("token")
+def test_read_ahead_leaves_no_request_running_when_the_caller_stops(
+    httpx_mock: HTTPXMock, client: MimecastClient
+) -> None:
+    finished: list[str] = []
+
+    def slow_second_page(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.1)
+        finished.append("p2")
+        return httpx.Response(200, json=page([record(2)], "p3"))
+
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=page([record(1)], "p2"))
+    httpx_mock.add_callback(slow_second_page, url=AUDIT_URL, match_json=envelope([WINDOW], token="p2"))
+    client.read_ahead = True
+    pages = client.audit_event_pages(START, END)
+    assert next(pages) == [record(1)]
+    pages.close()  # e.g. the host crashed or stopped after one batch
+    assert finished == ["p2"]  # the in-flight prefetch completed before close() returned; nothing else was sent
+
+
+@pytest.mark.usefixtures("token")
+def test_read_ahead_raises_a_failing_page_only_after_the_pages_before_it(
+    httpx_mock: HTTPXMock, client: MimecastClient
+) -> None:
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=page([record(1)], "p2"))
+    failed = {"meta": {"status": 200}, "data": [], "fail": [{"errors": [{"code": "err_x", "retryable": False}]}]}
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW], token="p2"), json=failed)
+    client.read_ahead = True
+    got: list[str] = []
+    with pytest.raises(ApiError, match="err_x"):
+        for item in client.audit_events(START, END):
+            got.append(item["id"])
+    assert got == ["id-1"]
 
 
 @pytest.mark.usefixtures("token")
