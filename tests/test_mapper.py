@@ -156,3 +156,30 @@ def test_user_inventory_joins_audit_user_uid(mapper: Mapper) -> None:
     assert audit is not None
     assert user.event["user"]["uid"] == audit.event["user"]["uid"] == "alice.ng@contoso.example.org"
     assert user.event["user"]["account"]["type_id"] == 18
+
+
+@pytest.mark.parametrize("key", ["eNqrVkqpSswMTlSyUqpIzAlOKS0qTk7JzEnNVqoFAJ8NCT0", "", "ü:1780000000000", "a" * 500])
+def test_record_uid_is_exactly_uuid5(key: str) -> None:
+    import uuid
+
+    from connector.mapping.values import _UID_NAMESPACE, record_uid
+
+    assert record_uid("audit", key) == str(uuid.uuid5(_UID_NAMESPACE, f"mimecast:audit:{key}"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["198.51.100.23", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "\uff11.2.3.4",
+     "2001:db8::1", "2001:db8:85a3::8a2e:370:7334", "::1", "fe80::1%eth0", "null", "", " 1.2.3.4", "1.2.3.4\n"],
+)  # fmt: skip
+def test_valid_ip_agrees_with_ipaddress(text: str) -> None:
+    import ipaddress
+
+    from connector.mapping.values import valid_ip
+
+    try:
+        ipaddress.ip_address(text)
+        expected: str | None = text
+    except ValueError:
+        expected = None
+    assert valid_ip(text) == expected

@@ -114,7 +114,9 @@ class Mapper:
             (path, ".".join(path), type_id, self._enums.object_caption("observable", "type_id", type_id))
             for path, type_id in _OBSERVABLES
         )
-        self._plans: dict[int, tuple[FieldTable, _TablePlan]] = {}
+        tables = (*self.rules.audit_tables.values(), self.rules.user_inventory, self.rules.membership)
+        # Prepared once per table; keyed by identity because two tables share the name "group_management".
+        self._plans: dict[int, _TablePlan] = {id(t): _TablePlan.of(t, self._observable_kinds) for t in tables}
 
     # ----------------------------------------------------------------------------------------------- audit
     def classify(self, record: Mapping[str, Any]) -> Classification:
@@ -332,11 +334,8 @@ class Mapper:
         }
 
     def _plan(self, table: FieldTable) -> _TablePlan:
-        """The prepared plan of one of our tables (made on first use; keyed by identity, the table kept alive)."""
-        known = self._plans.get(id(table))
-        if known is None:
-            known = self._plans[id(table)] = (table, _TablePlan.of(table, self._observable_kinds))
-        return known[1]
+        """The plan prepared in ``__init__`` for one of ``self.rules``' tables."""
+        return self._plans[id(table)]
 
     def _fill(
         self, event: dict[str, Any], plan: _TablePlan, values: Mapping[str, Any], info: Mapping[str, Any]
