@@ -152,3 +152,14 @@ def test_readme_generator_check_mode(tmp_path: Path, manifest: dict[str, Any]) -
     text = readme.read_text(encoding="utf-8")
     assert text.startswith("# T\n\n") and text.endswith(f"{generator.END_MARKER}\ntail\n")
     assert "| `page_size` | integer (1..1000) | no | `500` |" in text
+
+
+def test_the_declared_entry_point_is_installed_and_loads_the_host_class() -> None:
+    from importlib.metadata import entry_points
+
+    from connector.host import MimecastConnector
+
+    declared = json.loads(manifest_text())["entry_point"]
+    found = entry_points(group=declared["group"])[declared["name"]]
+    assert found.value == declared["object"]
+    assert found.load() is MimecastConnector
