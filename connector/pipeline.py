@@ -54,13 +54,6 @@ class Report:
             extra={"record_id": error.record_id, "stage": error.stage, "reason": error.message},
         )
 
-    def merge(self, other: Report) -> None:
-        """Fold another report's counts into this one."""
-        self.emitted.update(other.emitted)
-        self.failed.update(other.failed)
-        self.other_types.update(other.other_types)
-        self.errors.extend(other.errors[: max(0, _KEEP_ERRORS - len(self.errors))])
-
     def summary_lines(self) -> list[str]:
         """Human-readable lines for stderr."""
         lines = [f"  {table}: {count} events" for table, count in sorted(self.emitted.items())]

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from connector.errors import MappingError
 from connector.mapping.event_info import parse_event_info
-from connector.mapping.rules import Classification, FieldTable, MappingRules, load_rules
+from connector.mapping.rules import FieldTable, MappingRules, load_rules
 from connector.mapping.snapshot import MembershipChange
 from connector.mapping.values import UNKNOWN_IDENTITY, build_user, new_user, record_uid, valid_ip
 from connector.timefmt import parse_mimecast_time_ms
@@ -119,10 +119,6 @@ class Mapper:
         self._plans: dict[int, _TablePlan] = {id(t): _TablePlan.of(t, self._observable_kinds) for t in tables}
 
     # ----------------------------------------------------------------------------------------------- audit
-    def classify(self, record: Mapping[str, Any]) -> Classification:
-        """The audit_types row that decides a record's class (by auditType, then category, then default)."""
-        return self.rules.classify(str(record.get("auditType") or ""), record.get("category"))
-
     def map_audit(self, record: object, position: int) -> MappedEvent | None:
         """Map one audit record. Returns None for an audit type outside the four classes when ``emit_other`` is off.
 

@@ -110,12 +110,10 @@ class MappingRules:
     audit_types: Mapping[str, Classification]
     categories: Mapping[str, Classification]
     default: Classification
-    audit_common: tuple[FieldRow, ...]
     audit_feature: str
     audit_tables: Mapping[int, FieldTable]
     user_inventory: FieldTable
     membership: FieldTable
-    raw_documents: Mapping[str, Any]
 
     def classify(self, audit_type: str, category: object) -> Classification:
         """The row for an auditType: by name, else by category, else the default (Base Event)."""
@@ -242,27 +240,21 @@ def load_rules(folder: Traversable | None = None) -> MappingRules:
     default = _classification("audit_types.yaml", "default", types_doc["default"], enums)
     audit = common_doc["audit"]
     common_rows = _rows("common.yaml", audit["fields"])
-    raw_documents: dict[str, Any] = {"audit_types.yaml": types_doc, "common.yaml": common_doc}
     tables: dict[int, FieldTable] = {}
     for class_uid, filename in AUDIT_CLASS_FILES.items():
         doc = _read(folder, filename, validator)
         if doc["class_uid"] != class_uid:
             raise _fail(filename, f"class_uid must be {class_uid}")
-        raw_documents[filename] = doc
         tables[class_uid] = _table(filename, doc, common_rows, audit["feature"])
     inventory_doc = _read(folder, "user_inventory.yaml", validator)
     membership_doc = _read(folder, "membership.yaml", validator)
-    raw_documents["user_inventory.yaml"] = inventory_doc
-    raw_documents["membership.yaml"] = membership_doc
     return MappingRules(
         product=dict(common_doc["product"]),
         audit_types=audit_types,
         categories=categories,
         default=default,
-        audit_common=common_rows,
         audit_feature=audit["feature"],
         audit_tables=tables,
         user_inventory=_table("user_inventory.yaml", inventory_doc, (), ""),
         membership=_table("membership.yaml", membership_doc, (), ""),
-        raw_documents=raw_documents,
     )

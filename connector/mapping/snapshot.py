@@ -7,10 +7,10 @@ Group Management events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["GroupMembers", "MembershipChange", "MembershipSnapshot", "diff_memberships", "snapshot_from_pairs"]
+__all__ = ["GroupMembers", "MembershipChange", "MembershipSnapshot", "diff_memberships"]
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,6 @@ class MembershipChange:
     member: str
     added: bool
     group_name: str
-
-
-def snapshot_from_pairs(groups: Iterable[tuple[str, str, Iterable[str]]]) -> dict[str, GroupMembers]:
-    """Build a snapshot from ``(group_id, group_name, member_addresses)`` triples; addresses are lower-cased."""
-    return {gid: GroupMembers(name, frozenset(a.lower() for a in members)) for gid, name, members in groups}
 
 
 def diff_memberships(previous: MembershipSnapshot, current: MembershipSnapshot) -> list[MembershipChange]:
