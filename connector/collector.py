@@ -242,24 +242,27 @@ class Collector:
         )
         for page in pages:
             self.summary.pages += 1
-            # (position in this pass, record): the position is what names a record without an id
-            fresh: list[tuple[int, dict[str, Any]]] = []
+            by_table: dict[str, list[MappedEvent]] = defaultdict(list)
+            fresh = False
             for record in page:
                 self.summary.audit_records += 1
                 record_id = record.get("id") if isinstance(record, dict) else None
-                if isinstance(record_id, str) and record_id:
-                    if record_id in seen:
-                        self.summary.duplicates += 1
-                        continue
-                    event_time = _event_time(record, end)
+                has_id = isinstance(record_id, str) and record_id
+                if has_id and record_id in seen:
+                    self.summary.duplicates += 1
+                    continue
+                fresh = True
+                # the position in this pass is what names a record without an id
+                mapped = self.transformer.audit_record(record, self.summary.audit_records)
+                if mapped is not None:
+                    by_table[mapped.table].append(mapped)
+                if has_id:
+                    assert isinstance(record_id, str)
+                    # reuse the time the mapper parsed; parse only records it did not emit
+                    event_time = mapped.event["time"] if mapped is not None else _event_time(record, end)
                     seen[record_id] = event_time
                     if previous_cursor is not None and event_time < previous_cursor:
                         self._note_late(record_id, previous_cursor - event_time)
-                fresh.append((self.summary.audit_records, record))
-            by_table: dict[str, list[MappedEvent]] = defaultdict(list)
-            for position, raw in fresh:
-                for mapped in self.transformer.audit((raw,), start=position):
-                    by_table[mapped.table].append(mapped)
             if not fresh:
                 continue
             checkpoint = self._commit(audit=AuditState(cursor_ms=cursor, seen=seen))

@@ -98,20 +98,26 @@ class Transformer:
         A ``MappingError`` in place of a record (an unreadable input line) is reported like a failed record.
         """
         for position, record in enumerate(records, start):
-            if isinstance(record, MappingError):
-                self._refuse(record, position)
-                continue
-            try:
-                mapped = self.mapper.map_audit(record, position)
-            except MappingError as exc:
-                self._refuse(exc, position)
-                continue
-            if mapped is None:
-                assert isinstance(record, dict)
-                self.report.other_types[str(record.get("auditType"))] += 1
-                continue
-            if self.accept(mapped):
+            mapped = self.audit_record(record, position)
+            if mapped is not None:
                 yield mapped
+
+    def audit_record(self, record: object, position: int) -> MappedEvent | None:
+        """Map and validate one audit record: the valid event, or None once the record is counted as refused
+        (mapping or validation error) or as an audit type outside the four tables."""
+        if isinstance(record, MappingError):
+            self._refuse(record, position)
+            return None
+        try:
+            mapped = self.mapper.map_audit(record, position)
+        except MappingError as exc:
+            self._refuse(exc, position)
+            return None
+        if mapped is None:
+            assert isinstance(record, dict)
+            self.report.other_types[str(record.get("auditType"))] += 1
+            return None
+        return mapped if self.accept(mapped) else None
 
     def users(self, records: Iterable[object], collected_ms: int, start: int = 0) -> Iterator[MappedEvent]:
         """Map and validate directory users into User Inventory Info events."""
