@@ -33,7 +33,7 @@ from connector.checkpoint import AuditState, Checkpoint, GroupMembership, Invent
 from connector.client import MimecastClient
 from connector.errors import ConnectorError
 from connector.mapping.mapper import MappedEvent
-from connector.mapping.snapshot import GroupMembers, diff_memberships
+from connector.mapping.snapshot import diff_memberships
 from connector.pipeline import Report, Transformer
 from connector.timefmt import ms_to_datetime, parse_mimecast_time_ms
 
@@ -308,16 +308,14 @@ class Collector:
             self.summary.inventory_users = self.transformer.report.emitted["user_inventory"]
         if pending:
             yield Batch("user_inventory", 5003, [m.event for m in pending], None)
-        snapshot = {gid: GroupMembers(name, frozenset(members)) for gid, (name, members) in memberships.items()}
-        stored = {gid: GroupMembership(g.name, tuple(sorted(g.members))) for gid, g in snapshot.items()}
-        checkpoint = self._commit(inventory=InventoryState(collected_at_ms=now, memberships=stored))
+        # GroupMembership normalises members (lower-cased, de-duplicated, sorted): the stored form is the snapshot.
+        snapshot = {gid: GroupMembership(name, tuple(members)) for gid, (name, members) in memberships.items()}
+        checkpoint = self._commit(inventory=InventoryState(collected_at_ms=now, memberships=snapshot))
         changes = []
         if state.memberships is not None:
-            previous = {gid: GroupMembers(g.name, frozenset(g.members)) for gid, g in state.memberships.items()}
-            changes = [
-                m for m in self.transformer.mapper.map_membership_changes(diff_memberships(previous, snapshot), now)
-                if self.transformer.accept(m)
-            ]  # fmt: skip
+            diff = diff_memberships(state.memberships, snapshot)
+            diff_events = self.transformer.mapper.map_membership_changes(diff, now)
+            changes = [m for m in diff_events if self.transformer.accept(m)]
         self.summary.membership_changes = len(changes)
         yield Batch("group_management", 3006, [m.event for m in changes], checkpoint)
 

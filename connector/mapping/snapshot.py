@@ -7,10 +7,11 @@ Group Management events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["GroupMembers", "MembershipChange", "MembershipSnapshot", "diff_memberships"]
+__all__ = ["GroupLike", "GroupMembers", "MembershipChange", "MembershipSnapshot", "diff_memberships"]
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,19 @@ class GroupMembers:
     members: frozenset[str]
 
 
-MembershipSnapshot = Mapping[str, GroupMembers]
-"""Group id → members. Compact by design: it is stored in the checkpoint between runs."""
+class GroupLike(Protocol):
+    """Anything with a group name and its members' lower-cased addresses (``GroupMembers``, or the checkpoint's
+    ``GroupMembership``, whose members are a sorted tuple)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def members(self) -> Collection[str]: ...
+
+
+MembershipSnapshot = Mapping[str, GroupLike]
+"""Group id → group. Compact by design: the checkpoint stores one between runs."""
 
 
 @dataclass(frozen=True, order=True)
@@ -45,8 +57,8 @@ def diff_memberships(previous: MembershipSnapshot, current: MembershipSnapshot) 
     for group_id in sorted(previous.keys() | current.keys()):
         before = previous.get(group_id)
         after = current.get(group_id)
-        old = before.members if before else frozenset()
-        new = after.members if after else frozenset()
+        old = frozenset(before.members) if before else frozenset()
+        new = frozenset(after.members) if after else frozenset()
         known = after or before
         name = known.name if known is not None else group_id
         changes.extend(MembershipChange(group_id, m, True, name) for m in sorted(new - old))
