@@ -6,15 +6,22 @@ Requests carry it in ``startDateTime``/``endDateTime``; records carry it in ``ev
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 __all__ = ["format_mimecast_time", "ms_to_datetime", "parse_mimecast_time_ms"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
 _ONE_MS = timedelta(milliseconds=1)
+_DAY_MS = 86_400_000
 _MIMECAST_TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:(Z)|([+-])(\d{2}):?(\d{2}))\Z"
 )
+# The shape Mimecast sends in every eventTime, ``2026-06-15T14:02:41+0000``: read without building a datetime.
+_PLAIN_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})([+-])(\d{2})(\d{2})\Z")
+# "yyyy-MM-dd" -> epoch ms of that day's UTC midnight. Audit records of one pull span a few days; bounded anyway.
+_DAYS: dict[str, int] = {}
+_DAYS_LIMIT = 4096
 
 
 def format_mimecast_time(moment: datetime) -> str:
@@ -37,6 +44,33 @@ def parse_mimecast_time_ms(text: str) -> int:
     Raises:
         ValueError: the text is not a date-time in that format.
     """
+    plain = _PLAIN_TIME.match(text)
+    if plain is not None:
+        day, hour, minute, second, sign, off_h, off_m = plain.groups()
+        day_ms = _DAYS.get(day)
+        if day_ms is None:
+            day_ms = _day_ms(day)
+        hours, minutes, seconds, offset = int(hour), int(minute), int(second), int(off_h) * 60 + int(off_m)
+        if hours > 23 or minutes > 59 or seconds > 59 or offset >= 1440:  # what datetime() would refuse
+            raise ValueError(f"not a Mimecast date-time: {text!r}")
+        ms = day_ms + hours * 3_600_000 + minutes * 60_000 + seconds * 1000
+        return ms + offset * 60_000 if sign == "-" else ms - offset * 60_000
+    return _parse_general(text)
+
+
+def _day_ms(day: str) -> int:
+    try:
+        ordinal = date(int(day[:4]), int(day[5:7]), int(day[8:10])).toordinal()
+    except ValueError:
+        raise ValueError(f"not a Mimecast date-time: {day!r}") from None
+    if len(_DAYS) >= _DAYS_LIMIT:
+        _DAYS.clear()
+    _DAYS[day] = day_ms = (ordinal - _EPOCH_ORDINAL) * _DAY_MS
+    return day_ms
+
+
+def _parse_general(text: str) -> int:
+    """The tolerant path: ``Z``, a colon in the offset, fractional seconds."""
     match = _MIMECAST_TIME.match(text)
     if match is None:
         raise ValueError(f"not a Mimecast date-time: {text!r}")
