@@ -83,4 +83,4 @@ def test_day_memo_is_bounded() -> None:
 def test_format_needs_an_aware_datetime() -> None:
     assert format_mimecast_time(datetime(2026, 6, 15, 15, 2, 41, tzinfo=UTC)) == "2026-06-15T15:02:41+0000"
     with pytest.raises(ValueError, match="aware"):
-        format_mimecast_time(datetime(2026, 6, 15))  # noqa: DTZ001
+        format_mimecast_time(datetime(2026, 6, 15))
