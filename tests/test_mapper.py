@@ -170,7 +170,10 @@ def test_record_uid_is_exactly_uuid5(key: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["198.51.100.23", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "\uff11.2.3.4",
-     "2001:db8::1", "2001:db8:85a3::8a2e:370:7334", "::1", "fe80::1%eth0", "null", "", " 1.2.3.4", "1.2.3.4\n"],
+     "2001:db8::1", "2001:db8:85a3::8a2e:370:7334", "::1", "fe80::1%eth0", "null", "", " 1.2.3.4", "1.2.3.4\n",
+     "::", "2001:DB8::1", "::ffff:1.2.3.4", "::ffff:01.2.3.4", "::ffff:256.1.1.1", "::ffff:1.2.3", "1::2::3",
+     "12345::1", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:1.2.3.4", ":::", ":1", "1:", "[::1]",
+     " ::1", "::1 ", "fe80::1%1", "::1\x00", "2001:db8::g"],
 )  # fmt: skip
 def test_valid_ip_agrees_with_ipaddress(text: str) -> None:
     import ipaddress
@@ -183,3 +186,27 @@ def test_valid_ip_agrees_with_ipaddress(text: str) -> None:
     except ValueError:
         expected = None
     assert valid_ip(text) == expected
+
+
+def test_valid_ip_agrees_with_ipaddress_on_random_ipv6_like_text() -> None:
+    import ipaddress
+    import random
+
+    from connector.mapping.values import valid_ip
+
+    rng = random.Random(6)
+    alphabet = "0123456789abcdefABCDEF:.%g "
+    accepted = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(2, 20)))
+        if rng.random() < 0.5:  # bias towards well-formed groups so both answers occur often
+            text = ":".join(f"{rng.randint(0, 0xFFFF):x}" for _ in range(rng.randint(2, 9)))
+            text = text.replace(":", "::", 1) if rng.random() < 0.5 else text
+        try:
+            ipaddress.ip_address(text)
+            expected: str | None = text
+        except ValueError:
+            expected = None
+        assert valid_ip(text) == expected, text
+        accepted += expected is not None
+    assert accepted > 1000
