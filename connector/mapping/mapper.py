@@ -51,38 +51,48 @@ class MappedEvent:
     record_id: str
 
 
-def _info_key(source: str) -> str | None:
-    """The parsed eventInfo field an ``info.<key>`` source reads as is (not ``info.ip``, which is checked first)."""
-    if source.startswith("info.") and source not in _CHECKED_INFO:
-        return source.removeprefix("info.")
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class _TablePlan:
     """A field table prepared for the per-record loop.
 
-    ``steps`` are ``(source, eventInfo key, parent keys, leaf key)`` per row, in table order (``source ==
-    "observables"`` marks the observables row; the eventInfo key is set for ``info.<key>`` sources read straight
-    from the parsed eventInfo, None for the values the mapper computes). ``kept_raw`` names the raw fields that do
-    not go to ``unmapped`` (consumed or dropped); ``sources`` the source values the rows read (the mapper skips
-    computing the others); ``observables`` the observable kinds (see ``Mapper._observable_kinds``) whose path
-    starts at an attribute some row sets (the others cannot be in the event).
+    The rows are split by where their value lands: ``top`` holds ``(attribute, source)`` for rows at the event's
+    top level; ``nested`` holds, per parent object in order of first appearance, ``(outer keys, parent key,
+    ((attribute, source), ...))`` so each parent object is built in one go. ``info_sources`` are the ``info.<key>``
+    sources read as they are from the parsed eventInfo (``info.ip`` is checked by the mapper first). The
+    observables row, wherever it is in the table, is filled last, from everything the other rows set.
+    ``kept_raw`` names the raw fields that do not go to ``unmapped`` (consumed or dropped); ``sources`` the source
+    values the rows read (the mapper skips computing the others); ``observables`` the observable kinds (see
+    ``Mapper._observable_kinds``) whose path starts at an attribute some row sets (the others cannot be in the
+    event).
     """
 
-    steps: tuple[tuple[str, str | None, tuple[str, ...], str], ...]
+    top: tuple[tuple[str, str], ...]
+    nested: tuple[tuple[tuple[str, ...], str, tuple[tuple[str, str], ...]], ...]
+    info_sources: tuple[tuple[str, str], ...]
     kept_raw: frozenset[str]
     sources: frozenset[str]
     observables: tuple[tuple[tuple[str, ...], str, int, str], ...]
 
     @classmethod
     def of(cls, table: FieldTable, observable_kinds: tuple[tuple[tuple[str, ...], str, int, str], ...]) -> _TablePlan:
-        tops = {row.path[0] for row in table.rows}
+        rows = [row for row in table.rows if row.source != "observables"]
+        groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        for row in rows:
+            if len(row.path) > 1:
+                groups.setdefault(row.path[:-1], []).append((row.path[-1], row.source))
+        has_observables = any(row.source == "observables" for row in table.rows)
+        tops = {row.path[0] for row in rows}
         return cls(
-            steps=tuple((row.source, _info_key(row.source), row.path[:-1], row.path[-1]) for row in table.rows),
+            top=tuple((row.path[0], row.source) for row in rows if len(row.path) == 1),
+            nested=tuple((parent[:-1], parent[-1], tuple(leaves)) for parent, leaves in groups.items()),
+            info_sources=tuple(
+                (row.source, row.source.removeprefix("info."))
+                for row in rows
+                if row.source.startswith("info.") and row.source not in _CHECKED_INFO
+            ),
             kept_raw=table.consumes | table.drop,
             sources=frozenset(row.source for row in table.rows),
-            observables=tuple(kind for kind in observable_kinds if kind[0][0] in tops),
+            observables=tuple(kind for kind in observable_kinds if kind[0][0] in tops) if has_observables else (),
         )
 
 
@@ -117,6 +127,18 @@ class Mapper:
         tables = (*self.rules.audit_tables.values(), self.rules.user_inventory, self.rules.membership)
         # Prepared once per table; keyed by identity because two tables share the name "group_management".
         self._plans: dict[int, _TablePlan] = {id(t): _TablePlan.of(t, self._observable_kinds) for t in tables}
+        # class_uid -> (table, plan, eventInfo Method -> (auth_protocol_id, auth_protocol)) of the audit tables
+        self._audit_plans = {
+            class_uid: (table, self._plans[id(table)], self._auth_methods(table))
+            for class_uid, table in self.rules.audit_tables.items()
+        }
+
+    def _auth_methods(self, table: FieldTable) -> dict[str, tuple[int, str]]:
+        """A table's ``auth_methods`` with the caption of each id (an id of 99 keeps the Method text)."""
+        return {
+            method: (protocol_id, method if protocol_id == 99 else self._protocol_captions[str(protocol_id)])
+            for method, protocol_id in table.auth_methods.items()
+        }
 
     # ----------------------------------------------------------------------------------------------- audit
     def map_audit(self, record: object, position: int) -> MappedEvent | None:
@@ -144,22 +166,35 @@ class Mapper:
                 "(expected yyyy-MM-ddTHH:mm:ss±hhmm)",
                 record_id=record_id,
             )
-        row = self.rules.classify(audit_type, record.get("category"))
+        category = record.get("category")
+        row = self.rules.classify(audit_type, category)
         if row.class_uid == 0 and not self.emit_other:
             return None
-        table = self.rules.audit_tables[row.class_uid]
+        table, plan, methods = self._audit_plans[row.class_uid]
         text = record.get("eventInfo")
         info = parse_event_info(text) if isinstance(text, str) else {}
-        plan = self._plan(table)
-        values, rejected = self._audit_values(record, record_id, event_time_ms, info, table, plan.sources)
+        values: dict[str, Any] = {
+            "id": record_id,
+            "auditType": audit_type,
+            "category": category,
+            "eventTime": event_time,
+            "eventInfo": text or None,
+            "record_uid": record_uid("audit", record_id),
+            "collected_ms": self._clock_ms(),
+            "event_time_ms": event_time_ms,
+        }
+        rejected = self._audit_values(values, record.get("user"), info, plan, methods)
         status_id, status = row.outcome(info.get("outcome"))
         event = self._start_event(
             table, row.class_uid, row.activity(info.get("verb")), audit_type, status_id, status, row.severity_id
         )
-        self._fill(event, plan, values, info)
-        unmapped = {k: v for k, v in record.items() if k not in plan.kept_raw}
-        leftover = {k: v for k, v in info.items() if k not in table.info_consumed}
-        leftover.update(rejected)
+        self._fill(event, plan, values)
+        kept_raw = plan.kept_raw
+        unmapped = {k: v for k, v in record.items() if k not in kept_raw}
+        consumed = table.info_consumed
+        leftover = {k: v for k, v in info.items() if k not in consumed}
+        if rejected:
+            leftover.update(rejected)
         if leftover:
             unmapped["event_info"] = leftover
         if unmapped:
@@ -168,42 +203,31 @@ class Mapper:
 
     def _audit_values(
         self,
-        record: Mapping[str, Any],
-        record_id: str,
-        event_time_ms: int,
+        values: dict[str, Any],
+        raw_user: object,
         info: Mapping[str, Any],
-        table: FieldTable,
-        needed: frozenset[str],
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The source values of an audit record, and the parsed fields rejected as invalid.
+        plan: _TablePlan,
+        methods: Mapping[str, tuple[int, str]],
+    ) -> dict[str, Any] | None:
+        """Add the eventInfo-derived source values of an audit record to ``values``; return the parsed fields
+        rejected as invalid (they go to ``unmapped.event_info``), or None.
 
-        User and group objects are built only when one of the table's rows reads them (``needed``); the rejected
-        fields go to ``unmapped.event_info``.
+        User and group objects are built only when one of the table's rows reads them (``plan.sources``).
         """
-        rejected: dict[str, Any] = {}
-        raw_user = record.get("user")
-        values: dict[str, Any] = {
-            "id": record_id,
-            "auditType": record.get("auditType"),
-            "category": record.get("category"),
-            "eventTime": record.get("eventTime"),
-            "eventInfo": record.get("eventInfo") or None,
-            "record_uid": record_uid("audit", record_id),
-            "collected_ms": self._clock_ms(),
-            "event_time_ms": event_time_ms,
-        }
-        if "ip" in info:  # the other info.<key> values are read from ``info`` by _fill
-            values["info.ip"] = valid_ip(info["ip"])
-            if values["info.ip"] is None:
-                rejected["ip"] = info["ip"]
+        rejected = None
+        needed = plan.sources
+        for source, key in plan.info_sources:
+            values[source] = info.get(key)
+        if "ip" in info:
+            ip = values["info.ip"] = valid_ip(info["ip"])
+            if ip is None:
+                rejected = {"ip": info["ip"]}
         if "subject_user" in needed:
             subject = info.get("subject") or info.get("target") or raw_user
             values["subject_user"] = build_user(subject, info.get("subject_name")) or {"name": UNKNOWN_IDENTITY}
         if "actor_user" in needed:
-            if info.get("actor"):
-                values["actor_user"] = build_user(info["actor"], info.get("actor_name"))
-            else:
-                values["actor_user"] = build_user(raw_user)
+            actor = info.get("actor")
+            values["actor_user"] = build_user(actor, info.get("actor_name")) if actor else build_user(raw_user)
         if "member_user" in needed:
             values["member_user"] = build_user(info.get("member") or info.get("target"))
         if "group" in needed:
@@ -213,11 +237,10 @@ class Mapper:
         values["service_name"] = application if isinstance(application, str) and application else "Mimecast"
         method = info.get("method")
         if isinstance(method, str) and method:
-            protocol_id = table.auth_methods.get(method, 99)
-            values["auth_protocol_id"] = protocol_id
-            values["auth_protocol"] = method if protocol_id == 99 else self._protocol_captions[str(protocol_id)]
-        values["is_mfa"] = True if info.get("two_factor") else None
-        return values, rejected
+            values["auth_protocol_id"], values["auth_protocol"] = methods.get(method) or (99, method)
+        if info.get("two_factor"):
+            values["is_mfa"] = True
+        return rejected
 
     # ------------------------------------------------------------------------------------------- directory
     def map_user(self, record: object, position: int, collected_ms: int) -> MappedEvent:
@@ -255,7 +278,7 @@ class Mapper:
             table.header["severity_id"],
         )  # fmt: skip
         plan = self._plan(table)
-        self._fill(event, plan, values, {})
+        self._fill(event, plan, values)
         unmapped = {k: v for k, v in record.items() if k not in plan.kept_raw}
         if unmapped:
             event["unmapped"] = unmapped
@@ -278,7 +301,7 @@ class Mapper:
         event = self._start_event(
             table, table.class_uid, activity_id, "", table.header["status_id"], None, table.header["severity_id"]
         )
-        self._fill(event, self._plan(table), values, {})
+        self._fill(event, self._plan(table), values)
         return MappedEvent(table.table, table.class_uid, event, key)
 
     def map_membership_changes(self, changes: Iterable[MembershipChange], collected_ms: int) -> list[MappedEvent]:
@@ -333,29 +356,30 @@ class Mapper:
         """The plan prepared in ``__init__`` for one of ``self.rules``' tables."""
         return self._plans[id(table)]
 
-    def _fill(
-        self, event: dict[str, Any], plan: _TablePlan, values: Mapping[str, Any], info: Mapping[str, Any]
-    ) -> None:
-        """Set each row's value (from ``values``, or ``info`` for eventInfo fields) at its path, in table order.
-
-        Rows without a value are skipped.
-        """
-        for source, info_key, parents, leaf in plan.steps:
-            if source == "observables":
-                observables = self._observables(event, plan)
-                if observables:
-                    event["observables"] = observables
-                continue
-            value = values.get(source) if info_key is None else info.get(info_key)
-            if value is None:
+    def _fill(self, event: dict[str, Any], plan: _TablePlan, values: Mapping[str, Any]) -> None:
+        """Set each row's value from ``values`` at its path; rows without a value are skipped. Then add the
+        observables of what was set."""
+        get = values.get
+        for attribute, source in plan.top:
+            value = get(source)
+            if value is not None:
+                event[attribute] = value
+        for outer, key, leaves in plan.nested:
+            child = {attribute: value for attribute, source in leaves if (value := get(source)) is not None}
+            if not child:
                 continue
             node = event
-            for key in parents:
-                child = node.get(key)
-                if child is None:
-                    child = node[key] = {}
-                node = child
-            node[leaf] = value
+            for name in outer:
+                node = node.setdefault(name, {})
+            existing = node.get(key)
+            if existing is None:
+                node[key] = child
+            else:
+                existing.update(child)
+        if plan.observables:
+            observables = self._observables(event, plan)
+            if observables:
+                event["observables"] = observables
 
     @staticmethod
     def _observables(event: dict[str, Any], plan: _TablePlan) -> list[dict[str, Any]]:
