@@ -12,6 +12,7 @@ Two layers, both compiled once per process:
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -48,6 +49,15 @@ _TIME_FIELDS = tuple((name, f"$.{name}") for name in ("time", "start_time", "end
 _METADATA_TIME_FIELDS = tuple(
     (name, f"$.metadata.{name}") for name in ("logged_time", "modified_time", "processed_time")
 )
+
+# Every field the header checks read: an event with the same values has the same header problems. Once the schema
+# has passed they are integers (bools are refused) and strings, so the tuple is hashable.
+_HEADER_FIELDS = (
+    "class_uid", "class_name", "category_uid", "category_name", "activity_id", "activity_name", "type_uid",
+    "type_name", "status_id", "status", "severity_id", "severity",
+)  # fmt: skip
+_HEADER = operator.itemgetter(*_HEADER_FIELDS)
+_HEADER_MEMO_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,8 @@ class _ClassSchema:
         self.fast = jsonschema_rs.validator_for(schema)
         self._diagnostic: jsonschema.Draft202012Validator | None = None
         self._paths: dict[str, bool] = {}
+        # the header fields (``_HEADER``) of events already checked -> their problems
+        self.headers: dict[tuple[Any, ...], tuple[Problem, ...]] = {}
 
     @property
     def diagnostic(self) -> jsonschema.Draft202012Validator:
@@ -176,13 +188,46 @@ class EventValidator:
         return Problem(best.json_path, message)
 
     def _semantic_problems(self, compiled: _ClassSchema, class_uid: int, event: dict[str, Any]) -> list[Problem]:
+        try:
+            header = _HEADER(event)
+        except KeyError:  # an optional caption is absent: check this one event without the memo
+            header = None
+        # 1.0 passes the schema as an integer and equals 1 as a memo key, but its caption lookup differs: only
+        # exact ints (and the strings the schema requires) go through the memo.
+        if header is None or not (
+            type(header[2]) is int  # category_uid
+            and type(header[4]) is int  # activity_id
+            and type(header[6]) is int  # type_uid
+            and type(header[8]) is int  # status_id
+            and type(header[10]) is int  # severity_id
+        ):
+            found = self._header_problems(class_uid, event)
+        else:
+            # The header fields take a few dozen distinct combinations per class: check each combination once.
+            known = compiled.headers.get(header)
+            if known is None:
+                known = tuple(self._header_problems(class_uid, event))
+                if len(compiled.headers) < _HEADER_MEMO_LIMIT:
+                    compiled.headers[header] = known
+            found = list(known)
+        self._check_ms(found, event, _TIME_FIELDS)
+        metadata = event["metadata"]
+        if metadata.get("version") != OCSF_VERSION:
+            found.append(Problem("$.metadata.version", f"must be {OCSF_VERSION!r}"))
+        self._check_ms(found, metadata, _METADATA_TIME_FIELDS)
+        for index, observable in enumerate(event.get("observables", ())):
+            name = observable.get("name")
+            if name and not compiled.resolves(name):
+                found.append(Problem(f"$.observables[{index}].name", f"{name!r} is not an attribute of the class"))
+        return found
+
+    def _header_problems(self, class_uid: int, event: dict[str, Any]) -> list[Problem]:
+        """type_uid, category and the captions of the ids, against the class's enums."""
         found: list[Problem] = []
         info = self._enums.class_info(class_uid)
         activity_id = event["activity_id"]
         if event["type_uid"] != class_uid * 100 + activity_id:
-            found.append(
-                Problem("$.type_uid", f"must be class_uid*100+activity_id = {class_uid * 100 + activity_id}")
-            )
+            found.append(Problem("$.type_uid", f"must be class_uid*100+activity_id = {class_uid * 100 + activity_id}"))
         if event["category_uid"] != info["category_uid"]:
             found.append(Problem("$.category_uid", f"class {class_uid} belongs to category {info['category_uid']}"))
         self._check_caption(found, event, "class_name", info["caption"])
@@ -204,15 +249,6 @@ class EventValidator:
                 self._check_caption(found, event, caption_field, expected)
         if "type_name" in event and "activity_name" in event:
             self._check_caption(found, event, "type_name", f"{info['caption']}: {event['activity_name']}")
-        self._check_ms(found, event, _TIME_FIELDS)
-        metadata = event["metadata"]
-        if metadata.get("version") != OCSF_VERSION:
-            found.append(Problem("$.metadata.version", f"must be {OCSF_VERSION!r}"))
-        self._check_ms(found, metadata, _METADATA_TIME_FIELDS)
-        for index, observable in enumerate(event.get("observables", ())):
-            name = observable.get("name")
-            if name and not compiled.resolves(name):
-                found.append(Problem(f"$.observables[{index}].name", f"{name!r} is not an attribute of the class"))
         return found
 
     @staticmethod

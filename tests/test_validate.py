@@ -82,3 +82,34 @@ def test_check_raises_with_record_id(validator: EventValidator) -> None:
 
 def test_not_an_object(validator: EventValidator) -> None:
     assert validator.problems([1])[0].path == "$"
+
+
+def test_header_memo_gives_the_same_answers_as_a_fresh_check() -> None:
+    """The header checks are memoised per combination of header fields: a memo hit must never hide a problem."""
+    shared = EventValidator()
+    variants = [
+        GOOD,
+        broken(activity_name="Logoff"),
+        broken(activity_id=1.0),  # passes the schema as an integer, equals 1 as a key, but has no caption "1.0"
+        broken(type_uid=300101.0, activity_id=1.0),
+        broken(status_id=1.0),
+        broken(class_name=KeyError),  # an optional caption absent: checked without the memo
+        broken(type_name="Authentication: Logoff"),
+        broken(severity="High"),
+        GOOD,
+    ]
+    for event in variants * 2:  # the second round is all memo hits
+        assert shared.problems(event) == EventValidator().problems(event)
+    assert shared.problems(broken(activity_name="Logoff")) != []
+    assert shared.problems(GOOD) == []
+
+
+def test_header_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import connector.validate as validate_module
+
+    monkeypatch.setattr(validate_module, "_HEADER_MEMO_LIMIT", 3)
+    validator = EventValidator()
+    for word in ("a", "b", "c", "d", "e"):
+        assert validator.problems(broken(status=word)) != []
+    assert len(validator._classes[3002].headers) == 3
+    assert validator.problems(broken(status="e")) != []  # not in the memo, still checked
