@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from connector.errors import MappingError
 from connector.mapping.event_info import parse_event_info
@@ -41,9 +41,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class MappedEvent:
-    """One OCSF event and where it goes: ``table`` (and ``class_uid``) and the record it came from."""
+class MappedEvent(NamedTuple):
+    """One OCSF event and where it goes: ``table`` (and ``class_uid``) and the record it came from.
+
+    A named tuple rather than a frozen dataclass: one is built per event, and this is 3x cheaper to build.
+    """
 
     table: str
     class_uid: int
