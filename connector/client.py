@@ -2,7 +2,7 @@
 
 Every endpoint method is a generator that requests the next page only when the caller asks for more, so a pull
 of any size runs in the memory of one page. With ``read_ahead=True`` it requests page N+1 on a helper thread as
-soon as page N has arrived, so the network wait overlaps the caller's work on page N (memory: two pages).
+soon as page N has arrived, so the network wait overlaps the caller's work on page N (memory: three pages).
 Errors are raised as the connector's exception hierarchy:
 
 * HTTP 429: wait the server's ``X-RateLimit-Reset`` (a millisecond duration, capped, with jitter), re-send;
@@ -25,12 +25,13 @@ connection pool is thread-safe, the auth fetches a token under a lock, and the s
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -214,10 +215,10 @@ class MimecastClient:
                 that retries connection setup twice.
             timeout: Defaults to 30 s overall, 10 s to connect.
             read_ahead: Request page N+1 (on a helper thread) as soon as page N has arrived, while the caller
-                is still processing page N, so the network wait overlaps the caller's mapping work instead of
-                adding to it. At most one page is read ahead per listing (memory stays at two pages); errors
-                are raised when the caller asks for that page. Off by default: a listing then requests the
-                next page only when the caller asks for it. Also settable as the ``read_ahead`` attribute.
+                is still processing earlier pages, so the network wait overlaps the caller's mapping work instead
+                of adding to it. At most two pages are read ahead per listing (memory stays at three pages);
+                errors are raised when the caller asks for the page that failed. Off by default: a listing then
+                requests the next page only when the caller asks for it. Also settable as the ``read_ahead`` attribute.
 
         Raises:
             ConfigError: ``base_url``, ``page_size`` or ``max_pages`` is invalid.
@@ -350,9 +351,7 @@ class MimecastClient:
         for page in self._paginate(INTERNAL_USERS_PATH, [{"domain": domain}], page_size, "users"):
             yield from page
 
-    def groups(
-        self, source: str = "cloud", query: str = "", page_size: int | None = None
-    ) -> Iterator[Record]:
+    def groups(self, source: str = "cloud", query: str = "", page_size: int | None = None) -> Iterator[Record]:
         """Directory groups from ``source`` ("cloud" or "ldap"), ``data[0].folders[]``.
 
         Raises:
@@ -394,9 +393,7 @@ class MimecastClient:
                 self._post(FIND_GROUPS_PATH, body, denied_event_type="user_management")
             else:
                 known = ", ".join(sorted(EVENT_TYPE_PRODUCTS))
-                raise ConfigError(
-                    f"unknown event type {event_type!r} (known: {known})", parameter="event_types"
-                )
+                raise ConfigError(f"unknown event type {event_type!r} (known: {known})", parameter="event_types")
             _log.info("preflight passed", extra={"event_type": event_type})
 
     # -- pagination ----------------------------------------------------------------------------------------
@@ -416,9 +413,7 @@ class MimecastClient:
             raise ConfigError("page_size must be at least 1", parameter="page_size")
         return self._pages(endpoint, data, size, nested)
 
-    def _pages(
-        self, endpoint: str, data: list[Record], size: int, nested: str | None
-    ) -> Iterator[list[Record]]:
+    def _pages(self, endpoint: str, data: list[Record], size: int, nested: str | None) -> Iterator[list[Record]]:
         if self.read_ahead:
             return self._pages_read_ahead(endpoint, data, size, nested)
         return self._pages_on_demand(endpoint, data, size, nested)
@@ -482,32 +477,48 @@ class MimecastClient:
     def _pages_read_ahead(
         self, endpoint: str, data: list[Record], size: int, nested: str | None
     ) -> Iterator[list[Record]]:
-        token: str | None = None
-        page_number = 0
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
-        future: Future[tuple[list[Record], str | None]] = pool.submit(
-            self._fetch, endpoint, data, size, nested, token
-        )
+        # A reader thread walks the listing on its own and hands pages over through a one-slot queue: it sends
+        # the request for page N+1 the moment page N has arrived and been parsed, without waiting for this
+        # thread (which is busy mapping and would make it wait for the GIL before every request). It blocks
+        # when it is two pages ahead: one page in the queue and one in hand.
+        pages: queue.Queue[tuple[list[Record], BaseException | None] | None] = queue.Queue(maxsize=1)
+        stop = threading.Event()
+
+        def read() -> None:
+            token: str | None = None
+            page_number = 0
+            try:
+                while not stop.is_set():
+                    records, next_token = self._fetch(endpoint, data, size, nested, token)
+                    page_number += 1
+                    error = self._after_page(endpoint, page_number, records, token, next_token)
+                    pages.put((records, error))
+                    if not records or next_token is None or error is not None:
+                        return
+                    token = next_token
+            except BaseException as exc:  # handed to the caller, in order, after the pages before it
+                pages.put(([], exc))
+            finally:
+                pages.put(None)
+
+        reader = threading.Thread(target=read, name=f"read-ahead {endpoint}", daemon=True)
+        reader.start()
         try:
-            while True:
-                records, next_token = future.result()
-                page_number += 1
-                error = self._after_page(endpoint, page_number, records, token, next_token)
-                more = bool(records) and next_token is not None and error is None
-                if more:  # ask for the next page before handing this one out
-                    future = pool.submit(self._fetch, endpoint, data, size, nested, next_token)
+            while (item := pages.get()) is not None:
+                records, error = item
                 if records:
                     yield records
                 if error is not None:
                     raise error
-                if not more:
-                    return
-                token = next_token
         finally:
-            # A caller that stops early has at most one request in flight: wait for it (bounded by the timeout)
-            # and drop its result, so no request of this listing is still running once the caller moves on
-            # (or closes the client).
-            pool.shutdown(wait=True, cancel_futures=True)
+            # A caller that stops early leaves at most one request in flight: let it finish (bounded by the
+            # timeout) and drop what it brings, so no request of this listing is still running once the caller
+            # moves on (or closes the client).
+            stop.set()
+            while reader.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    pages.get(timeout=0.05)
+            reader.join()
 
     @staticmethod
     def _next_token(payload: Record) -> str | None:
@@ -533,9 +544,7 @@ class MimecastClient:
                 if inner is None:
                     inner = []
                 if not isinstance(inner, list):
-                    raise ApiError(
-                        f"{endpoint} answered with a '{nested}' that is not a list", endpoint=endpoint
-                    )
+                    raise ApiError(f"{endpoint} answered with a '{nested}' that is not a list", endpoint=endpoint)
                 items.extend(inner)
         # A malformed entry (not an object) is passed on, not raised: the mapper reports it with its position
         # and the rest of the page is still delivered. Raising here would fail the same window on every run.

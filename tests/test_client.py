@@ -167,9 +167,7 @@ def test_pages_are_streamed_not_buffered(httpx_mock: HTTPXMock, client: Mimecast
         order.append("request page 2")
         return httpx.Response(200, json=page([record(3)]))
 
-    httpx_mock.add_response(
-        url=AUDIT_URL, match_json=envelope([WINDOW]), json=page([record(1), record(2)], "p2")
-    )
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=page([record(1), record(2)], "p2"))
     httpx_mock.add_callback(second_page, url=AUDIT_URL, match_json=envelope([WINDOW], token="p2"))
     for item in client.audit_events(START, END):
         order.append(f"got {item['id']}")
@@ -177,7 +175,7 @@ def test_pages_are_streamed_not_buffered(httpx_mock: HTTPXMock, client: Mimecast
 
 
 @pytest.mark.usefixtures("token")
-def test_read_ahead_requests_one_page_ahead_and_no_further(httpx_mock: HTTPXMock, client: MimecastClient) -> None:
+def test_read_ahead_requests_two_pages_ahead_and_no_further(httpx_mock: HTTPXMock, client: MimecastClient) -> None:
     requested: list[str] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -191,11 +189,12 @@ def test_read_ahead_requests_one_page_ahead_and_no_further(httpx_mock: HTTPXMock
     pages = client.audit_event_pages(START, END)
     first = next(pages)
     deadline = time.monotonic() + 2
-    while len(requested) < 2 and time.monotonic() < deadline:
+    while len(requested) < 3 and time.monotonic() < deadline:
         time.sleep(0.005)
     time.sleep(0.05)  # give a runaway prefetch the chance to show itself
     assert first == [record(1)]
-    assert requested == ["p1", "p2"]  # page 2 is in flight while page 1 is handed out; page 3 is not
+    # while page 1 is handed out, page 2 waits in the queue and page 3 is in hand; page 4 is not requested
+    assert requested == ["p1", "p2", "p3"]
     assert [r["id"] for p in pages for r in p] == ["id-2", "id-3", "id-4"]
     assert requested == ["p1", "p2", "p3", "p4"]
 
@@ -258,9 +257,7 @@ def test_empty_next_token_ends(httpx_mock: HTTPXMock, client: MimecastClient) ->
 @pytest.mark.usefixtures("token")
 def test_repeated_page_token_is_a_pagination_error(httpx_mock: HTTPXMock, client: MimecastClient) -> None:
     httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=page([record(1)], "same"))
-    httpx_mock.add_response(
-        url=AUDIT_URL, match_json=envelope([WINDOW], token="same"), json=page([record(2)], "same")
-    )
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW], token="same"), json=page([record(2)], "same"))
     seen: list[str] = []
     with pytest.raises(PaginationError, match="not advancing") as info:
         for item in client.audit_events(START, END):
@@ -273,9 +270,7 @@ def test_repeated_page_token_is_a_pagination_error(httpx_mock: HTTPXMock, client
 @pytest.mark.usefixtures("token")
 def test_page_cap_is_a_pagination_error(httpx_mock: HTTPXMock, auth: MimecastAuth, clock: FakeClock) -> None:
     httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=page([record(1)], "p2"))
-    httpx_mock.add_response(
-        url=AUDIT_URL, match_json=envelope([WINDOW], token="p2"), json=page([record(2)], "p3")
-    )
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW], token="p2"), json=page([record(2)], "p3"))
     with MimecastClient(BASE, auth, page_size=2, max_pages=2, sleep=clock.sleep, clock=clock) as capped:
         pages = capped.audit_event_pages(START, END)
         assert len(next(pages)) == 1
@@ -374,9 +369,7 @@ def rate_limited(reset: str = "2500", remaining: str = "0") -> httpx.Response:
 def test_429_waits_the_reset_duration_then_resends(
     httpx_mock: HTTPXMock, client: MimecastClient, clock: FakeClock
 ) -> None:
-    httpx_mock.add_callback(
-        lambda request: rate_limited("2500"), url=AUDIT_URL, match_json=envelope([WINDOW])
-    )
+    httpx_mock.add_callback(lambda request: rate_limited("2500"), url=AUDIT_URL, match_json=envelope([WINDOW]))
     httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=fixture("audit_page_last"))
     assert len(list(client.audit_events(START, END))) == 1
     assert clock.sleeps == [2.5]
@@ -399,9 +392,7 @@ def test_429_jitter_is_bounded(httpx_mock: HTTPXMock, auth: MimecastAuth, clock:
 
 
 @pytest.mark.usefixtures("token")
-def test_epoch_looking_reset_is_clamped(
-    httpx_mock: HTTPXMock, client: MimecastClient, clock: FakeClock
-) -> None:
+def test_epoch_looking_reset_is_clamped(httpx_mock: HTTPXMock, client: MimecastClient, clock: FakeClock) -> None:
     httpx_mock.add_callback(lambda request: rate_limited("1732350000000"), url=AUDIT_URL)
     httpx_mock.add_response(url=AUDIT_URL, json=fixture("audit_page_last"))
     list(client.audit_events(START, END))
@@ -445,9 +436,7 @@ def test_low_remaining_slows_down_before_the_next_request(
 
 
 @pytest.mark.usefixtures("token")
-def test_plenty_remaining_does_not_slow_down(
-    httpx_mock: HTTPXMock, client: MimecastClient, clock: FakeClock
-) -> None:
+def test_plenty_remaining_does_not_slow_down(httpx_mock: HTTPXMock, client: MimecastClient, clock: FakeClock) -> None:
     httpx_mock.add_response(
         url=AUDIT_URL,
         headers={"X-RateLimit-Remaining": "90", "X-RateLimit-Reset": "3000"},
@@ -462,9 +451,7 @@ def test_plenty_remaining_does_not_slow_down(
 
 
 @pytest.mark.usefixtures("token")
-def test_5xx_backoff_sequence_then_success(
-    httpx_mock: HTTPXMock, client: MimecastClient, clock: FakeClock
-) -> None:
+def test_5xx_backoff_sequence_then_success(httpx_mock: HTTPXMock, client: MimecastClient, clock: FakeClock) -> None:
     for status in (500, 502, 503):
         httpx_mock.add_response(url=AUDIT_URL, status_code=status)
     httpx_mock.add_response(url=AUDIT_URL, json=fixture("audit_page_last"))
@@ -474,9 +461,7 @@ def test_5xx_backoff_sequence_then_success(
 
 
 @pytest.mark.usefixtures("token")
-def test_5xx_exhaustion_is_a_retryable_api_error(
-    httpx_mock: HTTPXMock, auth: MimecastAuth, clock: FakeClock
-) -> None:
+def test_5xx_exhaustion_is_a_retryable_api_error(httpx_mock: HTTPXMock, auth: MimecastAuth, clock: FakeClock) -> None:
     httpx_mock.add_response(url=AUDIT_URL, status_code=503, is_reusable=True)
     policy = RetryPolicy(max_attempts=6, base_backoff=1.0, max_backoff=5.0)
     with (
@@ -555,9 +540,7 @@ def test_token_endpoint_outage_is_retried_by_the_client(
     assert clock.sleeps == [1.0]
 
 
-def test_token_refusal_is_an_auth_error_and_not_retried(
-    httpx_mock: HTTPXMock, client: MimecastClient
-) -> None:
+def test_token_refusal_is_an_auth_error_and_not_retried(httpx_mock: HTTPXMock, client: MimecastClient) -> None:
     httpx_mock.add_response(url=TOKEN_URL, status_code=401, json={"error": "invalid_client"})
     with pytest.raises(AuthError, match="rejected the client key or secret") as info:
         list(client.audit_events(START, END))
@@ -643,9 +626,7 @@ def test_preflight_403_names_event_type_and_product(
     assert info.value.product == product
 
 
-def test_preflight_401_after_refresh_is_permission_denied(
-    httpx_mock: HTTPXMock, client: MimecastClient
-) -> None:
+def test_preflight_401_after_refresh_is_permission_denied(httpx_mock: HTTPXMock, client: MimecastClient) -> None:
     httpx_mock.add_response(url=TOKEN_URL, json=token_json("t1"))
     httpx_mock.add_response(url=TOKEN_URL, json=token_json("t2"))
     httpx_mock.add_response(url=AUDIT_URL, status_code=401, is_reusable=True)
@@ -742,9 +723,7 @@ def test_concurrent_group_members_share_one_token(httpx_mock: HTTPXMock, client:
         import json
 
         group_id = json.loads(request.content)["data"][0]["id"]
-        return httpx.Response(
-            200, json=page([{"groupMembers": [{"emailAddress": f"{group_id}@example.org"}]}])
-        )
+        return httpx.Response(200, json=page([{"groupMembers": [{"emailAddress": f"{group_id}@example.org"}]}]))
 
     httpx_mock.add_callback(token_callback, url=TOKEN_URL, is_reusable=True)
     httpx_mock.add_callback(
@@ -755,9 +734,7 @@ def test_concurrent_group_members_share_one_token(httpx_mock: HTTPXMock, client:
     )
     group_ids = [f"g{n}" for n in range(12)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(
-            pool.map(lambda gid: [m["emailAddress"] for m in client.group_members(gid)], group_ids)
-        )
+        results = list(pool.map(lambda gid: [m["emailAddress"] for m in client.group_members(gid)], group_ids))
     assert results == [[f"{gid}@example.org"] for gid in group_ids]
     assert len(token_calls) == 1
     assert client.stats.requests == 12
