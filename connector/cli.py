@@ -7,6 +7,7 @@ configuration error; other ``ConnectorError`` subclasses exit with their own ``e
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,8 @@ from connector.validate import EventValidator
 __all__ = ["main", "read_records"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+_log = logging.getLogger("connector.cli")
 
 
 def _records_in_body(body: Any, source: str) -> list[Any]:
@@ -158,11 +161,13 @@ def _run_once(
     commit_interval: float = COMMIT_INTERVAL_SECONDS,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    """One pass as a host would run it: write each batch durably, then commit a checkpoint that covers it.
+    """One pass as a host would run it: write each batch, then sync the sink and commit a checkpoint covering it.
 
     A checkpoint covers its batch and every batch before it, so committing only the newest one every
     ``commit_interval`` seconds (and always at the end, or when the pass fails after writing) keeps delivery
-    at-least-once while a catch-up does not rewrite and fsync the checkpoint after every page.
+    at-least-once while a catch-up does not rewrite and fsync the checkpoint after every page. Every commit is
+    preceded by ``sink.sync()``: the events reach the disk before the checkpoint that covers them. A sync or
+    save that fails is not tried again in this pass, and the checkpoint is then not committed.
     """
     pending: Checkpoint | None = None
     last_commit = clock()
@@ -172,11 +177,22 @@ def _run_once(
             if batch.checkpoint is not None:
                 pending = batch.checkpoint
             if pending is not None and clock() - last_commit >= commit_interval:
-                store.save(pending)
-                pending, last_commit = None, clock()
-    finally:
+                checkpoint, pending = pending, None  # a failed sync or save is not retried below
+                sink.sync()
+                store.save(checkpoint)
+                last_commit = clock()
+    except BaseException:
         if pending is not None:  # its batches are written: committing it re-delivers less after a failure
-            store.save(pending)
+            try:
+                sink.sync()
+            except ConnectorError as sync_error:  # not committed; the pass's own error is the one reported
+                _log.error("checkpoint not committed: the output could not be synced", extra={"error": str(sync_error)})
+            else:
+                store.save(pending)
+        raise
+    if pending is not None:
+        sink.sync()
+        store.save(pending)
     for line in connector.summary.lines():
         print(line, file=sys.stderr)
     if connector.summary.exit_code:
@@ -192,11 +208,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             while True:
                 code = _run_once(connector, store, sink)
                 if not args.loop:
-                    return code
+                    break
                 print(f"next run in {args.loop:g} s (Ctrl-C to stop)", file=sys.stderr)
                 time.sleep(args.loop)
-        finally:
-            sink.close()
+        except BaseException as exc:
+            try:
+                sink.close()
+            except Exception as close_error:  # the earlier error is the one reported
+                if close_error is not exc:  # a failed sync raises the same error again
+                    _log.error("output not synced at close", extra={"error": str(close_error)})
+            raise
+        sink.close()  # syncs: an error here is reported like any other
+        return code
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -1,4 +1,10 @@
-"""Where the CLI puts events: OCSF NDJSON, flushed and fsynced per batch before the checkpoint is committed."""
+"""Where the CLI puts events: OCSF NDJSON, one JSON event per line.
+
+``write`` appends a batch and flushes it (a reader such as ``tail -f`` sees the lines at once, and OS errors
+surface at write time) but does not fsync. ``sync`` fsyncs every file written to since the previous sync; the
+caller syncs right before it commits a checkpoint, so every event the checkpoint covers is on disk before the
+checkpoint is. That is one fsync per file per commit instead of one per table per API page. ``close`` syncs too.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +38,11 @@ class NdjsonSink:
         self._files: dict[str, IO[bytes]] = {}
         self._directory = Path(output) if per_table else None
         self._single: IO[bytes] | None = None
+        # Files written to since the last sync (an ordered set). stdout is never in it: it is not ours to sync.
+        self._dirty: dict[IO[bytes], None] = {}
+        # The first failed sync: later syncs raise it again. After fsync reported an error, Linux may have dropped
+        # the unwritten pages and a second fsync can succeed without them, so no later sync can vouch for them.
+        self._sync_error: ConnectorError | None = None
         # Remembered here: sys.stdout may be swapped later (redirect_stdout, test capture), and the stream
         # this sink writes to must never be closed or fsynced as if it were a file of ours.
         self._stdout = not per_table and output == "-"
@@ -50,24 +61,45 @@ class NdjsonSink:
                 raise self._error(Path(output), exc, "open the output file") from None
 
     def write(self, batch: Batch) -> None:
-        """Append the batch's events and make them durable (flush + fsync) before returning.
+        """Append the batch's events and flush them to the OS; they are not durable until ``sync`` returns.
 
         Raises:
-            ConnectorError: the events could not be written or synced; the caller must not commit the
-                batch's checkpoint (the next run delivers them again).
+            ConnectorError: the events could not be written; the caller must not commit the batch's checkpoint
+                (the next run delivers them again).
         """
         if not batch.events or batch.table is None:
             return
         stream = self._stream(batch.table)
+        if not self._stdout:
+            self._dirty[stream] = None  # before writing: a failed write may still have left bytes in the file
         try:
             stream.write(b"".join(orjson.dumps(event) + b"\n" for event in batch.events))
             stream.flush()
-            if not self._stdout:
-                _fsync(stream)
         except BrokenPipeError:
             raise  # the reader went away (`run | head`): the CLI ends quietly
         except OSError as exc:
             raise self._error(Path(getattr(stream, "name", "-")), exc, "write events to") from None
+
+    def sync(self) -> None:
+        """Make everything written so far durable: fsync each file written to since the last sync.
+
+        Call it right before committing a checkpoint that covers the written batches. stdout, pipes and devices
+        that cannot be fsynced are skipped; a sync with nothing new written does nothing.
+
+        Raises:
+            ConnectorError: a file could not be synced; the caller must not commit the checkpoint (the next run
+                delivers the events again). Every later ``sync`` (and ``close``) raises it again.
+        """
+        if self._sync_error is not None:
+            raise self._sync_error
+        while self._dirty:
+            stream = next(iter(self._dirty))
+            try:
+                _fsync(stream)
+            except OSError as exc:
+                self._sync_error = self._error(Path(getattr(stream, "name", "-")), exc, "sync events to")
+                raise self._sync_error from None
+            del self._dirty[stream]
 
     def _stream(self, table: str) -> IO[bytes]:
         if self._single is not None:
@@ -94,11 +126,18 @@ class NdjsonSink:
         return sorted(Path(f.name) for f in self._files.values())
 
     def close(self) -> None:
-        """Close every file this sink opened (never stdout)."""
-        for stream in self._files.values():
-            stream.close()
-        if self._single is not None and not self._stdout:
-            self._single.close()
+        """Sync (see ``sync``), then close every file this sink opened (never stdout).
+
+        The files are closed even when the sync fails; its ``ConnectorError`` is raised after that.
+        """
+        try:
+            self.sync()
+        finally:
+            self._dirty.clear()
+            for stream in self._files.values():
+                stream.close()
+            if self._single is not None and not self._stdout:
+                self._single.close()
 
 
 def _fsync(stream: IO[bytes]) -> None:

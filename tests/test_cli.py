@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from connector.cli import main
-from connector.errors import ConnectorError
+from connector.errors import CheckpointError, ConnectorError
+from connector.sink import NdjsonSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "audit-records.jsonl"
@@ -108,22 +112,50 @@ def _batches(n: int) -> list:
 
 
 class _Store:
-    def __init__(self) -> None:
+    def __init__(self, calls: list[tuple[str, int]] | None = None) -> None:
         self.saved: list[int | None] = []
+        self.calls = [] if calls is None else calls
 
     def load(self) -> None:
         return None
 
     def save(self, checkpoint) -> None:  # type: ignore[no-untyped-def]
         self.saved.append(checkpoint.audit.cursor_ms)
+        self.calls.append(("save", checkpoint.audit.cursor_ms))
 
 
 class _Sink:
-    def __init__(self) -> None:
+    def __init__(self, calls: list[tuple[str, int]] | None = None, sync_error: ConnectorError | None = None) -> None:
         self.written: list[int] = []
+        self.syncs = 0
+        self.calls = [] if calls is None else calls
+        self._sync_error = sync_error
 
     def write(self, batch) -> None:  # type: ignore[no-untyped-def]
         self.written.extend(e["n"] for e in batch.events)
+        self.calls.extend(("write", e["n"]) for e in batch.events)
+
+    def sync(self) -> None:
+        self.syncs += 1
+        if self._sync_error is not None:
+            raise self._sync_error
+        self.calls.append(("sync", self.written[-1] if self.written else 0))
+
+
+def _assert_every_save_follows_a_sync_of_what_it_covers(calls: list[tuple[str, int]]) -> None:
+    """At each save: a sync since the previous save, no write since the last sync, and the saved checkpoint
+    covers nothing beyond what that sync made durable (batch n carries cursor n)."""
+    synced, written, synced_since_save = 0, 0, False
+    for what, n in calls:
+        if what == "write":
+            written = n
+        elif what == "sync":
+            synced, synced_since_save = n, True
+        else:
+            assert synced_since_save, f"save of {n} without a sync since the previous save: {calls}"
+            assert written == synced, f"save of {n} with writes after the last sync: {calls}"
+            assert n <= synced, f"save of {n} covers batches not synced: {calls}"
+            synced_since_save = False
 
 
 def test_run_commits_the_newest_checkpoint_at_most_every_interval_and_at_the_end() -> None:
@@ -147,3 +179,118 @@ def test_run_commits_what_was_written_when_the_pass_fails() -> None:
         _run_once(_ScriptedConnector(_batches(3), fail=True), store, sink, commit_interval=1e9, clock=lambda: 0.0)  # type: ignore[arg-type]
     assert sink.written == [1, 2, 3]
     assert store.saved == [3]  # covers exactly the written batches, nothing beyond
+
+
+@pytest.mark.parametrize("fail", [False, True])
+@pytest.mark.parametrize(("interval", "saves"), [(0.0, [1, 2, 3, 4, 5, 6]), (3.0, [3, 6]), (1e9, [6])])
+def test_every_commit_is_preceded_by_a_sync_of_every_batch_it_covers(
+    fail: bool, interval: float, saves: list[int]
+) -> None:
+    from connector.cli import _run_once
+
+    ticks = iter(range(0, 100))  # one second per clock read
+    calls: list[tuple[str, int]] = []
+    store, sink = _Store(calls), _Sink(calls)
+    connector = _ScriptedConnector(_batches(6), fail=fail)
+    with pytest.raises(ConnectorError, match="page 3 failed") if fail else contextlib.nullcontext():
+        _run_once(connector, store, sink, commit_interval=interval, clock=lambda: next(ticks))  # type: ignore[arg-type]
+    assert sink.written == [1, 2, 3, 4, 5, 6]
+    assert store.saved == saves
+    _assert_every_save_follows_a_sync_of_what_it_covers(calls)
+
+
+def test_the_invariant_check_catches_a_save_before_the_sync() -> None:
+    with pytest.raises(AssertionError, match="writes after the last sync"):
+        _assert_every_save_follows_a_sync_of_what_it_covers([("write", 1), ("sync", 1), ("write", 2), ("save", 2)])
+    with pytest.raises(AssertionError, match="without a sync"):
+        _assert_every_save_follows_a_sync_of_what_it_covers([("write", 1), ("sync", 1), ("save", 1), ("save", 1)])
+
+
+@pytest.mark.parametrize("interval", [0.0, 1e9])
+def test_a_failed_sync_commits_nothing_and_is_not_retried(interval: float) -> None:
+    from connector.cli import _run_once
+
+    store, sink = _Store(), _Sink(sync_error=ConnectorError("cannot sync events to out.ndjson"))
+    with pytest.raises(ConnectorError, match="cannot sync events to"):
+        _run_once(_ScriptedConnector(_batches(3)), store, sink, commit_interval=interval, clock=lambda: 0.0)  # type: ignore[arg-type]
+    assert store.saved == []
+    assert sink.syncs == 1
+    assert sink.written == ([1] if interval == 0.0 else [1, 2, 3])  # a periodic commit failing ends the pass
+
+
+def test_when_the_pass_fails_and_the_sync_too_nothing_is_committed_and_the_pass_error_is_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from connector.cli import _run_once
+
+    store, sink = _Store(), _Sink(sync_error=ConnectorError("cannot sync events to out.ndjson"))
+    with pytest.raises(ConnectorError, match="page 3 failed"):
+        _run_once(_ScriptedConnector(_batches(3), fail=True), store, sink, commit_interval=1e9, clock=lambda: 0.0)  # type: ignore[arg-type]
+    assert store.saved == [] and sink.syncs == 1
+    assert [r.error for r in caplog.records if r.message.startswith("checkpoint not committed")] == [  # type: ignore[attr-defined]
+        "cannot sync events to out.ndjson"
+    ]
+
+
+def _run_cli_with_a_failing_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_once: Callable[..., int]
+) -> tuple[int, Path]:
+    """`run --output <file>` with the pass replaced by ``run_once`` and every fsync failing with EIO."""
+    import connector.cli as cli
+    import connector.sink as sink_module
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sink_module.os, "fsync", broken)
+    monkeypatch.setattr(cli, "_connector", lambda args: contextlib.nullcontext(None))
+    monkeypatch.setattr(cli, "_run_once", run_once)
+    out = tmp_path / "events.ndjson"
+    return main(["run", "--config", "unused", "--state", str(tmp_path / "s.json"), "--output", str(out)]), out
+
+
+def test_a_sync_error_when_the_run_closes_its_output_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run_once(connector: object, store: object, sink: NdjsonSink) -> int:
+        sink.write(_batches(1)[0])  # written, never synced by the pass
+        return 0
+
+    code, out = _run_cli_with_a_failing_disk(tmp_path, monkeypatch, run_once)
+    assert code == 1
+    assert capsys.readouterr().err.startswith(f"error: cannot sync events to {out}: Input/output error")
+
+
+def test_a_sync_error_at_close_does_not_hide_the_error_that_ended_the_run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def run_once(connector: object, store: object, sink: NdjsonSink) -> int:
+        sink.write(_batches(1)[0])
+        raise CheckpointError("the checkpoint file is corrupt")
+
+    code, out = _run_cli_with_a_failing_disk(tmp_path, monkeypatch, run_once)
+    assert code == CheckpointError.exit_code != 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the checkpoint file is corrupt") and "cannot sync" not in err
+    logged = [r.error for r in caplog.records if r.message == "output not synced at close"]  # type: ignore[attr-defined]
+    assert len(logged) == 1 and logged[0].startswith(f"cannot sync events to {out}")
+
+
+def test_a_failed_sync_is_reported_once_even_when_close_fails_with_it_again(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def run_once(connector: object, store: object, sink: NdjsonSink) -> int:
+        sink.write(_batches(1)[0])
+        sink.sync()
+        return 0
+
+    code, out = _run_cli_with_a_failing_disk(tmp_path, monkeypatch, run_once)
+    assert code == 1
+    assert capsys.readouterr().err.startswith(f"error: cannot sync events to {out}")
+    assert not [r for r in caplog.records if r.message == "output not synced at close"]

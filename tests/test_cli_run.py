@@ -6,8 +6,10 @@ records placed inside whatever window was asked for.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,6 +33,7 @@ from helpers_http import (
 )
 from pytest_httpx import HTTPXMock
 
+import connector.sink as sink_module
 from connector.cli import main
 
 MC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+0000")
@@ -313,3 +316,39 @@ def test_run_with_an_unwritable_output_reports_it(tmp_path: Path, capsys: pytest
     assert code == 1
     assert err.startswith("error: cannot create the output folder") and "Traceback" not in err
     assert not state.exists()
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_run_whose_output_cannot_be_synced_does_not_advance_the_checkpoint(
+    anchor: datetime,
+    tmp_path: Path,
+    httpx_mock: HTTPXMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = tmp_path / "checkpoint.json"
+    out = tmp_path / "events.ndjson"
+    argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output", str(out))
+    expect_run(httpx_mock, [rec("r1", anchor)])
+    code, err = run(capsys, *argv)
+    assert code == 0, err
+    committed = state.read_bytes()
+
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # the output's disk fails; the checkpoint's would still work
+        if os.path.samestat(os.fstat(fd), out.stat()):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(sink_module.os, "fsync", fsync)
+    expect_run(httpx_mock, [rec("r1", anchor), rec("r2", anchor + timedelta(seconds=1))])
+    code, err = run(capsys, *argv)
+    assert code == 1
+    assert f"error: cannot sync events to {out}: Input/output error" in err
+    assert state.read_bytes() == committed  # the checkpoint still ends before r2
+    assert "r2" not in json.loads(committed)["audit"]["seen"]
+    assert [json.loads(line)["metadata"]["original_event_uid"] for line in out.read_bytes().splitlines()] == [
+        "r1",
+        "r2",
+    ]  # r2 was written (and flushed), just not made durable: the next run delivers it again

@@ -2,8 +2,8 @@
 
 The simulator and the connector read one fake clock (``Clock``), moved forward between runs, so index lag and
 token expiry play out deterministically without waiting; the connector's ``sleep`` records instead of sleeping.
-A small host loop (``host_run``) does what a SIEM host does: write each batch durably (``NdjsonSink``) and only then
-commit its checkpoint (``CheckpointStore``); it can also "crash" between a write and its commit.
+A small host loop (``host_run``) does what a SIEM host does: write each batch durably (``NdjsonSink`` write + sync) and
+only then commit its checkpoint (``CheckpointStore``); it can also "crash" between a write and its commit.
 
 One module-scoped scenario runs five consecutive collections with faults injected (401 token expiry mid-run,
 429 bursts with ``X-RateLimit-Reset``, 5xx, HTTP 200 with a retryable ``fail``, index lag, malformed records, a
@@ -105,7 +105,7 @@ def host_run(
 ) -> RunResult:
     """One scheduled run as a host performs it: write a batch durably, then commit its checkpoint.
 
-    With ``crash_after_batches``, the host dies right after durably writing that many non-empty batches: it stops
+    With ``crash_after_batches``, the host dies right after writing that many non-empty batches: it stops
     consuming and does not commit the checkpoint of the last one (nor anything after it).
     """
     result = RunResult(name, served_before=len(sim.served_audit_ids()), started_ms=clock.ms())
@@ -123,6 +123,7 @@ def host_run(
                     result.crashed = True
                     break
             if batch.checkpoint is not None:
+                sink.sync()  # the events reach the disk before the checkpoint that covers them
                 store.save(batch.checkpoint)
                 result.commits += 1
                 result.uncommitted = []

@@ -1,7 +1,8 @@
-"""NdjsonSink: one JSON event per line, durable (flushed and fsynced) before ``write`` returns."""
+"""NdjsonSink: one JSON event per line, flushed by ``write`` and made durable (fsynced) by ``sync``."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -64,22 +65,72 @@ def test_per_table_files(tmp_path: Path) -> None:
     assert {e["class_uid"] for e in lines(folder / "account_change.ndjson")} == {3001}
 
 
-def test_every_write_is_flushed_and_fsynced_before_it_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "events.ndjson"
-    synced: list[int] = []
+def record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Replace os.fsync: each call is recorded as (inode, size on disk when the sync was asked for)."""
+    synced: list[tuple[int, int]] = []
 
     def fsync(fd: int) -> None:
-        synced.append(os.fstat(fd).st_size)  # what is on disk when the sync is asked for
+        stat = os.fstat(fd)
+        synced.append((stat.st_ino, stat.st_size))
 
     monkeypatch.setattr(sink_module.os, "fsync", fsync)
+    return synced
+
+
+def on_disk(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_size
+
+
+def test_write_flushes_without_fsync_and_sync_fsyncs_each_written_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = record_fsyncs(monkeypatch)
+    folder = tmp_path / "out"
+    sink = NdjsonSink(str(folder), per_table=True)
+    for batch in (AUTH, ACCOUNT, AUTH, CHECKPOINT_ONLY, EMPTY_TABLE, ACCOUNT, AUTH):
+        sink.write(batch)
+    assert synced == []
+    # Flushed: a reader sees every line before any sync.
+    assert len(lines(folder / "authentication.ndjson")) == 6 and len(lines(folder / "account_change.ndjson")) == 2
+
+    sink.sync()
+    # One fsync per file written to (not one per batch), each asked for once everything was written to it.
+    assert sorted(synced) == sorted(
+        on_disk(folder / name) for name in ("authentication.ndjson", "account_change.ndjson")
+    )
+    sink.sync()
+    assert len(synced) == 2  # nothing written since: nothing to sync
+
+    sink.write(ACCOUNT)
+    sink.write(CHECKPOINT_ONLY)
+    sink.sync()
+    assert len(synced) == 3 and synced[-1] == on_disk(folder / "account_change.ndjson")
+    sink.close()
+    assert len(synced) == 3  # close syncs, but nothing is left to sync
+
+
+def test_one_stream_is_synced_once_for_many_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced = record_fsyncs(monkeypatch)
+    out = tmp_path / "events.ndjson"
+    sink = NdjsonSink(str(out))
+    for batch in (AUTH, ACCOUNT, AUTH):
+        sink.write(batch)
+    assert synced == []
+    sink.sync()
+    assert synced == [on_disk(out)] and len(lines(out)) == 5
+    sink.sync()
+    assert len(synced) == 1
+    sink.close()
+
+
+def test_close_syncs_what_was_written_since_the_last_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced = record_fsyncs(monkeypatch)
+    out = tmp_path / "events.ndjson"
     sink = NdjsonSink(str(out))
     sink.write(AUTH)
-    assert len(synced) == 1 and synced[0] == out.stat().st_size > 0
-    sink.write(CHECKPOINT_ONLY)
-    assert len(synced) == 1  # nothing written, nothing to sync
-    sink.write(ACCOUNT)
-    assert len(synced) == 2
     sink.close()
+    assert synced == [on_disk(out)]
 
 
 def test_stdout_is_written_and_never_closed(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
@@ -100,7 +151,8 @@ def test_stdout_swapped_after_the_sink_was_built_is_neither_fsynced_nor_closed(
     try:
         sink = NdjsonSink("-")
         monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BytesIO()))  # e.g. contextlib.redirect_stdout
-        sink.write(AUTH)  # a pipe cannot be fsynced: must not raise EINVAL
+        sink.write(AUTH)
+        sink.sync()  # a pipe cannot be fsynced: must not raise EINVAL
         sink.close()
         assert not original.buffer.closed
         original.buffer.close()
@@ -111,25 +163,87 @@ def test_stdout_swapped_after_the_sink_was_built_is_neither_fsynced_nor_closed(
             original.buffer.close()
 
 
+def test_stdout_is_never_fsynced(monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    synced = record_fsyncs(monkeypatch)
+    sink = NdjsonSink("-")
+    sink.write(AUTH)
+    sink.sync()
+    sink.write(ACCOUNT)
+    sink.close()
+    assert synced == []
+    assert len(capsysbinary.readouterr().out.splitlines()) == 3
+
+
 def test_a_device_that_cannot_be_synced_is_accepted() -> None:
     sink = NdjsonSink(os.devnull)  # fsync(/dev/null) fails with EINVAL, like a pipe or /dev/stdout
     sink.write(AUTH)
+    sink.sync()
     sink.close()
+
+
+@pytest.mark.parametrize("code", [errno.EINVAL, errno.ENOTSUP, errno.ENOTTY])
+def test_a_stream_that_cannot_be_synced_is_skipped_and_not_retried(
+    code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def unsyncable(fd: int) -> None:
+        calls.append(fd)
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(sink_module.os, "fsync", unsyncable)
+    sink = NdjsonSink(str(tmp_path / "events.ndjson"))
+    sink.write(AUTH)
+    sink.sync()
+    assert len(calls) == 1
+    sink.sync()
+    assert len(calls) == 1  # not dirty any more
+    sink.close()
+
+
+class _FullDisk(io.BufferedWriter):
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
 
 def test_write_failure_is_a_connector_error_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "events.ndjson"
-
-    def full(fd: int) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(sink_module.os, "fsync", full)
+    monkeypatch.setattr(sink_module, "open", lambda path, mode: _FullDisk(io.FileIO(path, mode)), raising=False)
     sink = NdjsonSink(str(out))
     with pytest.raises(ConnectorError) as caught:
         sink.write(AUTH)
     sink.close()
-    assert str(out) in str(caught.value) and "No space left on device" in str(caught.value)
+    assert str(caught.value).startswith(f"cannot write events to {out}: No space left on device")
     assert "checkpoint was not advanced" in str(caught.value)
+
+
+def test_sync_failure_is_a_connector_error_naming_the_file_and_every_later_sync_fails_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "out"
+    sink = NdjsonSink(str(folder), per_table=True)
+    sink.write(AUTH)
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sink_module.os, "fsync", broken)
+    with pytest.raises(ConnectorError) as caught:
+        sink.sync()
+    assert str(caught.value).startswith(f"cannot sync events to {folder / 'authentication.ndjson'}: Input/output error")
+    assert "checkpoint was not advanced" in str(caught.value)
+
+    # The disk recovers, but what the failed fsync covered may be lost: the sink cannot vouch for it any more.
+    synced = record_fsyncs(monkeypatch)
+    sink.write(ACCOUNT)
+    with pytest.raises(ConnectorError, match="cannot sync events to"):
+        sink.sync()
+    with pytest.raises(ConnectorError, match="cannot sync events to"):
+        sink.close()
+    assert synced == []
+    with pytest.raises(ValueError, match="closed file"):  # close closed the files all the same
+        sink.write(AUTH)
+    assert len(lines(folder / "authentication.ndjson")) == 2 and len(lines(folder / "account_change.ndjson")) == 1
 
 
 def test_unopenable_output_is_a_connector_error(tmp_path: Path) -> None:
