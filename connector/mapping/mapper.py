@@ -191,10 +191,16 @@ class Mapper:
             table, row.class_uid, row.activity(info.get("verb")), audit_type, status_id, status, row.severity_id
         )
         self._fill(event, plan, values)
+        unmapped = {}
         kept_raw = plan.kept_raw
-        unmapped = {k: v for k, v in record.items() if k not in kept_raw}
+        for name, value in record.items():
+            if name not in kept_raw:
+                unmapped[name] = value
+        leftover = {}
         consumed = table.info_consumed
-        leftover = {k: v for k, v in info.items() if k not in consumed}
+        for name, value in info.items():
+            if name not in consumed:
+                leftover[name] = value
         if rejected:
             leftover.update(rejected)
         if leftover:
@@ -367,17 +373,19 @@ class Mapper:
             if value is not None:
                 event[attribute] = value
         for outer, key, leaves in plan.nested:
-            child = {attribute: value for attribute, source in leaves if (value := get(source)) is not None}
-            if not child:
-                continue
             node = event
             for name in outer:
                 node = node.setdefault(name, {})
-            existing = node.get(key)
-            if existing is None:
+            child = node.get(key)
+            fresh = child is None
+            if fresh:
+                child = {}
+            for attribute, source in leaves:
+                value = get(source)
+                if value is not None:
+                    child[attribute] = value
+            if fresh and child:
                 node[key] = child
-            else:
-                existing.update(child)
         if plan.observables:
             observables = self._observables(event, plan)
             if observables:
