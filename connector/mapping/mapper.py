@@ -376,10 +376,9 @@ class Mapper:
             node = event
             for name in outer:
                 node = node.setdefault(name, {})
-            child = node.get(key)
-            fresh = child is None
-            if fresh:
-                child = {}
+            existing: dict[str, Any] | None = node.get(key)
+            fresh = existing is None
+            child: dict[str, Any] = {} if existing is None else existing
             for attribute, source in leaves:
                 value = get(source)
                 if value is not None:
