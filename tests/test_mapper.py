@@ -167,6 +167,24 @@ def test_record_uid_is_exactly_uuid5(key: str) -> None:
     assert record_uid("audit", key) == str(uuid.uuid5(_UID_NAMESPACE, f"mimecast:audit:{key}"))
 
 
+def test_record_uid_is_exactly_uuid5_for_random_keys() -> None:
+    """Covers every value of the variant nibble (the fast path rewrites it as text)."""
+    import random
+    import uuid
+
+    from connector.mapping.values import _UID_NAMESPACE, record_uid
+
+    rng = random.Random(5)
+    variants = set()
+    for number in range(3000):
+        key = "".join(rng.choice("abcXYZ019:-_ü@.") for _ in range(rng.randint(0, 60)))
+        kind = ("audit", "user", "membership")[number % 3]
+        expected = str(uuid.uuid5(_UID_NAMESPACE, f"mimecast:{kind}:{key}"))
+        assert record_uid(kind, key) == expected
+        variants.add(expected[19])
+    assert variants == set("89ab")
+
+
 @pytest.mark.parametrize(
     "text",
     ["198.51.100.23", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "\uff11.2.3.4",
