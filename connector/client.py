@@ -31,7 +31,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,6 +64,7 @@ __all__ = [
     "INTERNAL_USERS_PATH",
     "ClientStats",
     "MimecastClient",
+    "WindowPage",
 ]
 
 _log = logging.getLogger("connector.client")
@@ -95,6 +96,21 @@ _JSON_BODY = {"Content-Type": "application/json"}
 _RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPage:
+    """One page of a listing over several windows (:meth:`MimecastClient.audit_event_windows`).
+
+    Attributes:
+        window: Index of the window the page belongs to.
+        records: The page's records (empty for a window without any).
+        last: Whether it is the window's last page: the window has then been read completely.
+    """
+
+    window: int
+    records: list[Record]
+    last: bool
 
 
 @dataclass
@@ -175,6 +191,16 @@ def _first_fail(fail: list[Any]) -> tuple[str | None, str | None, bool]:
 def _describe(code: str | None, message: str | None) -> str:
     parts = [part for part in (code, message) if part]
     return ": ".join(parts) if parts else "no error details"
+
+
+def _audit_query(start: datetime, end: datetime, categories: Sequence[str] | None) -> Record:
+    """The ``data[0]`` of an audit request; raises ValueError for a naive datetime or a reversed window."""
+    if start > end:
+        raise ValueError("audit window start must not be after its end")
+    query: Record = {"startDateTime": format_mimecast_time(start), "endDateTime": format_mimecast_time(end)}
+    if categories:
+        query["categories"] = list(categories)
+    return query
 
 
 class MimecastClient:
@@ -320,15 +346,27 @@ class MimecastClient:
         Raises:
             ValueError: A naive datetime, or ``start`` after ``end``.
         """
-        if start > end:
-            raise ValueError("audit window start must not be after its end")
-        query: Record = {
-            "startDateTime": format_mimecast_time(start),
-            "endDateTime": format_mimecast_time(end),
-        }
-        if categories:
-            query["categories"] = list(categories)
-        return self._paginate(AUDIT_EVENTS_PATH, [query], page_size, None)
+        return self._paginate(AUDIT_EVENTS_PATH, [_audit_query(start, end, categories)], page_size, None)
+
+    def audit_event_windows(
+        self,
+        windows: Sequence[tuple[datetime, datetime]],
+        categories: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[WindowPage]:
+        """:meth:`audit_event_pages` over several windows in a row, as one stream of pages.
+
+        Each window is its own sequential listing; every window ends with a page marked ``last`` (an empty one
+        for a window without records), so the caller knows when a window has been read completely. With
+        ``read_ahead`` the reader goes on to the next window's first page as soon as a window's last page has
+        arrived, instead of waiting for the caller to finish that page.
+
+        Raises:
+            ValueError: A naive datetime, or a window whose start is after its end (before any request).
+        """
+        queries = [[_audit_query(start, end, categories)] for start, end in windows]
+        size = self._page_size(page_size)
+        return self._walk([(AUDIT_EVENTS_PATH, query) for query in queries], size, None)
 
     def audit_events(
         self,
@@ -405,18 +443,28 @@ class MimecastClient:
             pagination["pageToken"] = token
         return {"meta": {"pagination": pagination}, "data": data}
 
-    def _paginate(
-        self, endpoint: str, data: list[Record], page_size: int | None, nested: str | None
-    ) -> Iterator[list[Record]]:
+    def _page_size(self, page_size: int | None) -> int:
         size = self.page_size if page_size is None else page_size
         if size < 1:
             raise ConfigError("page_size must be at least 1", parameter="page_size")
-        return self._pages(endpoint, data, size, nested)
+        return size
+
+    def _paginate(
+        self, endpoint: str, data: list[Record], page_size: int | None, nested: str | None
+    ) -> Iterator[list[Record]]:
+        return self._pages(endpoint, data, self._page_size(page_size), nested)
 
     def _pages(self, endpoint: str, data: list[Record], size: int, nested: str | None) -> Iterator[list[Record]]:
+        for page in self._walk([(endpoint, data)], size, nested):
+            if page.records:
+                yield page.records
+
+    def _walk(
+        self, listings: Sequence[tuple[str, list[Record]]], size: int, nested: str | None
+    ) -> Iterator[WindowPage]:
         if self.read_ahead:
-            return self._pages_read_ahead(endpoint, data, size, nested)
-        return self._pages_on_demand(endpoint, data, size, nested)
+            return self._walk_read_ahead(listings, size, nested)
+        return self._walk_on_demand(listings, size, nested)
 
     def _fetch(
         self, endpoint: str, data: list[Record], size: int, nested: str | None, token: str | None
@@ -457,59 +505,57 @@ class MimecastClient:
             )
         return None
 
-    def _pages_on_demand(
-        self, endpoint: str, data: list[Record], size: int, nested: str | None
-    ) -> Iterator[list[Record]]:
-        token: str | None = None
-        page_number = 0
-        while True:
-            records, next_token = self._fetch(endpoint, data, size, nested, token)
-            page_number += 1
-            error = self._after_page(endpoint, page_number, records, token, next_token)
-            if records:
-                yield records
-            if error is not None:
-                raise error
-            if not records or next_token is None:
-                return
-            token = next_token
+    def _walk_on_demand(
+        self, listings: Sequence[tuple[str, list[Record]]], size: int, nested: str | None
+    ) -> Generator[WindowPage, None, None]:
+        """Each listing in turn, page by page; a page is requested only when the caller asks for it."""
+        for index, (endpoint, data) in enumerate(listings):
+            token: str | None = None
+            page_number = 0
+            while True:
+                records, next_token = self._fetch(endpoint, data, size, nested, token)
+                page_number += 1
+                error = self._after_page(endpoint, page_number, records, token, next_token)
+                last = (not records or next_token is None) and error is None
+                yield WindowPage(index, records, last)
+                if error is not None:
+                    raise error
+                if last:
+                    break
+                token = next_token
 
-    def _pages_read_ahead(
-        self, endpoint: str, data: list[Record], size: int, nested: str | None
-    ) -> Iterator[list[Record]]:
-        # A reader thread walks the listing on its own and hands pages over through a one-slot queue: it sends
-        # the request for page N+1 the moment page N has arrived and been parsed, without waiting for this
-        # thread (which is busy mapping and would make it wait for the GIL before every request). It blocks
-        # when it is two pages ahead: one page in the queue and one in hand.
-        pages: queue.Queue[tuple[list[Record], BaseException | None] | None] = queue.Queue(maxsize=1)
+    def _walk_read_ahead(
+        self, listings: Sequence[tuple[str, list[Record]]], size: int, nested: str | None
+    ) -> Iterator[WindowPage]:
+        # A reader thread runs the on-demand walk and hands pages over through a one-slot queue: it sends the
+        # request for the next page the moment a page has arrived and been parsed (also across listings),
+        # without waiting for this thread, which is busy mapping and would make it wait for the GIL before
+        # every request. It blocks when it is two pages ahead: one page in the queue and one in hand.
+        pages: queue.Queue[tuple[WindowPage | None, BaseException | None] | None] = queue.Queue(maxsize=1)
         stop = threading.Event()
 
         def read() -> None:
-            token: str | None = None
-            page_number = 0
+            walk = self._walk_on_demand(listings, size, nested)
             try:
-                while not stop.is_set():
-                    records, next_token = self._fetch(endpoint, data, size, nested, token)
-                    page_number += 1
-                    error = self._after_page(endpoint, page_number, records, token, next_token)
-                    pages.put((records, error))
-                    if not records or next_token is None or error is not None:
+                for page in walk:
+                    pages.put((page, None))
+                    if stop.is_set():
                         return
-                    token = next_token
             except BaseException as exc:  # handed to the caller, in order, after the pages before it
-                pages.put(([], exc))
+                pages.put((None, exc))
             finally:
+                walk.close()
                 pages.put(None)
 
-        reader = threading.Thread(target=read, name=f"read-ahead {endpoint}", daemon=True)
+        reader = threading.Thread(target=read, name="read-ahead", daemon=True)
         reader.start()
         try:
             while (item := pages.get()) is not None:
-                records, error = item
-                if records:
-                    yield records
+                page, error = item
                 if error is not None:
                     raise error
+                assert page is not None
+                yield page
         finally:
             # A caller that stops early leaves at most one request in flight: let it finish (bounded by the
             # timeout) and drop what it brings, so no request of this listing is still running once the caller

@@ -222,53 +222,63 @@ class Collector:
         # without a cursor yet (first run) or with one older than the history, a restart would otherwise
         # recompute the start from its own "now" and skip what lies between the two starts.
         cursor = start + self.audit.overlap_ms
+        slices: list[tuple[int, int]] = []
         slice_start = start
         while slice_start < now:
-            slice_end = min(slice_start + SLICE_MS, now)
-            yield from self._audit_slice(slice_start, slice_end, seen, cursor, previous_cursor)
+            slices.append((slice_start, min(slice_start + SLICE_MS, now)))
+            slice_start = slices[-1][1]
+        # One stream of pages over all the slices: with read-ahead the client asks for the next slice's first page
+        # while this one's last page is still being mapped.
+        pages = self.client.audit_event_windows(
+            [(ms_to_datetime(a), ms_to_datetime(b)) for a, b in slices],
+            categories=list(self.audit.categories) or None,
+        )
+        for page in pages:
+            slice_end = slices[page.window][1]
+            if page.records:
+                yield from self._audit_page(page.records, slice_end, seen, cursor, previous_cursor)
+            if not page.last:
+                continue
             cursor = slice_end
             # The next window is sent in whole seconds, so it re-reads the whole second it starts in.
             keep_from = _whole_second(cursor - self.audit.overlap_ms)
             seen = {rid: t for rid, t in seen.items() if t >= keep_from}
             self.summary.audit_cursor_ms = cursor
             yield Batch(None, None, [], self._commit(audit=AuditState(cursor_ms=cursor, seen=seen)))
-            slice_start = slice_end
 
-    def _audit_slice(
-        self, start: int, end: int, seen: dict[str, int], cursor: int, previous_cursor: int | None
+    def _audit_page(
+        self, page: list[Any], end: int, seen: dict[str, int], cursor: int, previous_cursor: int | None
     ) -> Iterator[Batch]:
-        pages = self.client.audit_event_pages(
-            ms_to_datetime(start), ms_to_datetime(end), categories=list(self.audit.categories) or None
-        )
-        for page in pages:
-            self.summary.pages += 1
-            by_table: dict[str, list[MappedEvent]] = defaultdict(list)
-            fresh = False
-            for record in page:
-                self.summary.audit_records += 1
-                record_id = record.get("id") if isinstance(record, dict) else None
-                has_id = isinstance(record_id, str) and record_id
-                if has_id and record_id in seen:
-                    self.summary.duplicates += 1
-                    continue
-                fresh = True
-                # the position in this pass is what names a record without an id
-                mapped = self.transformer.audit_record(record, self.summary.audit_records)
-                if mapped is not None:
-                    by_table[mapped.table].append(mapped)
-                if has_id:
-                    assert isinstance(record_id, str)
-                    # reuse the time the mapper parsed; parse only records it did not emit
-                    event_time = mapped.event["time"] if mapped is not None else _event_time(record, end)
-                    seen[record_id] = event_time
-                    if previous_cursor is not None and event_time < previous_cursor:
-                        self._note_late(record_id, previous_cursor - event_time)
-            if not fresh:
+        """Map one page of a slice ending at ``end``; one batch per table, the last carrying a checkpoint that
+        keeps the cursor where it was (the slice is not complete yet)."""
+        self.summary.pages += 1
+        by_table: dict[str, list[MappedEvent]] = defaultdict(list)
+        fresh = False
+        for record in page:
+            self.summary.audit_records += 1
+            record_id = record.get("id") if isinstance(record, dict) else None
+            has_id = isinstance(record_id, str) and record_id
+            if has_id and record_id in seen:
+                self.summary.duplicates += 1
                 continue
-            checkpoint = self._commit(audit=AuditState(cursor_ms=cursor, seen=seen))
-            yield from _table_batches(by_table, checkpoint)
-            if self.summary.pages % 20 == 0:
-                _log.info("audit progress", extra={"pages": self.summary.pages, "records": self.summary.audit_records})
+            fresh = True
+            # the position in this pass is what names a record without an id
+            mapped = self.transformer.audit_record(record, self.summary.audit_records)
+            if mapped is not None:
+                by_table[mapped.table].append(mapped)
+            if has_id:
+                assert isinstance(record_id, str)
+                # reuse the time the mapper parsed; parse only records it did not emit
+                event_time = mapped.event["time"] if mapped is not None else _event_time(record, end)
+                seen[record_id] = event_time
+                if previous_cursor is not None and event_time < previous_cursor:
+                    self._note_late(record_id, previous_cursor - event_time)
+        if not fresh:
+            return
+        checkpoint = self._commit(audit=AuditState(cursor_ms=cursor, seen=seen))
+        yield from _table_batches(by_table, checkpoint)
+        if self.summary.pages % 20 == 0:
+            _log.info("audit progress", extra={"pages": self.summary.pages, "records": self.summary.audit_records})
 
     def _note_late(self, record_id: str, late_ms: int) -> None:
         self.summary.max_late_ms = max(self.summary.max_late_ms, late_ms)

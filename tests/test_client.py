@@ -241,6 +241,93 @@ def test_read_ahead_raises_a_failing_page_only_after_the_pages_before_it(
     assert got == ["id-1"]
 
 
+# -- several windows as one stream ---------------------------------------------------------------------------
+
+MIDDLE = datetime(2026, 3, 2, 5, 0, 0, tzinfo=UTC)
+FIRST_HALF = {"startDateTime": "2026-03-02T00:00:00+0000", "endDateTime": "2026-03-02T05:00:00+0000"}
+SECOND_HALF = {"startDateTime": "2026-03-02T05:00:00+0000", "endDateTime": "2026-03-02T10:00:00+0000"}
+EMPTY_WINDOW = {"startDateTime": "2026-03-02T10:00:00+0000", "endDateTime": "2026-03-02T10:00:00+0000"}
+
+
+def _three_windows(httpx_mock: HTTPXMock, answer: Any = None) -> None:
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([FIRST_HALF]), json=page([record(1)], "a2"))
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([FIRST_HALF], token="a2"), json=page([record(2)]))
+    if answer is None:
+        httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([SECOND_HALF]), json=page([record(3)]))
+    else:
+        httpx_mock.add_callback(answer, url=AUDIT_URL, match_json=envelope([SECOND_HALF]))
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([EMPTY_WINDOW]), json=page([]))
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
+@pytest.mark.usefixtures("token")
+def test_windows_are_read_in_order_and_each_ends_with_a_last_page(
+    httpx_mock: HTTPXMock, client: MimecastClient, read_ahead: bool
+) -> None:
+    _three_windows(httpx_mock)
+    client.read_ahead = read_ahead
+    pages = client.audit_event_windows([(START, MIDDLE), (MIDDLE, END), (END, END)])
+    got = [(p.window, [r["id"] for r in p.records], p.last) for p in pages]
+    assert got == [(0, ["id-1"], False), (0, ["id-2"], True), (1, ["id-3"], True), (2, [], True)]
+    assert client.stats.pages == 4
+
+
+@pytest.mark.usefixtures("token")
+def test_windows_on_demand_request_the_next_window_only_when_asked(
+    httpx_mock: HTTPXMock, client: MimecastClient
+) -> None:
+    _three_windows(httpx_mock)
+    pages = client.audit_event_windows([(START, MIDDLE), (MIDDLE, END), (END, END)])
+    assert [next(pages).window, next(pages).window] == [0, 0]
+    assert len(httpx_mock.get_requests(url=AUDIT_URL)) == 2  # the second window is not requested yet
+    assert [p.window for p in pages] == [1, 2]
+
+
+@pytest.mark.usefixtures("token")
+def test_read_ahead_goes_on_to_the_next_window_while_the_caller_holds_the_last_page(
+    httpx_mock: HTTPXMock, client: MimecastClient
+) -> None:
+    second_window_requested = threading.Event()
+
+    def second_window(request: httpx.Request) -> httpx.Response:
+        second_window_requested.set()
+        return httpx.Response(200, json=page([record(3)]))
+
+    _three_windows(httpx_mock, second_window)
+    client.read_ahead = True
+    pages = client.audit_event_windows([(START, MIDDLE), (MIDDLE, END), (END, END)])
+    assert next(pages).window == 0
+    last_of_first = next(pages)
+    assert (last_of_first.window, last_of_first.last) == (0, True)
+    # the caller has not asked for more: the reader has gone on to window 1 by itself
+    assert second_window_requested.wait(2)
+    assert [(p.window, p.last) for p in pages] == [(1, True), (2, True)]
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
+@pytest.mark.usefixtures("token")
+def test_a_failing_window_raises_after_the_pages_before_it_and_is_not_marked_read(
+    httpx_mock: HTTPXMock, client: MimecastClient, read_ahead: bool
+) -> None:
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([FIRST_HALF]), json=page([record(1)]))
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([SECOND_HALF]), json=page([record(2)], "same"))
+    httpx_mock.add_response(
+        url=AUDIT_URL, match_json=envelope([SECOND_HALF], token="same"), json=page([record(3)], "same")
+    )
+    client.read_ahead = read_ahead
+    got: list[tuple[int, bool]] = []
+    with pytest.raises(PaginationError, match="not advancing"):
+        for p in client.audit_event_windows([(START, MIDDLE), (MIDDLE, END), (END, END)]):
+            got.append((p.window, p.last))
+    assert got == [(0, True), (1, False), (1, False)]  # window 1 never ends: its cursor must not move
+    assert not httpx_mock.get_requests(match_json=envelope([EMPTY_WINDOW]))
+
+
+def test_an_inverted_window_is_refused_before_any_request(client: MimecastClient) -> None:
+    with pytest.raises(ValueError, match="must not be after"):
+        client.audit_event_windows([(START, MIDDLE), (END, MIDDLE)])
+
+
 @pytest.mark.usefixtures("token")
 def test_empty_data_ends_even_with_a_next_token(httpx_mock: HTTPXMock, client: MimecastClient) -> None:
     httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=page([record(1)], "p2"))

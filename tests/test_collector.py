@@ -286,6 +286,29 @@ def test_long_catch_up_is_read_in_contiguous_six_hour_slices_with_a_checkpoint_a
     assert [c.audit.cursor_ms for c in page_checkpoints] == [cursor, ends[1]]
 
 
+def test_a_failing_slice_keeps_the_cursor_at_the_end_of_the_slices_before_it(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    """The client reads the slices as one stream (ahead into the next slice): a failure in slice 2 must still
+    leave the cursor at the end of slice 1, deliver slice 1 and slice 2's first page, and never reach slice 3."""
+    cursor = T0 - 13 * HOUR
+    start = cursor - OVERLAP
+    ends = [start + SLICE_MS, start + 2 * SLICE_MS, T0]
+    add_audit(httpx_mock, start, ends[0], [rec("s1", start + HOUR)])
+    add_audit(httpx_mock, ends[0], ends[1], [rec("s2a", ends[0] + HOUR)], next_token="tok2")
+    fail = {"meta": {"status": 200}, "data": [], "fail": [{"errors": [{"code": "err_x", "retryable": False}]}]}
+    httpx_mock.add_response(method="POST", url=AUDIT_URL, match_json=body(ends[0], ends[1], "tok2"), json=fail)
+    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict())
+    connector = make()
+    events = host.run(connector)
+
+    assert originals(events) == ["s1", "s2a"]
+    assert host.checkpoint.audit.cursor_ms == ends[0]
+    assert sorted(host.checkpoint.audit.seen) == ["s2a"]  # s1 lies before the new cursor - overlap
+    assert "err_x" in connector.summary.failures["audit"]
+    assert not httpx_mock.get_requests(match_json=body(ends[1], T0))
+
+
 def test_history_clamp_starts_just_inside_sixty_days_and_reports_the_gap(
     httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], caplog: pytest.LogCaptureFixture
 ) -> None:
