@@ -21,6 +21,7 @@ test: lint typecheck unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check connector tests scripts $(wildcard bench)
+	$(BIN)/ruff format --check connector tests scripts $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

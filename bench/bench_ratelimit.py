@@ -199,8 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = table(HEADERS, [o.cells() for o in outcomes])
     print(result)
     body = f"""
-Reproduce with `.venv/bin/python bench/bench_ratelimit.py` (or `make bench`). The simulator (in process, {LATENCY
-* 1000:.0f} ms latency) enforces {quota} API requests per {window:g}-second window and answers 429 with
+Reproduce with `.venv/bin/python bench/bench_ratelimit.py` (or `make bench`). The simulator (in process, {
+        LATENCY * 1000:.0f} ms latency) enforces {quota} API requests per {window:g}-second window and answers 429 with
 `X-RateLimit-Reset` beyond it; the connector runs with its default retry policy (pre-emptive slow-down when
 `X-RateLimit-Remaining` <= 1, counting the requests other threads still have in flight). "Failed requests" =
 non-200 answers the server sent (429s included) + failed event types. "Slept" is `ClientStats.slept_seconds`,

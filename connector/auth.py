@@ -113,8 +113,7 @@ class MimecastAuth(httpx.Auth):
         status = response.status_code
         if status == 429 or status >= 500:
             raise ApiError(
-                f"The Mimecast token URL {self.token_url} answered HTTP {status}; "
-                f"the request will be retried.",
+                f"The Mimecast token URL {self.token_url} answered HTTP {status}; the request will be retried.",
                 endpoint=self.token_url,
                 status_code=status,
                 retryable=True,
@@ -194,9 +193,7 @@ class MimecastAuth(httpx.Auth):
         response = yield request
         if response.status_code == 401:
             response.read()
-            _log.info(
-                "token refused by API, refreshing once", extra={"url": str(request.url.copy_with(query=None))}
-            )
+            _log.info("token refused by API, refreshing once", extra={"url": str(request.url.copy_with(query=None))})
             token = yield from self._locked_token(stale=token)
             request.headers["Authorization"] = f"Bearer {token}"
             yield request

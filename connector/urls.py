@@ -35,9 +35,7 @@ def validate_base_url(url: str, parameter: str = "api_base_url") -> str:
             credentials, a query or a fragment, or names a legacy API 1.0 host.
     """
     if not isinstance(url, str) or not url.strip():
-        raise ConfigError(
-            f"{parameter} is required (e.g. https://api.services.mimecast.com)", parameter=parameter
-        )
+        raise ConfigError(f"{parameter} is required (e.g. https://api.services.mimecast.com)", parameter=parameter)
     text = url.strip().rstrip("/")
     try:
         parts = urlsplit(text)
@@ -53,8 +51,7 @@ def validate_base_url(url: str, parameter: str = "api_base_url") -> str:
         )
     if parts.username is not None or parts.password is not None:
         raise ConfigError(
-            f"{parameter} must not contain a user name or password; "
-            f"credentials go in client_key and client_secret",
+            f"{parameter} must not contain a user name or password; credentials go in client_key and client_secret",
             parameter=parameter,
         )
     if parts.query or parts.fragment:

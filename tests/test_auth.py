@@ -37,9 +37,7 @@ def http(auth: MimecastAuth) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_token_is_fetched_once_and_reused(
-    httpx_mock: HTTPXMock, http: httpx.Client, auth: MimecastAuth
-) -> None:
+def test_token_is_fetched_once_and_reused(httpx_mock: HTTPXMock, http: httpx.Client, auth: MimecastAuth) -> None:
     httpx_mock.add_response(method="POST", url=TOKEN_URL, json=fixture("token_ok"))
     httpx_mock.add_response(
         method="POST",
@@ -59,9 +57,7 @@ def test_token_refreshed_skew_seconds_before_expiry(
 ) -> None:
     httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("t1", expires_in=1800))
     httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("t2", expires_in=1800))
-    httpx_mock.add_response(
-        url=AUDIT_URL, match_headers={"Authorization": "Bearer t1"}, json=OK, is_reusable=True
-    )
+    httpx_mock.add_response(url=AUDIT_URL, match_headers={"Authorization": "Bearer t1"}, json=OK, is_reusable=True)
     httpx_mock.add_response(url=AUDIT_URL, match_headers={"Authorization": "Bearer t2"}, json=OK)
     http.post("/api/audit/get-audit-events", json=BODY)
     clock.advance(1800 - 60 - 1)  # still inside the lifetime minus the 60 s skew
@@ -95,9 +91,7 @@ def test_401_refreshes_once_and_resends_the_same_request(
         status_code=401,
         json={"fail": [{"code": "token_expired", "message": "expired"}]},
     )
-    httpx_mock.add_response(
-        url=AUDIT_URL, match_headers={"Authorization": "Bearer t2"}, match_json=BODY, json=OK
-    )
+    httpx_mock.add_response(url=AUDIT_URL, match_headers={"Authorization": "Bearer t2"}, match_json=BODY, json=OK)
     response = http.post("/api/audit/get-audit-events", json=BODY)
     assert response.status_code == 200
     assert len(httpx_mock.get_requests(url=TOKEN_URL)) == 2
@@ -185,9 +179,7 @@ def test_token_response_without_token_is_an_auth_error(
 
 
 @pytest.mark.parametrize("status", [429, 502])
-def test_token_endpoint_outage_is_retryable_api_error(
-    httpx_mock: HTTPXMock, http: httpx.Client, status: int
-) -> None:
+def test_token_endpoint_outage_is_retryable_api_error(httpx_mock: HTTPXMock, http: httpx.Client, status: int) -> None:
     httpx_mock.add_response(url=TOKEN_URL, status_code=status)
     with pytest.raises(ApiError) as info:
         http.post("/api/audit/get-audit-events", json=BODY)
@@ -230,9 +222,7 @@ def test_concurrent_requests_share_one_token_fetch(httpx_mock: HTTPXMock, http: 
         return httpx.Response(200, json=token_json("shared"))
 
     httpx_mock.add_callback(token_callback, url=TOKEN_URL)
-    httpx_mock.add_response(
-        url=AUDIT_URL, match_headers={"Authorization": "Bearer shared"}, json=OK, is_reusable=True
-    )
+    httpx_mock.add_response(url=AUDIT_URL, match_headers={"Authorization": "Bearer shared"}, json=OK, is_reusable=True)
     errors: list[BaseException] = []
 
     def worker() -> None:

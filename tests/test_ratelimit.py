@@ -107,12 +107,7 @@ def test_preemptive_wait(headers: dict[str, str], expected: float) -> None:
 
 
 def test_preemptive_wait_can_be_turned_off() -> None:
-    assert (
-        RetryPolicy(low_remaining=-1).preemptive_wait(
-            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "9"}
-        )
-        == 0
-    )
+    assert RetryPolicy(low_remaining=-1).preemptive_wait({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "9"}) == 0
 
 
 @pytest.mark.parametrize(

@@ -80,8 +80,5 @@ def test_credentials_query_and_fragment_are_refused() -> None:
 
 
 def test_default_token_url() -> None:
-    assert (
-        default_token_url("https://api.services.mimecast.com")
-        == "https://api.services.mimecast.com/oauth/token"
-    )
+    assert default_token_url("https://api.services.mimecast.com") == "https://api.services.mimecast.com/oauth/token"
     assert default_token_url("http://127.0.0.1:8080/") == "http://127.0.0.1:8080/oauth/token"
