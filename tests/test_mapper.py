@@ -228,3 +228,19 @@ def test_valid_ip_agrees_with_ipaddress_on_random_ipv6_like_text() -> None:
         assert valid_ip(text) == expected, text
         accepted += expected is not None
     assert accepted > 1000
+
+
+def test_attributes_come_out_in_the_order_of_the_field_table(mapper: Mapper) -> None:
+    """The event reads like the reviewed table (and keeps the same bytes across versions): the attributes the rows
+    set appear in the order of each attribute's first row."""
+    checked = 0
+    for position, record in enumerate(SAMPLES):
+        mapped = mapper.map_audit(record, position)
+        if mapped is None:
+            continue
+        table = mapper.rules.audit_tables[mapped.class_uid]
+        order = list(dict.fromkeys(row.path[0] for row in table.rows))
+        set_by_rows = [key for key in mapped.event if key in order]
+        assert set_by_rows == sorted(set_by_rows, key=order.index), record["id"]
+        checked += 1
+    assert checked >= 5

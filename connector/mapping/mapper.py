@@ -57,19 +57,19 @@ class MappedEvent(NamedTuple):
 class _TablePlan:
     """A field table prepared for the per-record loop.
 
-    The rows are split by where their value lands: ``top`` holds ``(attribute, source)`` for rows at the event's
-    top level; ``nested`` holds, per parent object in order of first appearance, ``(outer keys, parent key,
-    ((attribute, source), ...))`` so each parent object is built in one go. ``info_sources`` are the ``info.<key>``
-    sources read as they are from the parsed eventInfo (``info.ip`` is checked by the mapper first). The
-    observables row, wherever it is in the table, is filled last, from everything the other rows set.
-    ``kept_raw`` names the raw fields that do not go to ``unmapped`` (consumed or dropped); ``sources`` the source
-    values the rows read (the mapper skips computing the others); ``observables`` the observable kinds (see
-    ``Mapper._observable_kinds``) whose path starts at an attribute some row sets (the others cannot be in the
-    event).
+    ``steps`` group the rows by the object their value lands in, keeping the table's order (so the event's
+    attributes come out in the order the analysts wrote them): each step is ``(outer keys, parent key,
+    ((attribute, source), ...))``, with ``None`` as parent key for a run of rows at the event's top level, and all
+    the rows of one parent object (``metadata.*``) in the step of its first row, so each object is built in one go.
+    ``info_sources`` are the ``info.<key>`` sources read as they are from the parsed eventInfo (``info.ip`` is
+    checked by the mapper first). The observables row, wherever it is in the table, is filled last, from
+    everything the other rows set. ``kept_raw`` names the raw fields that do not go to ``unmapped`` (consumed or
+    dropped); ``sources`` the source values the rows read (the mapper skips computing the others); ``observables``
+    the observable kinds (see ``Mapper._observable_kinds``) whose path starts at an attribute some row sets (the
+    others cannot be in the event).
     """
 
-    top: tuple[tuple[str, str], ...]
-    nested: tuple[tuple[tuple[str, ...], str, tuple[tuple[str, str], ...]], ...]
+    steps: tuple[tuple[tuple[str, ...], str | None, tuple[tuple[str, str], ...]], ...]
     info_sources: tuple[tuple[str, str], ...]
     kept_raw: frozenset[str]
     sources: frozenset[str]
@@ -78,15 +78,23 @@ class _TablePlan:
     @classmethod
     def of(cls, table: FieldTable, observable_kinds: tuple[tuple[tuple[str, ...], str, int, str], ...]) -> _TablePlan:
         rows = [row for row in table.rows if row.source != "observables"]
-        groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        steps: list[tuple[tuple[str, ...], str | None, list[tuple[str, str]]]] = []
+        parents: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         for row in rows:
-            if len(row.path) > 1:
-                groups.setdefault(row.path[:-1], []).append((row.path[-1], row.source))
+            leaf = (row.path[-1], row.source)
+            if len(row.path) == 1:
+                if not steps or steps[-1][1] is not None:
+                    steps.append(((), None, []))
+                steps[-1][2].append(leaf)
+            elif row.path[:-1] in parents:
+                parents[row.path[:-1]].append(leaf)
+            else:
+                parents[row.path[:-1]] = [leaf]
+                steps.append((row.path[:-2], row.path[-2], parents[row.path[:-1]]))
         has_observables = any(row.source == "observables" for row in table.rows)
         tops = {row.path[0] for row in rows}
         return cls(
-            top=tuple((row.path[0], row.source) for row in rows if len(row.path) == 1),
-            nested=tuple((parent[:-1], parent[-1], tuple(leaves)) for parent, leaves in groups.items()),
+            steps=tuple((outer, key, tuple(leaves)) for outer, key, leaves in steps),
             info_sources=tuple(
                 (row.source, row.source.removeprefix("info."))
                 for row in rows
@@ -368,11 +376,13 @@ class Mapper:
         """Set each row's value from ``values`` at its path; rows without a value are skipped. Then add the
         observables of what was set."""
         get = values.get
-        for attribute, source in plan.top:
-            value = get(source)
-            if value is not None:
-                event[attribute] = value
-        for outer, key, leaves in plan.nested:
+        for outer, key, leaves in plan.steps:
+            if key is None:  # a run of top-level rows
+                for attribute, source in leaves:
+                    value = get(source)
+                    if value is not None:
+                        event[attribute] = value
+                continue
             node = event
             for name in outer:
                 node = node.setdefault(name, {})
