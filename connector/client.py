@@ -25,7 +25,6 @@ connection pool is thread-safe, the auth fetches a token under a lock, and the s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import random
@@ -96,6 +95,12 @@ _JSON_BODY = {"Content-Type": "application/json"}
 _RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 Record = dict[str, Any]
+# How often a read-ahead reader looks at its listing's close event while it waits (queue hand-over, retry waits).
+_HAND_OVER_POLL_SECONDS = 0.05
+
+
+class _ListingClosed(Exception):
+    """Raised on a read-ahead reader thread when the caller has closed its listing during a wait."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,8 @@ class ClientStats:
     Attributes:
         requests: API requests sent, including every re-send (the auth's re-send after a 401 too); token
             requests are counted in ``token_refreshes`` instead.
-        pages: Pages received and handed to the caller.
+        pages: Pages received (with read-ahead, also a page or two read ahead and dropped when the caller stops
+            early).
         retries: Re-sends after a 429, a 5xx, a transport error or a retryable ``fail[]``.
         rate_limited: HTTP 429 answers received.
         slept_seconds: Total time spent waiting (backoff, rate limits, pre-emptive slow-down).
@@ -266,6 +272,8 @@ class MimecastClient:
         self._not_before = 0.0
         self._in_flight = 0
         self._slowdown_lock = threading.Lock()
+        # per thread: ``stop``, the close event of the read-ahead listing this thread reads (see ``_pause``)
+        self._listing = threading.local()
         self.stats = ClientStats(auth=auth)
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -534,18 +542,30 @@ class MimecastClient:
         pages: queue.Queue[tuple[WindowPage | None, BaseException | None] | None] = queue.Queue(maxsize=1)
         stop = threading.Event()
 
+        def hand_over(item: tuple[WindowPage | None, BaseException | None] | None) -> bool:
+            """Put ``item`` in the queue; False (item dropped) once the caller has closed the listing."""
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=_HAND_OVER_POLL_SECONDS)
+                except queue.Full:
+                    continue
+                return True
+            return False
+
         def read() -> None:
+            self._listing.stop = stop  # lets this thread's waits (backoff, 429, slow-down) end at close()
             walk = self._walk_on_demand(listings, size, nested)
             try:
                 for page in walk:
-                    pages.put((page, None))
-                    if stop.is_set():
+                    if not hand_over((page, None)) or stop.is_set():
                         return
+            except _ListingClosed:
+                return
             except BaseException as exc:  # handed to the caller, in order, after the pages before it
-                pages.put((None, exc))
+                hand_over((None, exc))
             finally:
                 walk.close()
-                pages.put(None)
+                hand_over(None)
 
         reader = threading.Thread(target=read, name="read-ahead", daemon=True)
         reader.start()
@@ -557,14 +577,13 @@ class MimecastClient:
                 assert page is not None
                 yield page
         finally:
-            # A caller that stops early leaves at most one request in flight: let it finish (bounded by the
-            # timeout) and drop what it brings, so no request of this listing is still running once the caller
-            # moves on (or closes the client).
+            # A caller that stops early leaves at most one request in flight: let it finish (its retry waits end
+            # at once) and drop what it brings, so no request of this listing is still running once the caller
+            # moves on (or closes the client). The garbage collector may close an abandoned listing on the
+            # reader thread itself: that thread must not wait for itself; it ends on its own right after.
             stop.set()
-            while reader.is_alive():
-                with contextlib.suppress(queue.Empty):
-                    pages.get(timeout=0.05)
-            reader.join()
+            if threading.current_thread() is not reader:
+                reader.join()
 
     @staticmethod
     def _next_token(payload: Record) -> str | None:
@@ -599,9 +618,25 @@ class MimecastClient:
     # -- one request with retries --------------------------------------------------------------------------
 
     def _pause(self, seconds: float) -> None:
-        if seconds > 0:
+        """Wait ``seconds`` (backoff, rate limit, slow-down). On a read-ahead reader thread, the wait is cut short
+        when the caller closes the listing (``_ListingClosed``), so closing never waits for a long rate limit."""
+        stop: threading.Event | None = getattr(self._listing, "stop", None)
+        if stop is not None and stop.is_set():
+            raise _ListingClosed
+        if seconds <= 0:
+            return
+        if stop is None:
             self._sleep(seconds)
             self.stats.add(slept_seconds=seconds)
+            return
+        waited = 0.0
+        while waited < seconds and not stop.is_set():
+            step = min(_HAND_OVER_POLL_SECONDS, seconds - waited)
+            self._sleep(step)
+            waited += step
+        self.stats.add(slept_seconds=waited)
+        if stop.is_set():
+            raise _ListingClosed
 
     def _wait_for_slowdown(self, endpoint: str) -> None:
         with self._slowdown_lock:

@@ -227,6 +227,33 @@ def test_read_ahead_leaves_no_request_running_when_the_caller_stops(
 
 
 @pytest.mark.usefixtures("token")
+def test_closing_a_read_ahead_listing_cuts_a_long_rate_limit_wait_short(
+    httpx_mock: HTTPXMock, auth: MimecastAuth
+) -> None:
+    """The reader may be waiting out a 429 (up to a minute) when the caller stops: close() must not wait for it,
+    and nothing is sent afterwards."""
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=page([record(1)], "p2"))
+    second_page_answered = threading.Event()
+
+    def rate_limited_second_page(request: httpx.Request) -> httpx.Response:
+        second_page_answered.set()
+        return rate_limited(reset="60000")
+
+    httpx_mock.add_callback(rate_limited_second_page, url=AUDIT_URL, match_json=envelope([WINDOW], token="p2"))
+    policy = RetryPolicy(max_attempts=4, base_backoff=1.0, max_backoff=5.0, max_rate_limit_wait=60.0, jitter=0.0)
+    with MimecastClient(BASE, auth, page_size=2, retry=policy, rng=ZeroRandom(), read_ahead=True) as client:
+        pages = client.audit_event_pages(START, END)
+        assert next(pages) == [record(1)]
+        assert second_page_answered.wait(2)  # the reader is now in its 60 s wait
+        started = time.monotonic()
+        pages.close()
+        assert time.monotonic() - started < 1.0
+        time.sleep(0.2)
+        assert len(httpx_mock.get_requests(match_json=envelope([WINDOW], token="p2"))) == 1
+        assert client.stats.slept_seconds < 1.0  # what it really waited, not the 60 s it was told
+
+
+@pytest.mark.usefixtures("token")
 def test_read_ahead_raises_a_failing_page_only_after_the_pages_before_it(
     httpx_mock: HTTPXMock, client: MimecastClient
 ) -> None:
