@@ -65,3 +65,31 @@ def test_status_other_needs_a_caption(tables: Path) -> None:
     edit(tables, "audit_types.yaml", "    status: Challenge\n", "")
     with pytest.raises(ConfigError, match="status_id 99 needs a 'status' caption"):
         load_rules(tables)
+
+
+def test_a_nested_row_without_a_value_creates_no_objects_around_it(tables: Path) -> None:
+    """A three-level row whose source has no value must leave no empty ``{}`` behind (the schema may refuse it,
+    and it is noise); the same row with a value creates the objects."""
+    from connector.mapping.mapper import Mapper
+
+    edit(
+        tables,
+        "authentication.yaml",
+        "  - {ocsf: status_detail, from: info.reason, note: Reason text of failed logons}",
+        "  - {ocsf: status_detail, from: info.reason, note: Reason text of failed logons}\n"
+        "  - {ocsf: device.location.city, from: info.reason, note: a made-up row for this test}",
+    )
+    mapper = Mapper(load_rules(tables), clock_ms=lambda: 1_780_000_000_000)
+    record = {
+        "id": "r1",
+        "auditType": "Logon Authentication Failed",
+        "category": "authentication_logs",
+        "eventTime": "2026-06-15T14:02:41+0000",
+        "user": "a@b.example.com",
+    }
+    without = mapper.map_audit({**record, "eventInfo": "Failed authentication for a@b.example.com <A B>"}, 1)
+    assert without is not None and "device" not in without.event
+    with_reason = mapper.map_audit(
+        {**record, "eventInfo": "Failed authentication for a@b.example.com <A B>, Reason: Wrong password"}, 1
+    )
+    assert with_reason is not None and with_reason.event["device"] == {"location": {"city": "Wrong password"}}

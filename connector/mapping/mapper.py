@@ -383,18 +383,21 @@ class Mapper:
                     if value is not None:
                         event[attribute] = value
                 continue
-            node = event
-            for name in outer:
-                node = node.setdefault(name, {})
-            existing: dict[str, Any] | None = node.get(key)
-            fresh = existing is None
-            child: dict[str, Any] = {} if existing is None else existing
+            child: dict[str, Any] = {}
             for attribute, source in leaves:
                 value = get(source)
                 if value is not None:
                     child[attribute] = value
-            if fresh and child:
+            if not child:  # no value: no parent object either (nor the objects around it)
+                continue
+            node = event
+            for name in outer:
+                node = node.setdefault(name, {})
+            existing = node.get(key)
+            if existing is None:
                 node[key] = child
+            else:
+                existing.update(child)
         if plan.observables:
             observables = self._observables(event, plan)
             if observables:
