@@ -25,6 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any, TypeVar
 
+from connector.durability import fsync_directory
 from connector.errors import CheckpointError
 
 __all__ = [
@@ -362,7 +363,7 @@ class CheckpointStore:
                 os.fsync(stream.fileno())
             self._replace(tmp_name, source)
             tmp_name = None
-            _fsync_directory(directory)
+            fsync_directory(directory)
         except OSError as exc:
             raise CheckpointError(
                 f"{source}: cannot write the checkpoint ({exc.strerror or exc}); the previous checkpoint is "
@@ -373,16 +374,3 @@ class CheckpointStore:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable; platforms that cannot open directories (Windows) skip it."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)

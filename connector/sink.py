@@ -1,7 +1,8 @@
 """Where the CLI puts events: OCSF NDJSON, one JSON event per line.
 
 ``write`` appends a batch and flushes it (a reader such as ``tail -f`` sees the lines at once, and OS errors
-surface at write time) but does not fsync. ``sync`` fsyncs every file written to since the previous sync; the
+surface at write time) but does not fsync. ``sync`` fsyncs every file written to since the previous sync (and
+the folder of a file it created, so the new name survives a crash too); the
 caller syncs right before it commits a checkpoint, so every event the checkpoint covers is on disk before the
 checkpoint is. That is one fsync per file per commit instead of one per table per API page. ``close`` syncs too.
 """
@@ -17,6 +18,7 @@ from typing import IO
 import orjson
 
 from connector.collector import Batch
+from connector.durability import fsync_directory
 from connector.errors import ConnectorError
 
 __all__ = ["NdjsonSink"]
@@ -40,6 +42,8 @@ class NdjsonSink:
         self._single: IO[bytes] | None = None
         # Files written to since the last sync (an ordered set). stdout is never in it: it is not ours to sync.
         self._dirty: dict[IO[bytes], None] = {}
+        # Folders in which this sink created a file since the last sync: the new entry must be durable too.
+        self._new_entries: dict[Path, None] = {}
         # The first failed sync: later syncs raise it again. After fsync reported an error, Linux may have dropped
         # the unwritten pages and a second fsync can succeed without them, so no later sync can vouch for them.
         self._sync_error: ConnectorError | None = None
@@ -56,7 +60,7 @@ class NdjsonSink:
         else:
             try:
                 Path(output).parent.mkdir(parents=True, exist_ok=True)
-                self._single = open(output, "ab")  # noqa: SIM115 - closed in close()
+                self._single = self._open(Path(output))
             except OSError as exc:
                 raise self._error(Path(output), exc, "open the output file") from None
 
@@ -100,6 +104,10 @@ class NdjsonSink:
                 self._sync_error = self._error(Path(getattr(stream, "name", "-")), exc, "sync events to")
                 raise self._sync_error from None
             del self._dirty[stream]
+        while self._new_entries:  # after the files: a new file's name is durable once its folder is synced
+            folder = next(iter(self._new_entries))
+            fsync_directory(folder)
+            del self._new_entries[folder]
 
     def _stream(self, table: str) -> IO[bytes]:
         if self._single is not None:
@@ -109,9 +117,17 @@ class NdjsonSink:
             assert self._directory is not None
             path = self._directory / f"{table}.ndjson"
             try:
-                stream = self._files[table] = open(path, "ab")  # noqa: SIM115 - closed in close()
+                stream = self._files[table] = self._open(path)
             except OSError as exc:
                 raise self._error(path, exc, "open the output file") from None
+        return stream
+
+    def _open(self, path: Path) -> IO[bytes]:
+        """Open ``path`` for appending, noting its folder when the file is new (``sync`` makes the entry durable)."""
+        created = not path.exists()
+        stream = open(path, "ab")  # noqa: SIM115 - closed in close()
+        if created:
+            self._new_entries[path.parent] = None
         return stream
 
     @staticmethod

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 import pytest
@@ -65,12 +66,17 @@ def test_per_table_files(tmp_path: Path) -> None:
     assert {e["class_uid"] for e in lines(folder / "account_change.ndjson")} == {3001}
 
 
-def record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """Replace os.fsync: each call is recorded as (inode, size on disk when the sync was asked for)."""
+def record_fsyncs(monkeypatch: pytest.MonkeyPatch, folders: list[int] | None = None) -> list[tuple[int, int]]:
+    """Replace os.fsync: each call on a file is recorded as (inode, size on disk when the sync was asked for); a
+    call on a folder (a new file's entry) goes to ``folders`` as its inode."""
     synced: list[tuple[int, int]] = []
 
     def fsync(fd: int) -> None:
         stat = os.fstat(fd)
+        if S_ISDIR(stat.st_mode):
+            if folders is not None:
+                folders.append(stat.st_ino)
+            return
         synced.append((stat.st_ino, stat.st_size))
 
     monkeypatch.setattr(sink_module.os, "fsync", fsync)
@@ -108,6 +114,30 @@ def test_write_flushes_without_fsync_and_sync_fsyncs_each_written_file_once(
     assert len(synced) == 3 and synced[-1] == on_disk(folder / "account_change.ndjson")
     sink.close()
     assert len(synced) == 3  # close syncs, but nothing is left to sync
+
+
+def test_a_new_file_s_folder_is_synced_after_the_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the sink created is durable only once its name is: the folder is fsynced at the next sync, once."""
+    folders: list[int] = []
+    synced = record_fsyncs(monkeypatch, folders)
+    existing = tmp_path / "old"
+    existing.mkdir()
+    (existing / "authentication.ndjson").write_bytes(b"")
+    appending = NdjsonSink(str(existing), per_table=True)
+    appending.write(AUTH)
+    appending.sync()
+    assert folders == [] and len(synced) == 1  # the file was already there: its name is durable
+
+    folder = tmp_path / "out"
+    sink = NdjsonSink(str(folder), per_table=True)
+    sink.write(AUTH)
+    sink.write(ACCOUNT)
+    sink.sync()
+    assert folders == [folder.stat().st_ino]  # once for both new files
+    sink.write(AUTH)
+    sink.sync()
+    sink.close()
+    assert folders == [folder.stat().st_ino]  # not again: no new file
 
 
 def test_one_stream_is_synced_once_for_many_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,7 +218,8 @@ def test_a_stream_that_cannot_be_synced_is_skipped_and_not_retried(
     calls: list[int] = []
 
     def unsyncable(fd: int) -> None:
-        calls.append(fd)
+        if not S_ISDIR(os.fstat(fd).st_mode):  # the new file's folder is synced too (best effort)
+            calls.append(fd)
         raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(sink_module.os, "fsync", unsyncable)
