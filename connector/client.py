@@ -223,7 +223,7 @@ class MimecastClient:
         page_size: int = 500,
         max_pages: int = 10000,
         retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] | None = None,
@@ -239,7 +239,8 @@ class MimecastClient:
             page_size: Default ``pageSize`` sent with every paginated request.
             max_pages: Most pages one endpoint call may read before ``PaginationError`` (a runaway guard).
             retry: Retry and rate-limit policy; defaults to ``RetryPolicy()``.
-            sleep: Injected so tests never really wait.
+            sleep: Injected so tests never really wait (called once per wait). Default: real time, and on a
+                read-ahead reader thread a wait ends early when the caller closes the listing.
             rng: Jitter source; defaults to a fresh ``random.Random()``.
             clock: Monotonic seconds, for the pre-emptive slow-down deadline.
             now: Current UTC time, for the preflight audit window.
@@ -618,25 +619,24 @@ class MimecastClient:
     # -- one request with retries --------------------------------------------------------------------------
 
     def _pause(self, seconds: float) -> None:
-        """Wait ``seconds`` (backoff, rate limit, slow-down). On a read-ahead reader thread, the wait is cut short
-        when the caller closes the listing (``_ListingClosed``), so closing never waits for a long rate limit."""
+        """Wait ``seconds`` (backoff, rate limit, slow-down). On a read-ahead reader thread, a real-time wait is cut
+        short when the caller closes the listing (``_ListingClosed``), so closing never waits for a long rate
+        limit; an injected ``sleep`` (tests) is called once, as it is."""
         stop: threading.Event | None = getattr(self._listing, "stop", None)
         if stop is not None and stop.is_set():
             raise _ListingClosed
         if seconds <= 0:
             return
-        if stop is None:
+        if self._sleep is not None:
             self._sleep(seconds)
-            self.stats.add(slept_seconds=seconds)
-            return
-        waited = 0.0
-        while waited < seconds and not stop.is_set():
-            step = min(_HAND_OVER_POLL_SECONDS, seconds - waited)
-            self._sleep(step)
-            waited += step
-        self.stats.add(slept_seconds=waited)
-        if stop.is_set():
-            raise _ListingClosed
+        elif stop is None:
+            time.sleep(seconds)
+        else:
+            started = time.monotonic()
+            if stop.wait(seconds):
+                self.stats.add(slept_seconds=time.monotonic() - started)
+                raise _ListingClosed
+        self.stats.add(slept_seconds=seconds)
 
     def _wait_for_slowdown(self, endpoint: str) -> None:
         with self._slowdown_lock:
