@@ -411,20 +411,13 @@ def measure_pages(base_url: str, latency: float) -> Row:
         )
 
 
-def measure_collect(
-    base_url: str, latency: float, *, sink: bool, read_ahead: bool, switch_interval: float | None = None
-) -> Row:
+def measure_collect(base_url: str, latency: float, *, sink: bool, read_ahead: bool) -> Row:
     """``collect()`` end to end, batches dropped or written as ``cli run`` writes them."""
     name = "collect() -> sink + checkpoint" if sink else "collect() (map + validate)"
     if read_ahead:
         name += ", read-ahead"
-    if switch_interval is not None:
-        name += f", switch interval {switch_interval * 1000:g} ms"
-    previous_interval = sys.getswitchinterval()
     output = Path(tempfile.mkdtemp(prefix="bench-pull-")) if sink else None
     try:
-        if switch_interval is not None:
-            sys.setswitchinterval(switch_interval)
         with _connector(base_url, read_ahead=read_ahead) as connector:
             split = Split()
             started, cpu = time.perf_counter(), time.process_time()
@@ -437,7 +430,6 @@ def measure_collect(
                 name, summary.audit_records, events, stats.requests, stats.token_refreshes, wall, cpu, latency, split
             )
     finally:
-        sys.setswitchinterval(previous_interval)
         if output is not None:
             shutil.rmtree(output, ignore_errors=True)
 

@@ -95,7 +95,7 @@ _JSON_BODY = {"Content-Type": "application/json"}
 _RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 Record = dict[str, Any]
-# How often a read-ahead reader looks at its listing's close event while it waits (queue hand-over, retry waits).
+# How often a read-ahead reader waiting to hand a page over looks at its listing's close event.
 _HAND_OVER_POLL_SECONDS = 0.05
 
 
