@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Generator
 
 import httpx
+import orjson
 
 from connector.errors import ApiError, AuthError
+from connector.log import register_secret
 from connector.secret import Secret
 
 __all__ = ["MimecastAuth"]
@@ -37,6 +40,10 @@ __all__ = ["MimecastAuth"]
 _log = logging.getLogger("connector.auth")
 
 _DEFAULT_EXPIRES_IN = 1800.0
+# What a bearer token may hold to be sent in an Authorization header: visible ASCII (RFC 6750's b64token is a
+# subset). A CR, LF or other control character would let the token endpoint inject headers; httpx would refuse it
+# with a traceback that quotes the token.
+_HEADER_SAFE_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 class MimecastAuth(httpx.Auth):
@@ -132,14 +139,23 @@ class MimecastAuth(httpx.Auth):
                 f"Check token_url and api_base_url."
             )
         try:
-            payload = response.json()
-        except ValueError:
+            # orjson refuses nesting deeper than 1024 with a JSONDecodeError; json.loads would hit RecursionError.
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             payload = None
         token = payload.get("access_token") if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:
             raise AuthError(
                 f"The Mimecast token URL {self.token_url} answered HTTP 200 without an access token. "
                 f"Check token_url: it should be {{api_base_url}}/oauth/token."
+            )
+        # Registered before anything can go wrong with it: from now on it is masked in logs and printed lines.
+        register_secret(token, transient=True)
+        if _HEADER_SAFE_TOKEN.fullmatch(token) is None:
+            raise AuthError(
+                f"The Mimecast token URL {self.token_url} answered HTTP 200 with an access token that holds "
+                f"characters not allowed in an HTTP header (control characters, spaces or non-ASCII); it was not "
+                f"used. Check token_url: it should be {{api_base_url}}/oauth/token."
             )
         expires_in = _DEFAULT_EXPIRES_IN
         raw = payload.get("expires_in") if isinstance(payload, dict) else None

@@ -19,10 +19,11 @@ from connector.checkpoint import Checkpoint, CheckpointStore
 from connector.config import Config
 from connector.errors import ConnectorError, MappingError
 from connector.host import MimecastConnector
-from connector.log import configure_logging
+from connector.log import configure_logging, safe_line
 from connector.mapping.mapper import Mapper, now_ms
 from connector.pipeline import Transformer
 from connector.sink import NdjsonSink
+from connector.urls import token_host_note
 from connector.validate import EventValidator
 
 __all__ = ["main", "read_records"]
@@ -224,8 +225,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     with _connector(args) as connector:
+        config = connector.config
+        note = token_host_note(config.token_url, config.api_base_url)
+        if note is not None:
+            print(safe_line(note), file=sys.stderr)
         connector.check()
-        types = ", ".join(connector.config.event_types)
+        types = ", ".join(config.event_types)
         print(f"check passed: the API application may collect {types}", file=sys.stderr)
     return EXIT_OK
 
@@ -277,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(args)
         return result
     except ConnectorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(safe_line(f"error: {exc}"), file=sys.stderr)  # may quote the server: masked and escaped
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_OK

@@ -32,6 +32,7 @@ from typing import Any, Final
 from connector.checkpoint import AuditState, Checkpoint, GroupMembership, InventoryState
 from connector.client import MimecastClient
 from connector.errors import ConnectorError
+from connector.log import safe_line
 from connector.mapping.mapper import MappedEvent
 from connector.mapping.snapshot import diff_memberships
 from connector.pipeline import Report, Transformer
@@ -100,7 +101,8 @@ class RunSummary:
         return not self.failures and not self.report.failures
 
     def lines(self) -> list[str]:
-        """The human summary printed on stderr."""
+        """The human summary printed on stderr, every line through ``safe_line`` (secrets masked, control
+        characters escaped)."""
         fmt = _iso
         out = ["run summary:"]
         if self.audit_window:
@@ -127,7 +129,8 @@ class RunSummary:
                        f"{h.get('slept_seconds', 0)} s slept, {h.get('token_refreshes', 0)} tokens")  # fmt: skip
         for event_type, message in self.failures.items():
             out.append(f"  FAILED {event_type}: {message}")
-        return out
+        # Record ids, audit types and server messages are the tenant's and the server's text: masked and escaped.
+        return [safe_line(line) for line in out]
 
 
 def _iso(ms: int | None) -> str:

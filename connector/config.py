@@ -30,7 +30,7 @@ import yaml
 from connector.errors import ConfigError
 from connector.resources import manifest_text
 from connector.secret import Secret
-from connector.urls import default_token_url, validate_base_url
+from connector.urls import check_token_host, default_token_url, validate_base_url
 
 __all__ = [
     "CLIENT_SECRET_ENV",
@@ -67,6 +67,7 @@ class ParameterSpec:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     min_items: int = 0
+    min_length: int = 0
 
 
 @functools.cache
@@ -93,6 +94,7 @@ def parameter_specs() -> Mapping[str, ParameterSpec]:
             maximum=raw.get("max"),
             choices=tuple(raw.get("choices", ())),
             min_items=raw.get("min_items", 0),
+            min_length=raw.get("min_length", 0),
         )
     return MappingProxyType(specs)
 
@@ -107,6 +109,7 @@ class Config:
     Attributes:
         api_base_url: Mimecast API 2.0 base URL, without a trailing slash.
         token_url: OAuth 2.0 token endpoint, already resolved to ``api_base_url + "/oauth/token"`` when empty.
+        allow_external_token_url: ``token_url`` may be on a host that is neither Mimecast's nor the API's.
         client_key: Client ID of the API 2.0 application.
         client_secret: Client secret of the API 2.0 application.
         event_types: What to collect: a non-empty subset of ``("audit", "user_management")``, manifest order.
@@ -125,6 +128,7 @@ class Config:
 
     api_base_url: str
     token_url: str
+    allow_external_token_url: bool
     client_key: str
     client_secret: Secret
     event_types: tuple[str, ...]
@@ -188,6 +192,8 @@ class Config:
         values["token_url"] = (
             validate_base_url(token_url, parameter="token_url") if token_url else default_token_url(api_base_url)
         )
+        # The client secret is sent to token_url: only to a host the user has reason to trust, unless allowed.
+        check_token_host(str(values["token_url"]), api_base_url, allow_other=bool(values["allow_external_token_url"]))
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
@@ -343,6 +349,14 @@ def _convert(spec: ParameterSpec, value: object) -> object:
             value = value.reveal()
         if not isinstance(value, str) or not value.strip():
             raise _bad(spec, "a non-empty string", value)
+        if len(value) < spec.min_length:
+            # The length is not shown either. A short secret would be masked inside ordinary words in the logs,
+            # and where the mask shows up would give it away.
+            raise ConfigError(
+                f"Parameter '{spec.name}' must be at least {spec.min_length} characters long; the value given is "
+                f"shorter. Use the secret Mimecast issued for the API application (they are far longer).",
+                parameter=spec.name,
+            )
         return Secret(value)
 
     if kind == "string":

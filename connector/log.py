@@ -7,14 +7,20 @@ fields passed in ``extra``. Messages are constant phrases (``"page fetched"``) a
 A ``RedactionFilter`` on the handler masks, wherever they appear (message, ``%`` arguments, ``extra`` values
 at any depth, exception and stack text):
 
-- every registered secret value (the client secret at start-up; access tokens via ``register_secret`` when
-  they are minted);
+- every registered secret value (the client secret at start-up; every access token, registered by the auth the
+  moment it is minted; the newest ``_MAX_TRANSIENT`` tokens are kept, older ones have long expired);
 - ``Bearer <token>``;
 - the value after ``client_secret``, ``access_token`` or ``refresh_token`` in ``key=value``, ``key: value``
   and JSON ``"key": "value"`` form;
 - values of ``extra`` keys that name a credential (``authorization``, ``client_secret``, ``access_token``...).
 
 Redaction is a safety net, not a licence: code must still never log token requests or responses.
+
+Lines meant for a person (the run summary, the CLI's ``error:`` line, ``validate`` output) go through
+``safe_line``: the same redaction, then every control, format (bidi, zero-width), line-separator and lone-surrogate
+character escaped as ``\\xNN`` / ``\\uNNNN``. Record ids, audit types and server messages come from the tenant or
+the server; printed raw, an ANSI escape would repaint the terminal and a newline would forge a JSON log line on the
+same stream. JSON log lines need no such step: the formatter escapes every non-ASCII and control character.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import re
 import sys
 import threading
 import traceback
+from collections import deque
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -33,11 +40,14 @@ from connector.secret import Secret
 
 __all__ = [
     "MASK",
+    "MIN_MASKED_LENGTH",
     "RedactionFilter",
     "configure_logging",
+    "escape_control",
     "redact_text",
     "redact_value",
     "register_secret",
+    "safe_line",
 ]
 
 MASK = "**********"
@@ -64,32 +74,76 @@ _SENSITIVE_KEYS = frozenset(
 # LogRecord attributes that are not ``extra`` fields (the formatter treats the rest as extras).
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
+# Characters never printed raw in a line meant for a person: C0 and C1 controls and DEL (Cc), format characters
+# such as bidi overrides and zero-width spaces (Cf), the line and paragraph separators (Zl, Zp), and lone
+# surrogates (Cs: a str may hold them, and printing one to a UTF-8 stream raises). tests/test_log.py checks this
+# class against unicodedata for every code point.
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    r"\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    r"\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
+# Access tokens are registered as they are minted (one every ~30 minutes, for as long as the process runs); only
+# the newest are kept, so the pattern every log line is matched against stays small.
+_MAX_TRANSIENT = 16
+# Shorter values are not registered: masking them would mask ordinary words too, and where the mask shows up
+# would give the value away. The client secret is refused below 16 characters at config time (manifest
+# ``min_length``); real access tokens are far longer than this.
+MIN_MASKED_LENGTH = 8
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_transient: deque[str] = deque()
 _secret_pattern: re.Pattern[str] | None = None
 _handler: logging.Handler | None = None
 
 
-def register_secret(value: str | Secret) -> None:
-    """Mask ``value`` in every log line from now on.
+def register_secret(value: str | Secret, *, transient: bool = False) -> None:
+    """Mask ``value`` in every log line and every ``safe_line`` from now on.
 
     Call it for each credential the moment it exists: the client secret at start-up, every access token
-    when it is minted. Empty values are ignored (masking ``""`` would mean nothing).
+    when it is minted. Values shorter than ``MIN_MASKED_LENGTH`` are ignored (see there).
 
     Args:
         value: The secret, plain or wrapped.
+        transient: A value that expires (an access token): only the newest ``_MAX_TRANSIENT`` transient values
+            stay registered. A value registered as permanent stays so.
     """
     global _secret_pattern
     plain = value.reveal() if isinstance(value, Secret) else value
-    if not plain:
+    if len(plain) < MIN_MASKED_LENGTH:
         return
     with _lock:
         if plain in _secrets:
             return
         _secrets.add(plain)
+        if transient:
+            _transient.append(plain)
+            if len(_transient) > _MAX_TRANSIENT:
+                _secrets.discard(_transient.popleft())
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(_secrets, key=len, reverse=True)
         _secret_pattern = re.compile("|".join(re.escape(secret) for secret in ordered))
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def escape_control(text: str) -> str:
+    """``text`` with every control, format, separator and lone-surrogate character written as an escape.
+
+    Linear in ``len(text)``; idempotent (what it writes is printable ASCII), so escaping twice changes nothing.
+    """
+    return _UNPRINTABLE.sub(_escape_char, text)
+
+
+def safe_line(text: object) -> str:
+    """``text`` made fit for a terminal or a log stream shared with JSON lines: secrets masked
+    (``redact_text``), then control characters escaped (``escape_control``). Use it for every line printed for a
+    person: summaries, ``error:`` lines, validation output."""
+    return escape_control(redact_text(str(text)))
 
 
 def redact_text(text: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from connector.errors import MappingError
+from connector.log import safe_line
 from connector.mapping.mapper import MappedEvent, Mapper
 from connector.validate import EventValidator
 
@@ -55,7 +56,7 @@ class Report:
         )
 
     def summary_lines(self) -> list[str]:
-        """Human-readable lines for stderr."""
+        """Human-readable lines for stderr (through ``safe_line``: secrets masked, control characters escaped)."""
         lines = [f"  {table}: {count} events" for table, count in sorted(self.emitted.items())]
         if not lines:
             lines.append("  no events emitted")
@@ -71,7 +72,7 @@ class Report:
             lines.append(f"    {error.record_id}: {error.message}")
         if self.failures > 20:
             lines.append(f"    ... and {self.failures - 20} more (see the log)")
-        return lines
+        return [safe_line(line) for line in lines]  # ids and audit types are the tenant's text
 
 
 class Transformer:

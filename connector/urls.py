@@ -13,7 +13,14 @@ from urllib.parse import urlsplit
 
 from connector.errors import ConfigError
 
-__all__ = ["LOOPBACK_HOSTS", "default_token_url", "validate_base_url"]
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "check_token_host",
+    "default_token_url",
+    "is_mimecast_host",
+    "token_host_note",
+    "validate_base_url",
+]
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -80,3 +87,49 @@ def default_token_url(base: str) -> str:
         base: A base URL, normally already checked with :func:`validate_base_url`.
     """
     return base.rstrip("/") + "/oauth/token"
+
+
+def is_mimecast_host(host: str) -> bool:
+    """Whether ``host`` is ``mimecast.com`` or one of its subdomains (the API and token hosts are)."""
+    name = host.lower().rstrip(".")
+    return name == "mimecast.com" or name.endswith(".mimecast.com")
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower().rstrip(".")
+
+
+def check_token_host(token_url: str, base_url: str, *, allow_other: bool) -> None:
+    """Refuse a ``token_url`` on a host the client secret should not be sent to.
+
+    Accepted without asking: a Mimecast host (``*.mimecast.com``), the host of ``base_url``, or a loopback host.
+    Any other host (a typo, a copied example, a look-alike domain) would receive the client secret in the token
+    request, so it needs ``allow_external_token_url``.
+
+    Args:
+        token_url: The validated token URL.
+        base_url: The validated API base URL.
+        allow_other: The ``allow_external_token_url`` parameter.
+
+    Raises:
+        ConfigError: naming ``token_url``, when its host is not accepted and ``allow_other`` is false.
+    """
+    host = _host(token_url)
+    if allow_other or is_mimecast_host(host) or host == _host(base_url) or host in LOOPBACK_HOSTS:
+        return
+    raise ConfigError(
+        f"token_url is on {host}, which is neither a Mimecast host (*.mimecast.com) nor the api_base_url host; "
+        f"the client secret would be sent there. Leave token_url empty to use {{api_base_url}}/oauth/token, or "
+        f"set allow_external_token_url to true if {host} is meant to receive it.",
+        parameter="token_url",
+    )
+
+
+def token_host_note(token_url: str, base_url: str) -> str | None:
+    """The warning ``check`` prints when the client secret goes to a host that is not Mimecast's (the API's own
+    host, or one allowed by ``allow_external_token_url``); None for a Mimecast or loopback host."""
+    host = _host(token_url)
+    if is_mimecast_host(host) or host in LOOPBACK_HOSTS:
+        return None
+    kind = "it is the api_base_url host" if host == _host(base_url) else "allowed by allow_external_token_url"
+    return f"WARNING: the client secret is sent to {host}, which is not a Mimecast host ({kind}; see token_url)"

@@ -38,7 +38,7 @@ FIND_GROUPS_URL = f"{BASE}/api/directory/find-groups"
 GROUP_MEMBERS_URL = f"{BASE}/api/directory/get-group-members"
 
 CLIENT_KEY = "client-key-123"
-SECRET_VALUE = "s3cr+t&x=1%2F/ü"
+SECRET_VALUE = "s3cr+t&x=1%2F/ü-long-enough"
 
 _FIXTURES = Path(__file__).parent / "fixtures" / "api-responses.json"
 

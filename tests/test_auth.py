@@ -15,6 +15,7 @@ from pytest_httpx import HTTPXMock
 
 from connector.auth import MimecastAuth
 from connector.errors import ApiError, AuthError
+from connector.log import MASK, safe_line
 from connector.secret import Secret
 
 BODY = {"meta": {"pagination": {"pageSize": 1}}, "data": []}
@@ -273,3 +274,34 @@ def test_401_with_a_token_another_thread_already_replaced_does_not_fetch_again(c
     for flow in (flow_a, flow_b):
         with pytest.raises(StopIteration):
             flow.send(httpx.Response(200, json=OK))
+
+
+def test_a_minted_token_is_registered_for_redaction(httpx_mock: HTTPXMock, http: httpx.Client) -> None:
+    # The auth registers every token it stores, so an echo of it anywhere (a server error message, a log line,
+    # the summary) is masked, not only the "Bearer <token>" form.
+    minted = "tok-minted-at-run-time-7f3a9c"
+    httpx_mock.add_response(url=TOKEN_URL, json=token_json(minted))
+    httpx_mock.add_response(url=AUDIT_URL, json=OK)
+    http.post("/api/audit/get-audit-events", json=BODY)
+    assert safe_line(f"the server said {minted} twice: {minted}") == f"the server said {MASK} twice: {MASK}"
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["tok-with\r\nX-Injected: 1", "tok\nnewline-0123456789", "tok with spaces 0123456789", "tök-non-ascii-0123456789"],
+)
+def test_a_token_not_fit_for_a_header_is_an_auth_error_without_the_token(
+    httpx_mock: HTTPXMock, http: httpx.Client, token: str
+) -> None:
+    httpx_mock.add_response(url=TOKEN_URL, json=token_json(token))
+    with pytest.raises(AuthError) as info:
+        http.post("/api/audit/get-audit-events", json=BODY)
+    assert "not allowed in an HTTP header" in str(info.value)
+    assert token not in str(info.value)
+    assert not httpx_mock.get_requests(url=AUDIT_URL)  # it was never sent
+
+
+def test_a_token_response_nested_100k_deep_is_an_auth_error(httpx_mock: HTTPXMock, http: httpx.Client) -> None:
+    httpx_mock.add_response(url=TOKEN_URL, content=b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(AuthError, match="without an access token"):
+        http.post("/api/audit/get-audit-events", json=BODY)

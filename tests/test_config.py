@@ -11,7 +11,7 @@ from connector.config import CLIENT_SECRET_ENV, Config, parameter_specs
 from connector.errors import ConfigError
 from connector.secret import Secret
 
-SECRET = "s3cr3t+&=value"
+SECRET = "s3cr3t+&=value-long-enough"
 BASE = {"client_key": "client-id-1", "client_secret": SECRET}
 
 
@@ -56,8 +56,9 @@ def test_token_url_follows_base_url_and_explicit_value_wins() -> None:
     assert build(api_base_url="https://uk-api.services.mimecast.com/").token_url == (
         "https://uk-api.services.mimecast.com/oauth/token"
     )
-    config = build(token_url="https://auth.example.com/token")
+    config = build(token_url="https://auth.example.com/token", allow_external_token_url=True)
     assert config.token_url == "https://auth.example.com/token"
+    assert build(token_url="https://uk-api.services.mimecast.com/oauth/token").token_url.startswith("https://uk-api")
     assert build(api_base_url="http://127.0.0.1:8080").token_url == "http://127.0.0.1:8080/oauth/token"
 
 
@@ -70,8 +71,10 @@ def test_none_and_blank_count_as_absent() -> None:
 
 
 def test_blank_secret_falls_back_to_environment() -> None:
-    config = Config.from_parameters({"client_key": "k", "client_secret": ""}, environ={CLIENT_SECRET_ENV: "env"})
-    assert config.client_secret.reveal() == "env"
+    config = Config.from_parameters(
+        {"client_key": "k", "client_secret": ""}, environ={CLIENT_SECRET_ENV: "env-secret-0123456"}
+    )
+    assert config.client_secret.reveal() == "env-secret-0123456"
 
 
 @pytest.mark.parametrize(
@@ -165,8 +168,8 @@ def test_missing_required_parameter_is_named() -> None:
 
 
 def test_client_secret_from_environment_when_absent() -> None:
-    config = Config.from_parameters({"client_key": "k"}, environ={CLIENT_SECRET_ENV: "from-env"})
-    assert config.client_secret.reveal() == "from-env"
+    config = Config.from_parameters({"client_key": "k"}, environ={CLIENT_SECRET_ENV: "from-env-0123456789"})
+    assert config.client_secret.reveal() == "from-env-0123456789"
 
 
 def test_client_secret_parameter_wins_over_environment() -> None:
@@ -189,7 +192,7 @@ def test_bad_secret_is_not_echoed() -> None:
 
 
 def test_secret_wrapped_value_accepted() -> None:
-    assert build(client_secret=Secret("wrapped")).client_secret.reveal() == "wrapped"
+    assert build(client_secret=Secret("wrapped-0123456789")).client_secret.reveal() == "wrapped-0123456789"
 
 
 def test_repr_and_redacted_never_show_the_secret() -> None:
@@ -213,14 +216,14 @@ def test_config_is_frozen() -> None:
 def test_from_file_json(tmp_path: Path) -> None:
     path = tmp_path / "params.json"
     path.write_text(json.dumps({"client_key": "k", "page_size": 100}), encoding="utf-8")
-    config = Config.from_file(path, environ={CLIENT_SECRET_ENV: "env-secret"})
+    config = Config.from_file(path, environ={CLIENT_SECRET_ENV: "env-secret-0123456"})
     assert config.page_size == 100
-    assert config.client_secret.reveal() == "env-secret"
+    assert config.client_secret.reveal() == "env-secret-0123456"
 
 
 def test_from_file_yaml(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text("client_key: k\nclient_secret: y\nevent_types: [audit]\noverlap_minutes: '45'\n")
+    path.write_text("client_key: k\nclient_secret: y-secret-0123456789\nevent_types: [audit]\noverlap_minutes: '45'\n")
     config = Config.from_file(path, environ={})
     assert config.event_types == ("audit",)
     assert config.overlap_minutes == 45
@@ -277,3 +280,46 @@ def test_config_requires_a_secret_object() -> None:
     values = {**build().__dict__, "client_secret": "plain"}
     with pytest.raises(TypeError):
         Config(**values)
+
+
+@pytest.mark.parametrize(
+    "token_url",
+    [
+        "https://auth.example.com/token",
+        "https://mimecast.com.evil.example/oauth/token",  # a look-alike: only *.mimecast.com counts
+        "https://evilmimecast.com/oauth/token",
+    ],
+)
+def test_token_url_on_a_foreign_host_needs_the_explicit_parameter(token_url: str) -> None:
+    # The client secret goes to token_url: a typo or a look-alike host must not receive it without a word.
+    error = config_error(**BASE, token_url=token_url)
+    assert error.parameter == "token_url"
+    assert "allow_external_token_url" in str(error)
+    assert SECRET not in str(error)
+    assert build(token_url=token_url, allow_external_token_url="true").token_url == token_url
+
+
+@pytest.mark.parametrize(
+    ("base", "token_url"),
+    [
+        ("https://api.services.mimecast.com", "https://uk-api.services.mimecast.com/oauth/token"),
+        ("https://gateway.example.com", "https://gateway.example.com/oauth/token"),  # the API's own host
+        ("https://api.services.mimecast.com", "http://127.0.0.1:9000/token"),  # loopback (tests, local proxies)
+    ],
+)
+def test_token_url_on_a_trusted_host_is_accepted(base: str, token_url: str) -> None:
+    assert build(api_base_url=base, token_url=token_url).token_url == token_url
+
+
+@pytest.mark.parametrize("secret", ["a", "the", "password", "0123456789abcde"])
+def test_a_secret_too_short_to_mask_safely_is_refused_without_showing_it(secret: str) -> None:
+    error = config_error(client_key="k", client_secret=secret)
+    assert error.parameter == "client_secret"
+    assert "16 characters" in str(error)
+    assert repr(secret) not in str(error)
+    assert str(len(secret)) not in str(error).replace("16", "")
+
+
+def test_a_short_secret_from_the_environment_is_refused_too() -> None:
+    error = config_error(client_key="k", environ={CLIENT_SECRET_ENV: "short"})
+    assert error.parameter == "client_secret"

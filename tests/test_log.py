@@ -5,12 +5,22 @@ from __future__ import annotations
 import io
 import json
 import logging
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from connector.log import MASK, configure_logging, redact_text, register_secret
+from connector.log import (
+    _MAX_TRANSIENT,
+    MASK,
+    MIN_MASKED_LENGTH,
+    configure_logging,
+    escape_control,
+    redact_text,
+    register_secret,
+    safe_line,
+)
 from connector.secret import Secret
 
 SECRET = "Cl1ent-S3cret+&="
@@ -150,3 +160,59 @@ def test_redact_text_patterns(text: str, expected: str) -> None:
 def test_empty_secret_is_ignored() -> None:
     register_secret("")
     assert redact_text("plain words") == "plain words"
+
+
+def test_escape_control_covers_every_control_format_separator_and_surrogate_code_point() -> None:
+    # The class in log.py is written out by hand (compiling it from unicodedata would cost every start-up);
+    # this checks it against the Unicode database of the running Python.
+    missed = [
+        hex(code)
+        for code in range(0x110000)
+        if unicodedata.category(chr(code)) in {"Cc", "Cf", "Zl", "Zp", "Cs"} and escape_control(chr(code)) == chr(code)
+    ]
+    assert missed == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\x1b[2J\x1b[31mred", "\\x1b[2J\\x1b[31mred"),
+        ('id\n{"level": "ERROR"}', 'id\\x0a{"level": "ERROR"}'),
+        ("tab\there\r", "tab\\x09here\\x0d"),
+        ("abc\u202edef\u200b", "abc\\u202edef\\u200b"),
+        ("lone \ud800 surrogate", "lone \\ud800 surrogate"),
+        ("tag \U000e0041", "tag \\U000e0041"),
+        ("plain text — café ✓", "plain text — café ✓"),
+    ],
+)
+def test_escape_control(raw: str, shown: str) -> None:
+    assert escape_control(raw) == shown
+    assert escape_control(shown) == shown  # idempotent
+    shown.encode("utf-8")  # printable on any UTF-8 stream (a lone surrogate would raise here)
+
+
+def test_safe_line_masks_registered_secrets_then_escapes() -> None:
+    register_secret(SECRET)
+    assert safe_line(f"said {SECRET}\x1b[0m") == f"said {MASK}\\x1b[0m"
+
+
+def test_only_the_newest_transient_tokens_stay_registered() -> None:
+    tokens = [f"rotating-token-{n:04d}-abcdef" for n in range(_MAX_TRANSIENT + 5)]
+    for token in tokens:
+        register_secret(token, transient=True)
+    assert redact_text(tokens[-1]) == MASK
+    assert redact_text(tokens[-_MAX_TRANSIENT]) == MASK
+    assert redact_text(tokens[0]) == tokens[0]  # expired long ago: no longer in the pattern
+    register_secret(SECRET)
+    register_secret(SECRET, transient=True)  # already permanent: stays permanent
+    for n in range(_MAX_TRANSIENT + 1):
+        register_secret(f"later-token-{n:04d}-abcdef", transient=True)
+    assert redact_text(SECRET) == MASK
+
+
+@pytest.mark.parametrize("short", ["t", "t1", "abc1234"])
+def test_values_too_short_to_mask_safely_are_not_registered(short: str) -> None:
+    # Masking "t" would mask every t: the text would still be readable and would give the value away.
+    assert len(short) < MIN_MASKED_LENGTH
+    register_secret(short)
+    assert redact_text(f"the {short} text") == f"the {short} text"

@@ -57,14 +57,19 @@ def test_resource_locator_reads_the_repository_manifest(manifest: dict[str, Any]
     assert manifest == json.loads((ROOT / "manifest.json").read_text(encoding="utf-8"))
 
 
+def _param(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(p for p in manifest["parameters"] if p["name"] == name)
+
+
 @pytest.mark.parametrize(
     "mutate",
     [
         lambda m: m.pop("entry_point"),
-        lambda m: m["parameters"][0].update(type="float"),
-        lambda m: m["parameters"][3].update(secret=False),
-        lambda m: m["parameters"][5].pop("max"),
-        lambda m: m["parameters"][2].update(default="x"),
+        lambda m: _param(m, "api_base_url").update(type="float"),
+        lambda m: _param(m, "client_secret").update(secret=False),
+        lambda m: _param(m, "initial_lookback_hours").pop("max"),
+        lambda m: _param(m, "client_key").update(default="x"),
+        lambda m: _param(m, "page_size").update(min_length=3),
         lambda m: m["tables"][0].update(schema="/etc/passwd"),
         lambda m: m.update(extra=True),
     ],
