@@ -1,7 +1,7 @@
 """Audit-event layouts the simulator produces, and its own date-time helpers.
 
 Each :class:`Layout` is one ``auditType`` rendered in one ``eventInfo`` shape seen in Mimecast tenants
-(see ``shared/docs/mimecast-api.md``): the comma-separated authentication texts, the comma-less
+(see ``docs/mimecast-api.md``): the comma-separated authentication texts, the comma-less
 ``Action Performed`` texts, the password-reset texts, texts embedding JSON, multi-line texts and texts with no
 fields at all, plus a few audit types a parser will not know. The simulator deliberately formats times itself
 (it shares no code with the connector it tests).

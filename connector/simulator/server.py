@@ -1,7 +1,7 @@
 """The embedded Mimecast API 2.0 server: stdlib ``ThreadingHTTPServer`` on 127.0.0.1.
 
 Endpoints (all ``POST`` with the ``{"meta": {"pagination": ...}, "data": [...]}`` envelope, see
-``shared/docs/mimecast-api.md``)::
+``docs/mimecast-api.md``)::
 
     /oauth/token                        form-encoded client credentials -> Bearer token
     /api/audit/get-audit-events         window, categories; newest-first by default; index lag
