@@ -327,7 +327,8 @@ class Collector:
         changes = []
         if state.memberships is not None:
             diff = diff_memberships(state.memberships, snapshot)
-            diff_events = self.transformer.mapper.map_membership_changes(diff, now)
+            baseline = state.collected_at_ms if state.collected_at_ms is not None else now
+            diff_events = self.transformer.mapper.map_membership_changes(diff, now, baseline_ms=baseline)
             changes = [m for m in diff_events if self.transformer.accept(m)]
         self.summary.membership_changes = len(changes)
         yield Batch("group_management", 3006, [m.event for m in changes], checkpoint)

@@ -41,7 +41,9 @@ def run_scenario(mapper: Mapper, validator: EventValidator, source: str, raw: An
             events = [mapper.map_user(raw, 1, GOLDEN_CLOCK_MS).event]
         elif source == "membership":
             changes = diff_memberships(_snapshot(raw["previous"]), _snapshot(raw["current"]))
-            events = [m.event for m in mapper.map_membership_changes(changes, GOLDEN_CLOCK_MS)]
+            events = [
+                m.event for m in mapper.map_membership_changes(changes, GOLDEN_CLOCK_MS, baseline_ms=GOLDEN_CLOCK_MS)
+            ]
         else:
             raise ValueError(f"unknown scenario source {source!r}")
     except MappingError as exc:

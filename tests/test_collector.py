@@ -803,6 +803,31 @@ def test_second_inventory_turns_membership_changes_into_add_and_remove_events(
     )
 
 
+def test_a_crash_before_committing_membership_changes_redelivers_them_with_the_same_uids(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], clock: Clock
+) -> None:
+    connector = make(event_types=["user_management"])
+    host = Host()
+    add_directory(httpx_mock, GROUPS, USERS)
+    host.run(connector)
+    changed = {**GROUPS, "g-vip": ("VIP Protection", "ldap", ["alice@contoso.example.org", "dan@fabrikam.example.com"])}
+
+    clock.now = T0 + 61 * MINUTE
+    add_directory(httpx_mock, changed, USERS)
+    batches = sum(1 for _ in connector.collect(host.committed))
+    add_directory(httpx_mock, changed, USERS)
+    crashed = host.run(connector, crash_after=batches)  # stores the change events, dies before the commit
+    clock.now = T0 + 75 * MINUTE  # the retry pulls again, later
+    add_directory(httpx_mock, changed, USERS)
+    retried = host.run(connector)
+
+    first = [e for e in crashed if e["class_uid"] == 3006]
+    again = [e for e in retried if e["class_uid"] == 3006]
+    assert len(first) == 1 and first[0]["user"]["email_addr"] == "dan@fabrikam.example.com"
+    assert uids(again) == uids(first)
+    assert again[0]["time"] > first[0]["time"]
+
+
 def test_inventory_is_skipped_until_the_interval_has_passed(
     httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], clock: Clock
 ) -> None:

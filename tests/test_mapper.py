@@ -143,11 +143,24 @@ def test_membership_diff_events() -> None:
     assert [(c.group_id, c.member, c.added) for c in changes] == [
         ("g1", "c@x.example.com", True), ("g1", "b@x.example.com", False), ("g2", "d@x.example.com", True),
     ]  # fmt: skip
-    events = Mapper().map_membership_changes(changes, CLOCK)
+    events = Mapper().map_membership_changes(changes, CLOCK, baseline_ms=CLOCK - 3_600_000)
     assert [e.event["activity_id"] for e in events] == [3, 4, 3]
     assert events[0].event["group"] == {"uid": "g1", "name": "Finance"}
     assert all(EventValidator().problems(e.event) == [] for e in events)
     assert diff_memberships(after, after) == []
+
+
+def test_membership_change_uids_are_stable_when_the_same_diff_is_pulled_again() -> None:
+    # A crash after the host stored the changes but before it committed the new snapshot: the next pull, minutes
+    # later, diffs against the same baseline and must re-deliver the same uids (at-least-once, droppable).
+    changes = diff_memberships({"g1": GroupMembers("F", frozenset())}, {"g1": GroupMembers("F", frozenset({"a@x.io"}))})
+    baseline = CLOCK - 3_600_000
+    first = Mapper().map_membership_changes(changes, CLOCK, baseline_ms=baseline)
+    retry = Mapper().map_membership_changes(changes, CLOCK + 300_000, baseline_ms=baseline)
+    assert [e.event["metadata"]["uid"] for e in first] == [e.event["metadata"]["uid"] for e in retry]
+    assert first[0].event["time"] != retry[0].event["time"]
+    later = Mapper().map_membership_changes(changes, CLOCK + 300_000, baseline_ms=CLOCK)  # a new baseline
+    assert later[0].event["metadata"]["uid"] != first[0].event["metadata"]["uid"]
 
 
 def test_user_inventory_joins_audit_user_uid(mapper: Mapper) -> None:

@@ -300,12 +300,21 @@ class Mapper:
             event["unmapped"] = unmapped
         return MappedEvent(table.table, table.class_uid, event, user["uid"])
 
-    def map_membership_change(self, change: MembershipChange, collected_ms: int) -> MappedEvent:
-        """Map a membership change seen between two inventory snapshots to Group Management Add/Remove User."""
+    def map_membership_change(self, change: MembershipChange, collected_ms: int, *, baseline_ms: int) -> MappedEvent:
+        """Map a membership change seen between two inventory snapshots to Group Management Add/Remove User.
+
+        Args:
+            change: One difference between the snapshots.
+            collected_ms: When the newer snapshot was pulled: the event's time.
+            baseline_ms: When the older snapshot (the one in the checkpoint) was pulled. The uid is derived from
+                it, not from ``collected_ms``: after a crash between storing these events and committing the new
+                snapshot, the next pull diffs against the same baseline and re-delivers the same changes with the
+                same uids, so the SIEM can drop them.
+        """
         table = self.rules.membership
         activity_id = 3 if change.added else 4
         verb = "added to" if change.added else "removed from"
-        key = f"{change.group_id}:{change.member}:{'add' if change.added else 'remove'}:{collected_ms}"
+        key = f"{change.group_id}:{change.member}:{'add' if change.added else 'remove'}:{baseline_ms}"
         values = {
             "record_uid": record_uid("membership", key),
             "collected_ms": collected_ms,
@@ -320,9 +329,11 @@ class Mapper:
         self._fill(event, self._plan(table), values)
         return MappedEvent(table.table, table.class_uid, event, key)
 
-    def map_membership_changes(self, changes: Iterable[MembershipChange], collected_ms: int) -> list[MappedEvent]:
-        """Map a whole diff (see ``snapshot.diff_memberships``)."""
-        return [self.map_membership_change(change, collected_ms) for change in changes]
+    def map_membership_changes(
+        self, changes: Iterable[MembershipChange], collected_ms: int, *, baseline_ms: int
+    ) -> list[MappedEvent]:
+        """Map a whole diff (see ``snapshot.diff_memberships`` and ``map_membership_change``)."""
+        return [self.map_membership_change(change, collected_ms, baseline_ms=baseline_ms) for change in changes]
 
     # --------------------------------------------------------------------------------------------- shared
     def _start_event(
