@@ -6,6 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import math
+import sys
+from collections.abc import Callable
 
 from connector.simulator.faults import FaultPlan
 from connector.simulator.server import ORDERS, serve
@@ -14,51 +18,102 @@ from connector.simulator.tenant import SIZE_PRESETS
 __all__ = ["build_parser", "main"]
 
 
+def _bounded(kind: Callable[[str], float], low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: ``kind(text)``, finite and within ``[low, high]``, else a usage error (exit 2)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _loopback(text: str) -> str:
+    """An argparse type for ``--host``: a loopback address only. The simulator accepts fixed, published
+    credentials and serves made-up tenant data; it has no business on a reachable interface."""
+    name = text.strip().lower()
+    if name != "localhost":
+        try:
+            if not ipaddress.ip_address(name).is_loopback:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a loopback address (127.0.0.0/8, ::1, localhost)"
+            ) from None
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``simulate`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="mimecast-connector simulate",
         description="Run an embedded Mimecast API 2.0 simulator on 127.0.0.1 until interrupted.",
     )
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (0 picks a free one)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=_bounded(int, 0, 65535), default=8080, help="port to listen on (0 picks a free one)"
+    )
+    parser.add_argument(
+        "--host", type=_loopback, default="127.0.0.1", help="loopback interface to bind (default 127.0.0.1)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="tenant seed (same seed, same data)")
     parser.add_argument("--size", choices=sorted(SIZE_PRESETS), default="small", help="tenant size preset")
     parser.add_argument("--client-id", default="simulator-client-id", help="accepted client id")
     parser.add_argument("--client-secret", default="simulator-client-secret", help="accepted client secret")
     parser.add_argument(
         "--future-days",
-        type=float,
+        type=_bounded(float, 0, 3650),
         default=0.0,
         help="days of the preset's history placed in the future, so records keep arriving while it runs",
     )
-    parser.add_argument("--token-ttl", type=float, default=1799, help="expires_in of issued tokens (seconds)")
+    parser.add_argument(
+        "--token-ttl", type=_bounded(float, 1, 86400), default=1799, help="expires_in of issued tokens (seconds)"
+    )
     parser.add_argument("--order", choices=ORDERS, default="newest_first", help="order of audit records")
-    parser.add_argument("--quota", type=int, default=None, help="enforce at most N API requests per window")
-    parser.add_argument("--quota-window", type=float, default=60.0, help="quota window in seconds")
-    parser.add_argument("--lag-max", type=float, default=0.0, help="index lag: at most this many seconds")
-    parser.add_argument("--latency", type=float, default=0.0, help="fixed latency per request (s, work included)")
+    parser.add_argument(
+        "--quota", type=_bounded(int, 1, 10**9), default=None, help="enforce at most N API requests per window"
+    )
+    parser.add_argument(
+        "--quota-window", type=_bounded(float, 0.001, 86400), default=60.0, help="quota window in seconds"
+    )
+    parser.add_argument(
+        "--lag-max", type=_bounded(float, 0, 86400), default=0.0, help="index lag: at most this many seconds"
+    )
+    parser.add_argument(
+        "--latency", type=_bounded(float, 0, 60), default=0.0, help="fixed latency per request (s, work included)"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and serve until interrupted; return the exit code."""
-    args = build_parser().parse_args(argv)
+    """Parse ``argv`` and serve until interrupted; return the exit code (2 for bad arguments, as argparse)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
     faults = FaultPlan(
         quota_limit=args.quota,
         quota_window_seconds=args.quota_window,
         lag_max_seconds=args.lag_max,
         latency_seconds=args.latency,
     )
-    return serve(
-        port=args.port,
-        seed=args.seed,
-        size_preset=args.size,
-        host=args.host,
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        future_days=args.future_days,
-        token_ttl=args.token_ttl,
-        order=args.order,
-        faults=faults,
-    )
+    try:
+        return serve(
+            port=args.port,
+            seed=args.seed,
+            size_preset=args.size,
+            host=args.host,
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            future_days=args.future_days,
+            token_ttl=args.token_ttl,
+            order=args.order,
+            faults=faults,
+        )
+    except OSError as exc:  # the port is taken, or the address is not on this machine
+        print(f"simulate: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
