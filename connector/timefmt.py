@@ -14,11 +14,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
 _ONE_MS = timedelta(milliseconds=1)
 _DAY_MS = 86_400_000
+# ASCII digits only: ``\d`` would also take Arabic-Indic and other Unicode digits, which int() then reads.
 _MIMECAST_TIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:(Z)|([+-])(\d{2}):?(\d{2}))\Z"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?"
+    r"(?:(Z)|([+-])([0-9]{2}):?([0-9]{2}))\Z"
 )
 # The shape Mimecast sends in every eventTime, ``2026-06-15T14:02:41+0000``: read without building a datetime.
-_PLAIN_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})([+-])(\d{2})(\d{2})\Z")
+_PLAIN_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})([+-])([0-9]{2})([0-9]{2})\Z")
 # "yyyy-MM-dd" -> epoch ms of that day's UTC midnight. Audit records of one pull span a few days; bounded anyway.
 _DAYS: dict[str, int] = {}
 _DAYS_LIMIT = 4096
@@ -50,12 +52,20 @@ def parse_mimecast_time_ms(text: str) -> int:
         day_ms = _DAYS.get(day)
         if day_ms is None:
             day_ms = _day_ms(day)
-        hours, minutes, seconds, offset = int(hour), int(minute), int(second), int(off_h) * 60 + int(off_m)
-        if hours > 23 or minutes > 59 or seconds > 59 or offset >= 1440:  # what datetime() would refuse
-            raise ValueError(f"not a Mimecast date-time: {text!r}")
+        hours, minutes, seconds = int(hour), int(minute), _second(int(second))
+        offset_hours, offset_minutes = int(off_h), int(off_m)
+        if hours > 23 or minutes > 59 or seconds > 59 or offset_hours > 23 or offset_minutes > 59:
+            raise ValueError(f"not a Mimecast date-time: {text!r}")  # what the general path refuses too
+        offset = offset_hours * 60 + offset_minutes
         ms = day_ms + hours * 3_600_000 + minutes * 60_000 + seconds * 1000
         return ms + offset * 60_000 if sign == "-" else ms - offset * 60_000
     return _parse_general(text)
+
+
+def _second(second: int) -> int:
+    """A leap second (``23:59:60``) is read as the second before it: the record is kept, in order, instead of
+    being refused (its id would then be remembered as delivered and the record lost for good)."""
+    return 59 if second == 60 else second
 
 
 def _day_ms(day: str) -> int:
@@ -78,10 +88,17 @@ def _parse_general(text: str) -> int:
     if zulu:
         tz = UTC
     else:
+        if int(off_h) > 23 or int(off_m) > 59:
+            raise ValueError(f"not a Mimecast date-time: {text!r}")
         offset = timedelta(hours=int(off_h), minutes=int(off_m))
         tz = timezone(-offset if sign == "-" else offset)
     micros = int(fraction.ljust(6, "0")) if fraction else 0
-    moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=tz)
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), _second(int(second)), micros, tzinfo=tz
+        )
+    except ValueError:
+        raise ValueError(f"not a Mimecast date-time: {text!r}") from None
     return (moment - _EPOCH) // _ONE_MS
 
 

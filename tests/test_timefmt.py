@@ -43,9 +43,14 @@ def test_tolerates_other_mimecast_surfaces(text: str, expected: int) -> None:
         "0000-01-01T00:00:00+0000",
         "2026-06-15T24:00:00+0000",
         "2026-06-15T14:60:00+0000",
-        "2026-06-15T14:02:60+0000",  # datetime has no leap second
+        "2026-06-15T14:02:61+0000",
         "2026-06-15T14:02:41+2400",
         "2026-06-15T14:02:41+2360",
+        "2026-06-15T14:02:41+1399",  # 99 offset minutes
+        "2026-06-15T14:02:41+13:99",
+        "٢٠٢٦-٠٦-١٥T14:02:41+0000",  # Arabic-Indic digits: int() reads them, Mimecast never sends them
+        "2026-06-15T14:02:41+०१००",  # Devanagari
+        "2026-06-15T14:02:41.５+0000",  # a fullwidth digit in the fraction
         "2026-06-15T14:02:41+0000 ",
         "2026-06-15T14:02:41+000",
     ],
@@ -53,6 +58,12 @@ def test_tolerates_other_mimecast_surfaces(text: str, expected: int) -> None:
 def test_refuses_what_is_not_a_date_time(text: str) -> None:
     with pytest.raises(ValueError, match="not a Mimecast date-time"):
         parse_mimecast_time_ms(text)
+
+
+@pytest.mark.parametrize("text", ["2016-12-31T23:59:60+0000", "2016-12-31T23:59:60Z", "2016-12-31T23:59:60.5+00:00"])
+def test_a_leap_second_is_read_as_the_second_before_it(text: str) -> None:
+    # Refusing it would refuse the record for good (its id is remembered as handled); 23:59:59 keeps it in order.
+    assert parse_mimecast_time_ms(text) // 1000 == parse_mimecast_time_ms("2016-12-31T23:59:59+0000") // 1000
 
 
 def test_fast_path_agrees_with_the_datetime_path_on_random_times() -> None:
