@@ -6,9 +6,10 @@ soon as page N has arrived, so the network wait overlaps the caller's work on pa
 Errors are raised as the connector's exception hierarchy:
 
 * HTTP 429: wait the server's ``X-RateLimit-Reset`` (a millisecond duration, capped, with jitter), re-send;
-  after ``max_attempts`` sends, ``RateLimitExhaustedError``. Before that: when ``X-RateLimit-Remaining``, less the
-  requests other threads still have in flight, is at or below ``low_remaining``, every thread pauses until the
-  reset, so a pull under a quota normally sees no 429 at all.
+  after ``max_attempts`` sends, ``RateLimitExhaustedError``. The wait closes the client's ``RateGate``: no request
+  of any thread is sent before it opens again (the quota is the application's, not the thread's). Before that:
+  when ``X-RateLimit-Remaining``, less the requests other threads still have in flight, is at or below
+  ``low_remaining``, the gate closes until the reset, so a pull under a quota normally sees no 429 at all.
 * HTTP 5xx, timeouts, connection/read errors, and HTTP 200 with a ``fail[]`` entry marked ``retryable``:
   exponential backoff with a cap; after ``max_attempts`` sends, ``ApiError(retryable=True)``.
 * HTTP 400/404 (any other 4xx), non-retryable ``fail[]``, ``meta.status`` != 200, non-JSON, redirects:
@@ -48,7 +49,7 @@ from connector.errors import (
     PermissionDeniedError,
     RateLimitExhaustedError,
 )
-from connector.ratelimit import RetryPolicy, parse_remaining, parse_reset_delay
+from connector.ratelimit import RateGate, RetryPolicy, parse_remaining, parse_reset_delay
 from connector.secret import Secret
 from connector.timefmt import format_mimecast_time
 from connector.urls import default_token_url, validate_base_url
@@ -230,6 +231,7 @@ class MimecastClient:
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | None = None,
         read_ahead: bool = False,
+        gate: RateGate | None = None,
     ) -> None:
         """Create the client; no request is sent until an endpoint method is iterated.
 
@@ -252,6 +254,8 @@ class MimecastClient:
                 of adding to it. At most two pages are read ahead per listing (memory stays at three pages);
                 errors are raised when the caller asks for the page that failed. Off by default: a listing then
                 requests the next page only when the caller asks for it. Also settable as the ``read_ahead`` attribute.
+            gate: The rate gate every request waits for; share one between clients that spend the same Mimecast
+                quota. Defaults to a new ``RateGate`` on ``clock``.
 
         Raises:
             ConfigError: ``base_url``, ``page_size`` or ``max_pages`` is invalid.
@@ -270,7 +274,9 @@ class MimecastClient:
         self._clock = clock
         self._now = now if now is not None else (lambda: datetime.now(UTC))
         self.read_ahead = read_ahead
-        self._not_before = 0.0
+        self.gate = gate if gate is not None else RateGate(clock)
+        # per thread: the gate opening time this thread has already waited for (see ``_wait_for_gate``)
+        self._waited = threading.local()
         self._in_flight = 0
         self._slowdown_lock = threading.Lock()
         # per thread: ``stop``, the close event of the read-ahead listing this thread reads (see ``_pause``)
@@ -638,12 +644,22 @@ class MimecastClient:
                 raise _ListingClosed
         self.stats.add(slept_seconds=seconds)
 
-    def _wait_for_slowdown(self, endpoint: str) -> None:
-        with self._slowdown_lock:
-            delay = self._not_before - self._clock()
-        if delay > 0:
-            _log.info("rate limit nearly spent, slowing down", extra={"endpoint": endpoint, "delay_s": delay})
-            self._pause(delay)
+    def _wait_for_gate(self, endpoint: str) -> None:
+        """Wait until the rate gate is open (a 429 or a spent budget closed it, on this thread or another).
+
+        A wait that another thread extends meanwhile is waited out too. The opening time this thread has waited
+        for is remembered, so a thread never waits twice for the same closing (its own 429 wait included; with an
+        injected ``sleep`` the clock does not move while it "sleeps").
+        """
+        while True:
+            opens_at = self.gate.opens_at()
+            if opens_at <= getattr(self._waited, "until", 0.0):
+                return
+            delay = opens_at - self._clock()
+            if delay > 0:
+                _log.info("rate limited, waiting for the gate", extra={"endpoint": endpoint, "delay_s": delay})
+                self._pause(delay)
+            self._waited.until = opens_at
 
     def _send(self, endpoint: str, body: Record) -> httpx.Response:
         """POST once, counting the request as in flight while it is (for :meth:`_note_rate_headers`)."""
@@ -675,8 +691,7 @@ class MimecastClient:
             return
         wait = min(delay, self.retry.max_rate_limit_wait)
         if wait > 0:
-            with self._slowdown_lock:
-                self._not_before = max(self._not_before, self._clock() + wait)
+            self.gate.close_for(wait)
 
     def _post(self, endpoint: str, body: Record, *, denied_event_type: str | None = None) -> Record:
         """Send one POST, retrying per the policy, and return the JSON payload of a successful answer."""
@@ -684,7 +699,7 @@ class MimecastClient:
         attempt = 0
         while True:
             attempt += 1
-            self._wait_for_slowdown(endpoint)
+            self._wait_for_gate(endpoint)
             try:
                 response = self._send(endpoint, body)
             except _RETRYABLE_TRANSPORT_ERRORS as exc:
@@ -724,7 +739,11 @@ class MimecastClient:
                     extra={"endpoint": endpoint, "attempt": attempt, "delay_s": round(wait, 3)},
                 )
                 self.stats.add(retries=1)
+                # Every thread of this client waits for the reset, not only this one (RateGate).
+                mine = self._clock() + wait
+                self.gate.close_for(wait)
                 self._pause(wait)
+                self._waited.until = max(getattr(self._waited, "until", 0.0), mine)
                 continue
 
             self._note_rate_headers(response.headers)

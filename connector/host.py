@@ -42,6 +42,8 @@ class MimecastConnector:
         transport: an httpx transport (tests); default real HTTPS.
         now_ms: wall clock in epoch ms (tests and the simulator share one).
         sleep: how to wait on rate limits and backoff (tests inject a recorder).
+        clock: monotonic seconds for token lifetimes and the rate gate; a test that injects ``sleep`` should inject
+            a clock that its ``sleep`` advances, or a closed gate stays closed in real time.
         retry: retry policy (default: 5 attempts, 60 s cap).
     """
 
@@ -53,6 +55,7 @@ class MimecastConnector:
         transport: httpx.BaseTransport | None = None,
         now_ms: Callable[[], int] = now_ms,
         sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         if isinstance(parameters, Config):
@@ -64,6 +67,8 @@ class MimecastConnector:
         extra: dict[str, Any] = {}
         if sleep is not None:
             extra["sleep"] = sleep
+        if clock is not None:
+            extra["clock"] = clock
         self.client = MimecastClient.from_credentials(
             self.config.api_base_url,
             self.config.token_url,

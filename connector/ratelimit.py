@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_RESET_CAP",
+    "RateGate",
     "RetryPolicy",
     "header_value",
     "parse_remaining",
@@ -143,3 +146,35 @@ class RetryPolicy:
         if delay is None:
             return 0.0
         return min(delay, self.max_rate_limit_wait)
+
+
+class RateGate:
+    """The time before which no request may be sent, shared by every thread of a client (or of an HTTP sink).
+
+    Mimecast counts its quota per application (per Mimecast user, in fact), not per connection or thread: after a
+    429, a request from any thread before ``X-RateLimit-Reset`` has passed would only be refused too and spend the
+    budget again. So a 429 or a nearly spent budget closes the gate for everyone: ``close_for(seconds)`` moves the
+    opening time later (a later, longer reset extends it; a shorter one never brings it forward), and every send
+    first waits for ``opens_at()``. Thread-safe; the clock is injectable for tests.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._opens_at = 0.0
+        self._lock = threading.Lock()
+
+    def close_for(self, seconds: float) -> float:
+        """Keep the gate closed for at least ``seconds`` from now; returns the (possibly later) opening time."""
+        with self._lock:
+            self._opens_at = max(self._opens_at, self._clock() + max(seconds, 0.0))
+            return self._opens_at
+
+    def opens_at(self) -> float:
+        """The clock reading at which requests may be sent again (in the past when the gate is open)."""
+        with self._lock:
+            return self._opens_at
+
+    def delay(self) -> float:
+        """Seconds until the gate opens; 0 when it is open."""
+        with self._lock:
+            return max(self._opens_at - self._clock(), 0.0)

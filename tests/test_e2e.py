@@ -19,6 +19,7 @@ import calendar
 import io
 import json
 import logging
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -62,6 +63,25 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
+
+
+class WaitClock:
+    """The connector's monotonic clock in these tests: it moves only by what the connector sleeps, which is
+    recorded instead of slept. (A real clock would keep the rate gate closed for the whole test.)"""
+
+    def __init__(self, sleeps: list[float]) -> None:
+        self.sleeps = sleeps
+        self.now = 1000.0
+        self._lock = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += seconds
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.now
 
 
 class RecordingSimulator(Simulator):
@@ -146,7 +166,8 @@ def make_connector(sim: Simulator, clock: Clock, sleeps: list[float], page_size:
         "inventory_interval_minutes": 0,
         "log_level": "DEBUG",
     }
-    return MimecastConnector(parameters, environ={}, now_ms=clock.ms, sleep=sleeps.append)
+    waited = WaitClock(sleeps)
+    return MimecastConnector(parameters, environ={}, now_ms=clock.ms, sleep=waited.sleep, clock=waited.monotonic)
 
 
 def read_ndjson(path: Path) -> list[dict[str, Any]]:
