@@ -352,3 +352,16 @@ def test_run_whose_output_cannot_be_synced_does_not_advance_the_checkpoint(
         "r1",
         "r2",
     ]  # r2 was written (and flushed), just not made durable: the next run delivers it again
+
+
+@pytest.mark.usefixtures("secret_env")
+@pytest.mark.parametrize("seconds", ["-1", "0", "-0.5", "nan", "inf", "-inf", "soon"])
+def test_run_refuses_a_loop_interval_that_is_not_a_finite_positive_number(
+    seconds: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "checkpoint.json"
+    argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output-dir", str(tmp_path / "o"))
+    code, err = run(capsys, *argv, f"--loop={seconds}")
+    assert code == 2  # a usage error, before any request (pytest-httpx fails the test on an unexpected one)
+    assert "argument --loop" in err and "Traceback" not in err
+    assert not state.exists() and not (tmp_path / "o").exists()
