@@ -27,6 +27,7 @@ from typing import IO, Any, TypeVar
 
 from connector.durability import fsync_directory
 from connector.errors import CheckpointError
+from connector.timefmt import MAX_EPOCH_MS
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -55,10 +56,16 @@ class _Invalid(Exception):
 
 
 def _int(value: object, where: str, *, optional: bool = False) -> int | None:
+    """A non-negative integer no larger than ``MAX_EPOCH_MS``: every number in a checkpoint is a time in epoch
+    milliseconds (or the small version), and a larger one is no time at all (year 10000 and beyond) that would
+    only fail later, far from the file that holds it."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Invalid(f"{where} must be a non-negative integer{' or null' if optional else ''}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_EPOCH_MS:
+        raise _Invalid(
+            f"{where} must be an integer from 0 to {MAX_EPOCH_MS} (epoch ms up to 9999-12-31)"
+            f"{' or null' if optional else ''}"
+        )
     return value
 
 

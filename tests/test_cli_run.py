@@ -254,6 +254,21 @@ def test_run_refuses_a_corrupt_state_file_and_leaves_it_alone(
 
 
 @pytest.mark.usefixtures("secret_env")
+def test_run_refuses_a_state_file_whose_cursor_is_no_time_at_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cursor of 10**17 ms (year 3 million) crashed in ms_to_datetime; it is a corrupt checkpoint, left alone."""
+    state = tmp_path / "checkpoint.json"
+    text = json.dumps({"version": 1, "updated_at_ms": None, "audit": {"cursor_ms": 10**17, "seen": {}},
+                       "inventory": {"collected_at_ms": None, "memberships": None}})  # fmt: skip
+    state.write_text(text)
+    code, err = run(capsys, "run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output", "-")
+    assert code == 6, err
+    assert "corrupt (audit.cursor_ms must be an integer from 0 to" in err and "Traceback" not in err
+    assert state.read_text() == text
+
+
+@pytest.mark.usefixtures("secret_env")
 def test_run_to_stdout(
     anchor: datetime, tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
 ) -> None:

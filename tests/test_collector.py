@@ -339,6 +339,75 @@ def test_history_clamp_starts_just_inside_sixty_days_and_reports_the_gap(
     assert host.checkpoint.audit.cursor_ms == T0
 
 
+def test_a_cursor_after_now_is_not_used_and_audit_is_collected_from_the_lookback_with_a_warning(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The clock went back a day (or the file was edited): cursor - overlap lies after now. Without the fix every
+    run asked for nothing at all and said nothing; now the window is the first run's, and seen ids still dedup."""
+    future = T0 + DAY
+    committed = Checkpoint(audit=AuditState(cursor_ms=future, seen={"a1": T0 - 20 * MINUTE})).to_dict()
+    add_audit(httpx_mock, T0 - LOOKBACK, T0, [rec("a1", T0 - 20 * MINUTE), rec("a2", T0 - 10 * MINUTE)])
+    host = Host(committed=committed)
+    connector = make()
+    with caplog.at_level("WARNING", logger="connector.collector"):
+        events = host.run(connector)
+
+    assert originals(events) == ["a2"]  # a1 was delivered before: still skipped
+    assert host.checkpoint.audit.cursor_ms == T0
+    assert connector.summary.audit_window == (T0 - LOOKBACK, T0)
+    assert connector.summary.max_late_ms == 0  # a future cursor makes no record "late"
+    assert connector.summary.lines()[1] == (
+        "  WARNING: audit cursor 2026-03-03T12:00:00Z lies after now (2026-03-02T12:00:00Z): the clock went back or "
+        "the checkpoint is wrong; audit collected from now - initial lookback (2026-03-02T11:00:00Z), as on a first "
+        "run (records already delivered may be sent again)"
+    )
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == ["audit cursor after now"]
+
+
+def test_a_cursor_just_after_now_is_treated_the_same(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    add_audit(httpx_mock, T0 - LOOKBACK, T0, [])
+    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=T0 + 1)).to_dict())
+    connector = make()
+    host.run(connector)
+    assert host.checkpoint.audit.cursor_ms == T0
+    assert any("lies after now" in line for line in connector.summary.lines())
+
+
+def test_an_absurd_cursor_object_from_a_host_gives_a_summary_not_a_traceback(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    """The loader refuses 10**17 (tests/test_checkpoint.py); a host may still build a Checkpoint object itself."""
+    add_audit(httpx_mock, T0 - LOOKBACK, T0, [])
+    connector = make()
+    batches = list(connector.collect(Checkpoint(audit=AuditState(cursor_ms=10**17))))
+    assert batches[-1].checkpoint is not None and batches[-1].checkpoint.audit.cursor_ms == T0
+    assert "audit cursor 100000000000000000 ms (not a date) lies after now" in connector.summary.lines()[1]
+
+
+def test_a_directory_pull_stamped_after_now_is_pulled_again_with_a_warning(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without the fix a collected_at in the future made the directory "not due" until the clock caught up."""
+    snapshot = {"g-fin": GroupMembership("Finance", ("alice@contoso.example.org",))}
+    committed = Checkpoint(inventory=InventoryState(collected_at_ms=T0 + 30 * DAY, memberships=snapshot)).to_dict()
+    add_directory(httpx_mock, GROUPS, USERS)
+    host = Host(committed=committed)
+    connector = make(event_types=["user_management"])
+    with caplog.at_level("WARNING", logger="connector.collector"):
+        events = host.run(connector)
+
+    assert events and connector.summary.inventory_skipped_until_ms is None
+    assert host.checkpoint.inventory.collected_at_ms == T0
+    assert any(
+        line.startswith("  WARNING: directory collected_at 2026-04-01T12:00:00Z lies after now")
+        and "pulled now" in line
+        for line in connector.summary.lines()
+    )
+    assert "directory collected_at after now" in [r.getMessage() for r in caplog.records]
+
+
 # -- audit: overlap, late records and dedup --------------------------------------------------------------------
 
 
