@@ -16,6 +16,7 @@ a file is never overwritten; the error tells the operator how to start over.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -343,6 +344,32 @@ class CheckpointStore:
         except CheckpointError:
             self._refuse_overwrite = True
             raise
+
+    def check_writable(self) -> None:
+        """Fail before a pass pulls anything when ``save`` could not write: creates the folder if needed, then
+        creates and removes a temporary file there (what ``save`` does before its rename).
+
+        Without it an unwritable ``--state`` was found only at the first commit, after a whole pull (and its
+        output) had been made for nothing.
+
+        Raises:
+            CheckpointError: the folder cannot be created or written, or the checkpoint path is a folder.
+        """
+        source = str(self.path)
+        directory = self.path.parent
+        try:
+            if self.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "it is a folder, not a file")
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+            os.close(fd)
+            os.unlink(tmp_name)
+        except OSError as exc:
+            raise CheckpointError(
+                f"{source}: the checkpoint could not be written ({exc.strerror or exc}); nothing was collected. "
+                "Make its folder writable (or choose another --state).",
+                path=source,
+            ) from None
 
     def save(self, checkpoint: Checkpoint) -> None:
         """Atomically replace the checkpoint file with ``checkpoint``.

@@ -168,6 +168,25 @@ def test_unknown_version_is_refused(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
+def test_check_writable_creates_the_folder_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "new" / "deeper" / "checkpoint.json")
+    store.check_writable()
+    assert files_in(tmp_path / "new" / "deeper") == []
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "a-folder"])
+def test_check_writable_refuses_a_state_that_cannot_be_saved(tmp_path: Path, where: str) -> None:
+    blocker = tmp_path / "blocker"
+    if where == "under-a-file":
+        blocker.write_text("")
+        path = blocker / "checkpoint.json"
+    else:
+        blocker.mkdir()
+        path = blocker
+    with pytest.raises(CheckpointError, match=r"the checkpoint could not be written \(.+\); nothing was collected"):
+        CheckpointStore(path).check_writable()
+
+
 def mutated(path: list[Any], value: object) -> dict[str, Any]:
     data = sample().to_dict()
     target = data

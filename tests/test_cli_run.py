@@ -7,6 +7,7 @@ records placed inside whatever window was asked for.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import os
@@ -328,7 +329,7 @@ def test_run_with_an_unwritable_output_reports_it(tmp_path: Path, capsys: pytest
     state = tmp_path / "checkpoint.json"
     argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output-dir", str(blocker / "out"))
     code, err = run(capsys, *argv)
-    assert code == 1
+    assert code == 7
     assert err.startswith("error: cannot create the output folder") and "Traceback" not in err
     assert not state.exists()
 
@@ -359,7 +360,7 @@ def test_run_whose_output_cannot_be_synced_does_not_advance_the_checkpoint(
     monkeypatch.setattr(sink_module.os, "fsync", fsync)
     expect_run(httpx_mock, [rec("r1", anchor), rec("r2", anchor + timedelta(seconds=1))])
     code, err = run(capsys, *argv)
-    assert code == 1
+    assert code == 7
     assert f"error: cannot sync events to {out}: Input/output error" in err
     assert state.read_bytes() == committed  # the checkpoint still ends before r2
     assert "r2" not in json.loads(committed)["audit"]["seen"]
@@ -380,3 +381,69 @@ def test_run_refuses_a_loop_interval_that_is_not_a_finite_positive_number(
     assert code == 2  # a usage error, before any request (pytest-httpx fails the test on an unexpected one)
     assert "argument --loop" in err and "Traceback" not in err
     assert not state.exists() and not (tmp_path / "o").exists()
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_run_with_an_unwritable_state_fails_before_pulling(
+    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    state = blocker / "checkpoint.json"
+    out = tmp_path / "out"
+    argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output-dir", str(out))
+    code, err = run(capsys, *argv)
+    assert code == 6
+    assert err.startswith(f"error: {state}: the checkpoint could not be written (File exists); nothing was"), err
+    assert httpx_mock.get_requests() == [] and not out.exists()  # no token, no pull, no output
+
+
+class _FillsUp(io.FileIO):
+    """An output file on a disk with ``ROOM`` bytes left for it."""
+
+    ROOM = 0
+
+    def write(self, data: Any) -> int:
+        room = self.ROOM - os.fstat(self.fileno()).st_size
+        if room <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(bytes(data[:room]))
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_run_on_a_full_disk_exits_7_leaves_no_torn_line_and_keeps_the_checkpoint(
+    anchor: datetime,
+    tmp_path: Path,
+    httpx_mock: HTTPXMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = tmp_path / "checkpoint.json"
+    out = tmp_path / "events.ndjson"
+    argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output", str(out))
+    expect_run(httpx_mock, [rec("r1", anchor)])
+    assert run(capsys, *argv)[0] == 0
+    committed, written = state.read_bytes(), out.read_bytes()
+    monkeypatch.setattr(_FillsUp, "ROOM", len(written) * 3 // 2)  # room for part of the next event line only
+
+    real_open = open
+    monkeypatch.setattr(
+        sink_module,
+        "open",
+        lambda path, mode, buffering=-1: _FillsUp(path, mode) if "a" in mode else real_open(path, mode, buffering),
+        raising=False,
+    )
+    expect_run(httpx_mock, [rec("r1", anchor), rec("r2", anchor + timedelta(seconds=1))])
+    code, err = run(capsys, *argv)
+    assert code == 7  # not 1 ("records refused")
+    assert f"error: cannot write events to {out}: No space left on device [ENOSPC]: the disk" in err
+    assert out.read_bytes() == written  # the half-written line was cut off again
+    assert state.read_bytes() == committed
+
+    monkeypatch.delattr(sink_module, "open")  # the disk has room again
+    expect_run(httpx_mock, [rec("r1", anchor), rec("r2", anchor + timedelta(seconds=1))])
+    assert run(capsys, *argv)[0] == 0
+    assert [json.loads(line)["metadata"]["original_event_uid"] for line in out.read_bytes().splitlines()] == [
+        "r1",
+        "r2",
+    ]
