@@ -18,16 +18,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
+import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any, TypeVar
 
 from connector.durability import fsync_directory
-from connector.errors import CheckpointError
+from connector.errors import CheckpointError, StateLockedError
 from connector.timefmt import MAX_EPOCH_MS
 
 __all__ = [
@@ -37,7 +39,13 @@ __all__ = [
     "CheckpointStore",
     "GroupMembership",
     "InventoryState",
+    "StateLock",
 ]
+
+if sys.platform != "win32":
+    import fcntl
+
+_log = logging.getLogger("connector.checkpoint")
 
 CHECKPOINT_VERSION = 1
 """The only checkpoint layout this connector reads and writes."""
@@ -371,6 +379,19 @@ class CheckpointStore:
                 path=source,
             ) from None
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[StateLock]:
+        """For the whole of a ``run`` (all its passes): check that the checkpoint can be written, then hold its
+        ``StateLock``, so a second collector on the same state stops before it pulls anything.
+
+        Raises:
+            CheckpointError: the checkpoint cannot be written (see ``check_writable``).
+            StateLockedError: another process holds the lock.
+        """
+        self.check_writable()
+        with StateLock(self.path) as held:
+            yield held
+
     def save(self, checkpoint: Checkpoint) -> None:
         """Atomically replace the checkpoint file with ``checkpoint``.
 
@@ -408,3 +429,94 @@ class CheckpointStore:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
+
+
+class StateLock:
+    """An exclusive ``flock`` on ``<checkpoint>.lock``, holding the holder's pid: one collector per state.
+
+    Two runs on one checkpoint both read the same cursor and write every event twice. The lock is advisory,
+    taken without waiting (``LOCK_EX | LOCK_NB``), and released by the kernel when the holder's file closes,
+    even when the process is killed, so a crash never leaves a stale lock: the file stays (removing it would
+    let a third run lock a new file while a second still holds the old one) and only its lock matters. flock
+    locks belong to the open file, so two ``StateLock`` objects conflict inside one process too. On Windows,
+    which has no ``flock``, no lock is taken (a warning says so).
+
+    Args:
+        checkpoint: the checkpoint file; the lock file is that path with ``.lock`` appended.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike[str]) -> None:
+        self.checkpoint = Path(checkpoint)
+        self.path = self.checkpoint.with_name(self.checkpoint.name + ".lock")
+        self._fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"StateLock({str(self.path)!r}, held={self._fd is not None})"
+
+    def acquire(self) -> None:
+        """Take the lock and write this process's pid into the lock file.
+
+        Raises:
+            StateLockedError: another open file (another process, or another ``StateLock``) holds it.
+            CheckpointError: the lock file cannot be created or locked.
+        """
+        if sys.platform == "win32":  # pragma: no cover - no flock
+            _log.warning("no lock on this platform: run one collector per state", extra={"path": str(self.path)})
+            return
+        source = str(self.checkpoint)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise CheckpointError(
+                f"{source}: cannot create the lock file {self.path} ({exc.strerror or exc}). Check the permissions "
+                "of its folder.",
+                path=source,
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder_pid(fd)
+            os.close(fd)
+            who = f"pid {holder}" if holder is not None else "a process that is just starting (pid not written yet)"
+            raise StateLockedError(
+                f"{source}: another collector ({who}) is running on this checkpoint and holds {self.path}; two "
+                "runs on one state would deliver every event twice. Let it finish (or stop it), or give this run "
+                "its own --state.",
+                path=source,
+                holder_pid=holder,
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise CheckpointError(
+                f"{source}: cannot lock {self.path} ({exc.strerror or exc}); the file system may not support locks.",
+                path=source,
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:  # the lock is held all the same; only the pid in messages is missing
+            _log.warning("could not write the pid into the lock file", extra={"path": str(self.path)})
+        self._fd = fd
+
+    def release(self) -> None:
+        """Release the lock (closing the file releases it); a second call does nothing."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> StateLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def _holder_pid(fd: int) -> int | None:
+    """The pid the holder wrote into the lock file, or None (not written yet, or not a number)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() and len(text) <= 10 else None

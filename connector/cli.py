@@ -203,8 +203,9 @@ def _run_once(
 
 def _cmd_run(args: argparse.Namespace) -> int:
     store = CheckpointStore(args.state)
-    with _connector(args) as connector:  # configuration is checked before any output file is created
-        store.check_writable()  # before pulling: an unwritable --state would only fail at the first commit
+    # Configuration first, then the state: writable and locked for the whole run (every --loop pass), before
+    # any output file is created or anything is pulled.
+    with _connector(args) as connector, store.lock():
         sink = NdjsonSink(args.output_dir, per_table=True) if args.output_dir else NdjsonSink(args.output)
         try:
             while True:

@@ -16,9 +16,10 @@ from connector.checkpoint import (
     CheckpointStore,
     GroupMembership,
     InventoryState,
+    StateLock,
 )
 from connector.config import Config
-from connector.errors import CheckpointError
+from connector.errors import CheckpointError, StateLockedError
 
 
 def sample() -> Checkpoint:
@@ -185,6 +186,44 @@ def test_check_writable_refuses_a_state_that_cannot_be_saved(tmp_path: Path, whe
         path = blocker
     with pytest.raises(CheckpointError, match=r"the checkpoint could not be written \(.+\); nothing was collected"):
         CheckpointStore(path).check_writable()
+
+
+def test_a_second_state_lock_is_refused_naming_the_holder_s_pid_until_the_first_is_released(tmp_path: Path) -> None:
+    """flock locks belong to the open file, so two StateLock objects in one process conflict like two processes."""
+    path = tmp_path / "state" / "checkpoint.json"
+    first = StateLock(path)
+    first.acquire()
+    assert (tmp_path / "state" / "checkpoint.json.lock").read_text() == f"{os.getpid()}\n"
+    with pytest.raises(StateLockedError) as caught:
+        StateLock(path).acquire()
+    assert caught.value.holder_pid == os.getpid() and caught.value.exit_code == 8
+    assert isinstance(caught.value, CheckpointError) and caught.value.path == str(path)
+    assert str(caught.value).startswith(f"{path}: another collector (pid {os.getpid()}) is running on this checkpoint")
+
+    first.release()
+    first.release()  # a second release does nothing
+    with StateLock(path) as second:
+        assert "held=True" in repr(second)
+    assert "held=False" in repr(second)
+
+
+def test_a_lock_held_before_its_pid_is_written_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    with StateLock(path):
+        (tmp_path / "checkpoint.json.lock").write_text("")  # the holder has locked but not written its pid yet
+        with pytest.raises(StateLockedError, match=r"just starting \(pid not written yet\)") as caught:
+            StateLock(path).acquire()
+        assert caught.value.holder_pid is None
+
+
+def test_the_store_lock_checks_that_the_checkpoint_can_be_written_first(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    with (
+        pytest.raises(CheckpointError, match="the checkpoint could not be written"),
+        CheckpointStore(blocker / "checkpoint.json").lock(),
+    ):
+        pass  # pragma: no cover
 
 
 def mutated(path: list[Any], value: object) -> dict[str, Any]:

@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +37,9 @@ from helpers_http import (
 from pytest_httpx import HTTPXMock
 
 import connector.sink as sink_module
+from connector.checkpoint import StateLock
 from connector.cli import main
+from connector.errors import StateLockedError
 
 MC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+0000")
 
@@ -447,3 +451,56 @@ def test_run_on_a_full_disk_exits_7_leaves_no_torn_line_and_keeps_the_checkpoint
         "r1",
         "r2",
     ]
+
+
+_HOLD_LOCK = """
+import sys
+from connector.checkpoint import StateLock
+with StateLock(sys.argv[1]):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_a_second_run_on_the_same_state_exits_8_naming_the_holder_and_pulls_nothing(
+    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs on one --state both succeeded and wrote every table twice; now the second stops before it pulls."""
+    state = tmp_path / "checkpoint.json"
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(state)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output-dir", str(out))
+        code, err = run(capsys, *argv)
+    finally:
+        holder.communicate(input="", timeout=30)
+    assert code == 8
+    assert err.startswith(f"error: {state}: another collector (pid {holder.pid}) is running on this checkpoint")
+    assert httpx_mock.get_requests() == [] and not out.exists() and not state.exists()
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_the_state_lock_is_held_for_the_whole_run_and_released_after_it(
+    anchor: datetime, tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "checkpoint.json"
+    argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output", str(tmp_path / "e"))
+    refused: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        try:  # while the pass pulls, the state is locked
+            StateLock(state).acquire()
+        except StateLockedError as exc:
+            refused.append(str(exc))
+        return serve_audit([rec("r1", anchor)])(request)
+
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("cli-token"))
+    httpx_mock.add_callback(answer, method="POST", url=AUDIT_URL)
+    assert run(capsys, *argv)[0] == 0
+    assert len(refused) == 1 and f"(pid {os.getpid()})" in refused[0]
+    with StateLock(state):  # released at the end of the run
+        pass
