@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -101,6 +101,9 @@ class RunSummary:
     exit_code: int = 0
     http: dict[str, int | float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Events per table the consumer took: counted when it asks for the next batch (or the end), so events mapped
+    # into a batch that was never handed out (a listing failed first) are not reported as delivered.
+    delivered: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -128,7 +131,7 @@ class RunSummary:
         elif self.inventory_groups or self.inventory_users:
             out.append(f"  directory: {self.inventory_users} users, {self.inventory_groups} groups, "
                        f"{self.membership_changes} membership changes")  # fmt: skip
-        out.extend(self.report.summary_lines())
+        out.extend(self.report.summary_lines(self.delivered))
         if self.http:
             h = self.http
             out.append(f"  http: {h.get('requests', 0)} requests, {h.get('pages', 0)} pages, "
@@ -206,7 +209,11 @@ class Collector:
         try:
             for event_type in self.event_types:
                 try:
-                    yield from steps[event_type]()
+                    for batch in steps[event_type]():
+                        yield batch
+                        # The consumer asked for more: it has stored (or written) this batch.
+                        if batch.table is not None and batch.events:
+                            self.summary.delivered[batch.table] += len(batch.events)
                 except ConnectorError as exc:
                     self.summary.failures[event_type] = str(exc)
                     self.summary.exit_code = max(self.summary.exit_code, exc.exit_code)

@@ -146,7 +146,7 @@ def test_run_writes_ndjson_and_state_and_a_second_run_writes_nothing_new(
     checkpoint = json.loads(state.read_text())
     assert checkpoint["version"] == 1 and sorted(checkpoint["audit"]["seen"]) == ["r1", "r2"]
     first_cursor = checkpoint["audit"]["cursor_ms"]
-    assert "run summary:" in err and "authentication: 2 events" in err
+    assert "run summary:" in err and "authentication: 2 events delivered" in err
 
     expect_run(httpx_mock, records)  # the overlap re-read returns both records again
     code, err = run(capsys, *argv)

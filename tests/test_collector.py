@@ -946,6 +946,74 @@ def test_inventory_failing_midway_commits_nothing_and_keeps_the_previous_snapsho
     assert host.checkpoint.inventory == previous  # a partial pull must not look like mass removals
 
 
+def test_users_mapped_before_their_listing_failed_are_not_reported_as_delivered(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    """A failed listing printed "3 events" (user_inventory) that no batch ever carried: they were mapped into the
+    pending batch, then the next page failed. The summary counts what the consumer took."""
+    for source in ("cloud", "ldap"):
+        httpx_mock.add_response(
+            method="POST",
+            url=FIND_GROUPS_URL,
+            match_json={"meta": {"pagination": {"pageSize": 500}}, "data": [{"query": "", "source": source}]},
+            json=nested_page("folders", []),
+        )
+    domain = "contoso.example.org"
+    httpx_mock.add_response(method="POST", url=DOMAINS_URL, json=page([{"domain": domain}]))
+    people = [{"emailAddress": f"u{n}@{domain}", "name": f"u{n}", "domain": domain} for n in range(3)]
+    httpx_mock.add_response(
+        method="POST",
+        url=USERS_URL,
+        match_json={"meta": {"pagination": {"pageSize": 500}}, "data": [{"domain": domain}]},
+        json=nested_page("users", people, next_token="u-tok2"),
+    )
+    httpx_mock.add_response(
+        method="POST",
+        url=USERS_URL,
+        match_json={"meta": {"pagination": {"pageSize": 500, "pageToken": "u-tok2"}}, "data": [{"domain": domain}]},
+        status_code=400,
+        json={"fail": []},
+    )
+    connector = make(event_types=["user_management"])
+    assert Host().run(connector) == []
+
+    summary = connector.summary
+    assert "user_management" in summary.failures
+    assert summary.report.emitted["user_inventory"] == 3 and summary.delivered["user_inventory"] == 0
+    assert "  user_inventory: 0 events delivered (3 mapped, 3 not handed out: the pass ended first, the next run " \
+        "sends them)" in summary.lines()  # fmt: skip
+    assert not any(line.strip() == "user_inventory: 3 events" for line in summary.lines())
+
+
+def test_delivered_counts_a_batch_once_the_host_asks_for_the_next(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    cursor = T0 - 10 * MINUTE
+    add_audit(
+        httpx_mock,
+        cursor - OVERLAP,
+        T0,
+        [rec("a1", T0 - 5 * MINUTE), rec("c1", T0 - 4 * MINUTE, "User Password Changed")],
+    )
+    connector = make()
+    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict())
+    # Took the first batch (account_change), asked for the second, and died with it before asking for more: the
+    # second counts as handed out only once the consumer comes back for the next one.
+    host.run(connector, crash_after=2)
+    assert dict(connector.summary.report.emitted) == {"account_change": 1, "authentication": 1}
+    assert dict(connector.summary.delivered) == {"account_change": 1}
+
+    add_audit(
+        httpx_mock,
+        cursor - OVERLAP,
+        T0,
+        [rec("a1", T0 - 5 * MINUTE), rec("c1", T0 - 4 * MINUTE, "User Password Changed")],
+    )
+    host.run(connector)
+    assert connector.summary.delivered == connector.summary.report.emitted
+    assert "  authentication: 1 events delivered" in connector.summary.lines()
+
+
 def test_checkpoint_survives_both_event_types_in_one_run(
     httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
 ) -> None:
