@@ -16,17 +16,21 @@ a file is never overwritten; the error tells the operator how to start over.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
+import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any, TypeVar
 
 from connector.durability import fsync_directory
-from connector.errors import CheckpointError
+from connector.errors import CheckpointError, StateLockedError
+from connector.timefmt import MAX_EPOCH_MS
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -35,7 +39,13 @@ __all__ = [
     "CheckpointStore",
     "GroupMembership",
     "InventoryState",
+    "StateLock",
 ]
+
+if sys.platform != "win32":
+    import fcntl
+
+_log = logging.getLogger("connector.checkpoint")
 
 CHECKPOINT_VERSION = 1
 """The only checkpoint layout this connector reads and writes."""
@@ -55,10 +65,16 @@ class _Invalid(Exception):
 
 
 def _int(value: object, where: str, *, optional: bool = False) -> int | None:
+    """A non-negative integer no larger than ``MAX_EPOCH_MS``: every number in a checkpoint is a time in epoch
+    milliseconds (or the small version), and a larger one is no time at all (year 10000 and beyond) that would
+    only fail later, far from the file that holds it."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Invalid(f"{where} must be a non-negative integer{' or null' if optional else ''}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_EPOCH_MS:
+        raise _Invalid(
+            f"{where} must be an integer from 0 to {MAX_EPOCH_MS} (epoch ms up to 9999-12-31)"
+            f"{' or null' if optional else ''}"
+        )
     return value
 
 
@@ -337,6 +353,45 @@ class CheckpointStore:
             self._refuse_overwrite = True
             raise
 
+    def check_writable(self) -> None:
+        """Fail before a pass pulls anything when ``save`` could not write: creates the folder if needed, then
+        creates and removes a temporary file there (what ``save`` does before its rename).
+
+        Without it an unwritable ``--state`` was found only at the first commit, after a whole pull (and its
+        output) had been made for nothing.
+
+        Raises:
+            CheckpointError: the folder cannot be created or written, or the checkpoint path is a folder.
+        """
+        source = str(self.path)
+        directory = self.path.parent
+        try:
+            if self.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "it is a folder, not a file")
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+            os.close(fd)
+            os.unlink(tmp_name)
+        except OSError as exc:
+            raise CheckpointError(
+                f"{source}: the checkpoint could not be written ({exc.strerror or exc}); nothing was collected. "
+                "Make its folder writable (or choose another --state).",
+                path=source,
+            ) from None
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[StateLock]:
+        """For the whole of a ``run`` (all its passes): check that the checkpoint can be written, then hold its
+        ``StateLock``, so a second collector on the same state stops before it pulls anything.
+
+        Raises:
+            CheckpointError: the checkpoint cannot be written (see ``check_writable``).
+            StateLockedError: another process holds the lock.
+        """
+        self.check_writable()
+        with StateLock(self.path) as held:
+            yield held
+
     def save(self, checkpoint: Checkpoint) -> None:
         """Atomically replace the checkpoint file with ``checkpoint``.
 
@@ -374,3 +429,94 @@ class CheckpointStore:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
+
+
+class StateLock:
+    """An exclusive ``flock`` on ``<checkpoint>.lock``, holding the holder's pid: one collector per state.
+
+    Two runs on one checkpoint both read the same cursor and write every event twice. The lock is advisory,
+    taken without waiting (``LOCK_EX | LOCK_NB``), and released by the kernel when the holder's file closes,
+    even when the process is killed, so a crash never leaves a stale lock: the file stays (removing it would
+    let a third run lock a new file while a second still holds the old one) and only its lock matters. flock
+    locks belong to the open file, so two ``StateLock`` objects conflict inside one process too. On Windows,
+    which has no ``flock``, no lock is taken (a warning says so).
+
+    Args:
+        checkpoint: the checkpoint file; the lock file is that path with ``.lock`` appended.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike[str]) -> None:
+        self.checkpoint = Path(checkpoint)
+        self.path = self.checkpoint.with_name(self.checkpoint.name + ".lock")
+        self._fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"StateLock({str(self.path)!r}, held={self._fd is not None})"
+
+    def acquire(self) -> None:
+        """Take the lock and write this process's pid into the lock file.
+
+        Raises:
+            StateLockedError: another open file (another process, or another ``StateLock``) holds it.
+            CheckpointError: the lock file cannot be created or locked.
+        """
+        if sys.platform == "win32":  # pragma: no cover - no flock
+            _log.warning("no lock on this platform: run one collector per state", extra={"path": str(self.path)})
+            return
+        source = str(self.checkpoint)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise CheckpointError(
+                f"{source}: cannot create the lock file {self.path} ({exc.strerror or exc}). Check the permissions "
+                "of its folder.",
+                path=source,
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder_pid(fd)
+            os.close(fd)
+            who = f"pid {holder}" if holder is not None else "a process that is just starting (pid not written yet)"
+            raise StateLockedError(
+                f"{source}: another collector ({who}) is running on this checkpoint and holds {self.path}; two "
+                "runs on one state would deliver every event twice. Let it finish (or stop it), or give this run "
+                "its own --state.",
+                path=source,
+                holder_pid=holder,
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise CheckpointError(
+                f"{source}: cannot lock {self.path} ({exc.strerror or exc}); the file system may not support locks.",
+                path=source,
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:  # the lock is held all the same; only the pid in messages is missing
+            _log.warning("could not write the pid into the lock file", extra={"path": str(self.path)})
+        self._fd = fd
+
+    def release(self) -> None:
+        """Release the lock (closing the file releases it); a second call does nothing."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> StateLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def _holder_pid(fd: int) -> int | None:
+    """The pid the holder wrote into the lock file, or None (not written yet, or not a number)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() and len(text) <= 10 else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -203,7 +204,9 @@ def _run_once(
 
 def _cmd_run(args: argparse.Namespace) -> int:
     store = CheckpointStore(args.state)
-    with _connector(args) as connector:  # configuration is checked before any output file is created
+    # Configuration first, then the state: writable and locked for the whole run (every --loop pass), before
+    # any output file is created or anything is pulled.
+    with _connector(args) as connector, store.lock():
         sink = NdjsonSink(args.output_dir, per_table=True) if args.output_dir else NdjsonSink(args.output)
         try:
             while True:
@@ -235,6 +238,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _loop_seconds(text: str) -> float:
+    """``--loop``: a finite number of seconds above zero (``time.sleep`` refuses a negative one after a whole pass,
+    and ``nan`` or ``inf`` would never run again)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, not {text!r}")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the README and tests)."""
     parser = argparse.ArgumentParser(prog="mimecast-connector", description="Mimecast API 2.0 → OCSF 1.8.0")
@@ -255,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     out = p_run.add_mutually_exclusive_group()
     out.add_argument("--output", default="-", help="NDJSON file for all tables, or - for stdout (default)")
     out.add_argument("--output-dir", help="write one <table>.ndjson file per table into this folder")
-    p_run.add_argument("--loop", type=float, metavar="SECONDS", help="repeat every SECONDS until interrupted")
+    p_run.add_argument(
+        "--loop", type=_loop_seconds, metavar="SECONDS", help="repeat every SECONDS (> 0) until interrupted"
+    )
     p_run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override log_level")
     p_run.set_defaults(handler=_cmd_run)
     p_check = sub.add_parser("check", help="permission preflight for the configured event types")

@@ -4,6 +4,13 @@ Audit (see docs/mimecast-api.md, "Index lag" and "Ordering"):
 
 * The window runs from the checkpoint cursor minus the overlap (or now minus the initial lookback) to now,
   clamped to Mimecast's ~60-day history with a warning for what cannot be collected.
+* A cursor after now (the host's clock went back, or the checkpoint was edited or damaged) would give empty
+  windows every run until the clock caught up. It is treated as no cursor at all, loudly (a log warning and a
+  summary line): the window starts at now minus the initial lookback, as on a first run, and the ids in
+  ``audit.seen`` still skip what was delivered. Such a cursor says nothing about what was read in terms of the
+  current clock, so "cursor minus the overlap" could skip; the lookback is the operator's own bound for "nothing
+  is known", and re-delivering keeps the same ``metadata.uid``. The directory's ``collected_at_ms`` after now
+  is handled the same way: the directory is pulled now instead of being "not due" until the clock catches up.
 * Long windows are read in slices. Results are not assumed to be ordered, so the cursor moves only when a whole
   slice has been read: to its end, the point before which every visible record was delivered. Records that
   become visible late are caught by re-reading the overlap on the next run.
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -94,6 +101,10 @@ class RunSummary:
     failures: dict[str, str] = field(default_factory=dict)
     exit_code: int = 0
     http: dict[str, int | float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    # Events per table the consumer took: counted when it asks for the next batch (or the end), so events mapped
+    # into a batch that was never handed out (a listing failed first) are not reported as delivered.
+    delivered: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -105,6 +116,7 @@ class RunSummary:
         characters escaped)."""
         fmt = _iso
         out = ["run summary:"]
+        out.extend(f"  WARNING: {warning}" for warning in self.warnings)
         if self.audit_window:
             out.append(f"  audit window {fmt(self.audit_window[0])} -> {fmt(self.audit_window[1])}, "
                        f"{self.pages} pages, {self.audit_records} records read, "
@@ -121,7 +133,7 @@ class RunSummary:
         elif self.inventory_groups or self.inventory_users:
             out.append(f"  directory: {self.inventory_users} users, {self.inventory_groups} groups, "
                        f"{self.membership_changes} membership changes")  # fmt: skip
-        out.extend(self.report.summary_lines())
+        out.extend(self.report.summary_lines(self.delivered))
         if self.http:
             h = self.http
             out.append(f"  http: {h.get('requests', 0)} requests, {h.get('pages', 0)} pages, "
@@ -134,7 +146,12 @@ class RunSummary:
 
 
 def _iso(ms: int | None) -> str:
-    return ms_to_datetime(ms).strftime("%Y-%m-%dT%H:%M:%SZ") if ms is not None else "-"
+    if ms is None:
+        return "-"
+    try:
+        return ms_to_datetime(ms).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:  # a host may hand over a Checkpoint object it built itself, unchecked
+        return f"{ms} ms (not a date)"
 
 
 def _whole_second(ms: int) -> int:
@@ -195,7 +212,11 @@ class Collector:
         try:
             for event_type in self.event_types:
                 try:
-                    yield from steps[event_type]()
+                    for batch in steps[event_type]():
+                        yield batch
+                        # The consumer asked for more: it has stored (or written) this batch.
+                        if batch.table is not None and batch.events:
+                            self.summary.delivered[batch.table] += len(batch.events)
                 except ConnectorError as exc:
                     self.summary.failures[event_type] = str(exc)
                     self.summary.exit_code = max(self.summary.exit_code, exc.exit_code)
@@ -211,15 +232,26 @@ class Collector:
     def _audit(self) -> Iterator[Batch]:
         state = self._checkpoint.audit
         now = self.now_ms()
-        start = now - self.audit.lookback_ms if state.cursor_ms is None else state.cursor_ms - self.audit.overlap_ms
+        previous_cursor = state.cursor_ms
+        if previous_cursor is not None and previous_cursor > now:
+            restart = _iso(now - self.audit.lookback_ms)
+            self._future(
+                f"audit cursor {_iso(previous_cursor)} lies after now ({_iso(now)}): the clock went back or the "
+                f"checkpoint is wrong; audit collected from now - initial lookback ({restart}), as on a first run "
+                "(records already delivered may be sent again)",
+                "audit cursor after now",
+                previous_cursor,
+                now,
+            )
+            previous_cursor = None
+        start = now - self.audit.lookback_ms if previous_cursor is None else previous_cursor - self.audit.overlap_ms
         floor = now - HISTORY_MS
         if start < floor:
             self.summary.history_gap = (start, floor)
             _log.warning("audit history gap", extra={"from": _iso(start), "to": _iso(floor)})
             start = floor
         self.summary.audit_window = (start, now)
-        self.summary.audit_cursor_ms = state.cursor_ms
-        previous_cursor = state.cursor_ms
+        self.summary.audit_cursor_ms = previous_cursor
         seen = dict(state.seen)
         # Page checkpoints of the first slice pin this window's start (the next window begins at cursor - overlap):
         # without a cursor yet (first run) or with one older than the history, a restart would otherwise
@@ -283,6 +315,11 @@ class Collector:
         if self.summary.pages % 20 == 0:
             _log.info("audit progress", extra={"pages": self.summary.pages, "records": self.summary.audit_records})
 
+    def _future(self, warning: str, message: str, stored_ms: int, now: int) -> None:
+        """Say loudly that a stored time lies after now and is not used (summary line and log warning)."""
+        self.summary.warnings.append(warning)
+        _log.warning(message, extra={"stored": _iso(stored_ms), "now": _iso(now)})
+
     def _note_late(self, record_id: str, late_ms: int) -> None:
         self.summary.max_late_ms = max(self.summary.max_late_ms, late_ms)
         if self.audit.lag_warning_ms and late_ms >= self.audit.lag_warning_ms:
@@ -297,7 +334,15 @@ class Collector:
     def _inventory(self) -> Iterator[Batch]:
         state = self._checkpoint.inventory
         now = self.now_ms()
-        if state.collected_at_ms is not None and now - state.collected_at_ms < self.inventory_interval_ms:
+        if state.collected_at_ms is not None and state.collected_at_ms > now:
+            self._future(
+                f"directory collected_at {_iso(state.collected_at_ms)} lies after now ({_iso(now)}): the clock went "
+                "back or the checkpoint is wrong; the directory is pulled now",
+                "directory collected_at after now",
+                state.collected_at_ms,
+                now,
+            )
+        elif state.collected_at_ms is not None and now - state.collected_at_ms < self.inventory_interval_ms:
             self.summary.inventory_skipped_until_ms = state.collected_at_ms + self.inventory_interval_ms
             return
         groups = self._groups()

@@ -10,6 +10,8 @@ Every error the connector raises on purpose is a ``ConnectorError``::
     │   ├── RateLimitExhaustedError  429s kept coming after the retry budget was spent
     │   └── PaginationError       the server did not advance (repeated page token) or the page cap was hit
     ├── CheckpointError           checkpoint file corrupt, of an unknown version, or not writable
+    │   └── StateLockedError      another run holds the checkpoint's lock (names its pid)
+    ├── SinkError                 the CLI's output could not be opened, written or synced (disk full: ENOSPC)
     ├── MappingError              a raw record could not be mapped (names the record id or position)
     └── EventValidationError      a mapped event failed the OCSF schema or semantic checks
 
@@ -30,6 +32,8 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitExhaustedError",
+    "SinkError",
+    "StateLockedError",
 ]
 
 
@@ -103,6 +107,35 @@ class CheckpointError(ConnectorError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class StateLockedError(CheckpointError):
+    """Another ``run`` holds the lock of this checkpoint; ``holder_pid`` is its process id when known.
+
+    Its own exit code: a scheduler whose previous run is still going can tell "skipped, already running" from
+    a checkpoint that needs an operator (exit 6).
+    """
+
+    exit_code = 8
+
+    def __init__(self, message: str, *, path: str | None = None, holder_pid: int | None = None) -> None:
+        super().__init__(message, path=path)
+        self.holder_pid = holder_pid
+
+
+class SinkError(ConnectorError):
+    """The output could not be opened, written or synced (a full disk says ENOSPC). ``path`` names the file.
+
+    Its own exit code: nothing was refused, the events are delivered again once the disk has room, and an
+    operator's alert on "disk full" must not read as "records refused" (exit 1).
+    """
+
+    exit_code = 7
+
+    def __init__(self, message: str, *, path: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
 
 
 class MappingError(ConnectorError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from connector.errors import MappingError
@@ -55,9 +55,19 @@ class Report:
             extra={"record_id": error.record_id, "stage": error.stage, "reason": error.message},
         )
 
-    def summary_lines(self) -> list[str]:
-        """Human-readable lines for stderr (through ``safe_line``: secrets masked, control characters escaped)."""
-        lines = [f"  {table}: {count} events" for table, count in sorted(self.emitted.items())]
+    def summary_lines(self, delivered: Mapping[str, int] | None = None) -> list[str]:
+        """Human-readable lines for stderr (through ``safe_line``: secrets masked, control characters escaped).
+
+        Args:
+            delivered: events per table the consumer took (a pass's batches); without it (``map``, which writes
+                every event it emits) the emitted counts are printed. Events mapped but never handed out (the
+                pass failed first) are named as such rather than counted as if they were written.
+        """
+        if delivered is None:
+            lines = [f"  {table}: {count} events" for table, count in sorted(self.emitted.items())]
+        else:
+            lines = [_delivered_line(table, delivered.get(table, 0), self.emitted.get(table, 0))
+                     for table in sorted(set(self.emitted) | set(delivered))]  # fmt: skip
         if not lines:
             lines.append("  no events emitted")
         if self.other_types:
@@ -73,6 +83,15 @@ class Report:
         if self.failures > 20:
             lines.append(f"    ... and {self.failures - 20} more (see the log)")
         return [safe_line(line) for line in lines]  # ids and audit types are the tenant's text
+
+
+def _delivered_line(table: str, delivered: int, mapped: int) -> str:
+    line = f"  {table}: {delivered} events delivered"
+    if mapped > delivered:
+        line += (
+            f" ({mapped} mapped, {mapped - delivered} not handed out: the pass ended first, the next run sends them)"
+        )
+    return line
 
 
 class Transformer:

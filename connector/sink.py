@@ -5,12 +5,22 @@ surface at write time) but does not fsync. ``sync`` fsyncs every file written to
 the folder of a file it created, so the new name survives a crash too); the
 caller syncs right before it commits a checkpoint, so every event the checkpoint covers is on disk before the
 checkpoint is. That is one fsync per file per commit instead of one per table per API page. ``close`` syncs too.
+
+No torn line survives: a batch that fails half-written (ENOSPC after some bytes) is cut off again (``ftruncate``
+to the file's size before the batch), and a file that does not end in ``\n`` when opened (a crash in the middle of
+a write) is cut back to its last ``\n``. Cutting, rather than starting a new line after the fragment, loses
+nothing: every write is whole lines, a checkpoint is committed only after ``sync`` of writes that completed, so
+bytes after the last newline belong to a batch no checkpoint covers, and the next run delivers it again; a kept
+fragment would be an invalid JSON line in the output forever, for every reader to trip on. Every failure is a
+``SinkError`` (exit code 7), which names ENOSPC or EDQUOT when the disk or the quota is full.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import IO
@@ -19,9 +29,13 @@ import orjson
 
 from connector.collector import Batch
 from connector.durability import fsync_directory
-from connector.errors import ConnectorError
+from connector.errors import SinkError
 
 __all__ = ["NdjsonSink"]
+
+_log = logging.getLogger("connector.sink")
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+_TAIL_CHUNK = 64 * 1024
 
 # fsync on a pipe, a terminal or /dev/null fails with these: such a stream has nothing to make durable.
 _NOT_SYNCABLE = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTTY})
@@ -46,7 +60,7 @@ class NdjsonSink:
         self._new_entries: dict[Path, None] = {}
         # The first failed sync: later syncs raise it again. After fsync reported an error, Linux may have dropped
         # the unwritten pages and a second fsync can succeed without them, so no later sync can vouch for them.
-        self._sync_error: ConnectorError | None = None
+        self._sync_error: SinkError | None = None
         # Remembered here: sys.stdout may be swapped later (redirect_stdout, test capture), and the stream
         # this sink writes to must never be closed or fsynced as if it were a file of ours.
         self._stdout = not per_table and output == "-"
@@ -67,22 +81,39 @@ class NdjsonSink:
     def write(self, batch: Batch) -> None:
         """Append the batch's events and flush them to the OS; they are not durable until ``sync`` returns.
 
+        A write that fails is cut off again (the file is truncated to its size before the batch), so the next
+        write, or the next run, starts on a line of its own.
+
         Raises:
-            ConnectorError: the events could not be written; the caller must not commit the batch's checkpoint
+            SinkError: the events could not be written; the caller must not commit the batch's checkpoint
                 (the next run delivers them again).
         """
         if not batch.events or batch.table is None:
             return
         stream = self._stream(batch.table)
-        if not self._stdout:
-            self._dirty[stream] = None  # before writing: a failed write may still have left bytes in the file
+        data = b"".join(orjson.dumps(event) + b"\n" for event in batch.events)
+        if self._stdout:
+            try:
+                stream.write(data)
+                stream.flush()
+            except BrokenPipeError:
+                raise  # the reader went away (`run | head`): the CLI ends quietly
+            except OSError as exc:
+                raise self._error(Path("-"), exc, "write events to") from None
+            return
+        path = Path(getattr(stream, "name", "-"))
+        self._dirty[stream] = None  # before writing: a failed write may still have left bytes in the file
+        size: int | None = None
         try:
-            stream.write(b"".join(orjson.dumps(event) + b"\n" for event in batch.events))
-            stream.flush()
+            size = _size_if_regular(stream)
+            _write_fully(stream, data)
         except BrokenPipeError:
-            raise  # the reader went away (`run | head`): the CLI ends quietly
+            raise
         except OSError as exc:
-            raise self._error(Path(getattr(stream, "name", "-")), exc, "write events to") from None
+            error = self._error(path, exc, "write events to")
+            if size is not None:
+                _cut_back(stream, path, size)
+            raise error from None
 
     def sync(self) -> None:
         """Make everything written so far durable: fsync each file written to since the last sync.
@@ -91,7 +122,7 @@ class NdjsonSink:
         that cannot be fsynced are skipped; a sync with nothing new written does nothing.
 
         Raises:
-            ConnectorError: a file could not be synced; the caller must not commit the checkpoint (the next run
+            SinkError: a file could not be synced; the caller must not commit the checkpoint (the next run
                 delivers the events again). Every later ``sync`` (and ``close``) raises it again.
         """
         if self._sync_error is not None:
@@ -123,18 +154,32 @@ class NdjsonSink:
         return stream
 
     def _open(self, path: Path) -> IO[bytes]:
-        """Open ``path`` for appending, noting its folder when the file is new (``sync`` makes the entry durable)."""
+        """Open ``path`` for appending, noting its folder when the file is new (``sync`` makes the entry durable).
+
+        An existing regular file that does not end in a newline is cut back to its last one first (see the module
+        docstring). Unbuffered: each batch is one ``write`` call (looped on short writes), so a failed batch leaves
+        no bytes in a buffer that a later flush or close would still append after the cut.
+        """
         created = not path.exists()
-        stream = open(path, "ab")  # noqa: SIM115 - closed in close()
+        _repair_torn_tail(path)
+        stream = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
         if created:
             self._new_entries[path.parent] = None
         return stream
 
     @staticmethod
-    def _error(path: Path, exc: OSError, action: str) -> ConnectorError:
-        return ConnectorError(
-            f"cannot {action} {path}: {exc.strerror or exc}; the checkpoint was not advanced past these events, "
-            "so the next run delivers them again."
+    def _error(path: Path, exc: OSError, action: str) -> SinkError:
+        detail = exc.strerror or str(exc)
+        name = errno.errorcode.get(exc.errno or 0)
+        if name:
+            detail = f"{detail} [{name}]"
+        if exc.errno in _FULL:
+            detail += ": the disk (or the quota) is full, free space there and run again"
+        return SinkError(
+            f"cannot {action} {path}: {detail}; the checkpoint was not advanced past these events, "
+            "so the next run delivers them again.",
+            path=str(path),
+            errno=exc.errno,
         )
 
     def paths(self) -> list[Path]:
@@ -144,7 +189,7 @@ class NdjsonSink:
     def close(self) -> None:
         """Sync (see ``sync``), then close every file this sink opened (never stdout).
 
-        The files are closed even when the sync fails; its ``ConnectorError`` is raised after that.
+        The files are closed even when the sync fails; its ``SinkError`` is raised after that.
         """
         try:
             self.sync()
@@ -154,6 +199,67 @@ class NdjsonSink:
                 stream.close()
             if self._single is not None and not self._stdout:
                 self._single.close()
+
+
+def _write_fully(stream: IO[bytes], data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered file: a raw write may take only part of it."""
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        if not written:  # None (would block) or 0: a regular file or blocking pipe never does this
+            raise OSError(errno.EIO, "the output accepted no bytes")
+        view = view[written:]
+
+
+def _size_if_regular(stream: IO[bytes]) -> int | None:
+    """The file's size, or None when it is no regular file (a FIFO, a device): only a regular file can be cut."""
+    status = os.fstat(stream.fileno())
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
+def _cut_back(stream: IO[bytes], path: Path, size: int) -> None:
+    """Truncate a failed batch off again; if even that fails, the next open cuts back to the last newline."""
+    try:
+        os.ftruncate(stream.fileno(), size)
+    except OSError as exc:
+        _log.error(
+            "a failed batch could not be cut off the output; the next run cuts it back to the last whole line",
+            extra={"path": str(path), "error": exc.strerror or str(exc)},
+        )
+
+
+def _repair_torn_tail(path: Path) -> None:
+    """Cut an existing regular file that does not end in ``\n`` back to its last ``\n`` (a crash mid-write).
+
+    Reads backwards in chunks, so a healthy file costs one one-byte read.
+    """
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(status.st_mode) or status.st_size == 0:
+        return
+    with open(path, "r+b", buffering=0) as stream:
+        fd = stream.fileno()
+        end = status.st_size
+        if os.pread(fd, 1, end - 1) == b"\n":
+            return
+        keep = 0
+        position = end
+        while position > 0:
+            start = max(0, position - _TAIL_CHUNK)
+            newline = os.pread(fd, position - start, start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            position = start
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+    _log.warning(
+        "the output ended in a partial line (an earlier run stopped while writing); it was cut back to the last "
+        "whole line, and those events are delivered again",
+        extra={"path": str(path), "bytes_removed": end - keep},
+    )
 
 
 def _fsync(stream: IO[bytes]) -> None:

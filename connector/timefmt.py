@@ -8,11 +8,15 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
-__all__ = ["format_mimecast_time", "ms_to_datetime", "parse_mimecast_time_ms"]
+__all__ = ["MAX_EPOCH_MS", "MIN_EPOCH_MS", "format_mimecast_time", "ms_to_datetime", "parse_mimecast_time_ms"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
 _ONE_MS = timedelta(milliseconds=1)
+MIN_EPOCH_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_MS
+"""0001-01-01T00:00:00.000Z, the earliest instant a ``datetime`` holds."""
+MAX_EPOCH_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _ONE_MS
+"""9999-12-31T23:59:59.999Z, the latest instant a ``datetime`` holds: a larger epoch value is not a time."""
 _DAY_MS = 86_400_000
 # ASCII digits only: ``\d`` would also take Arabic-Indic and other Unicode digits, which int() then reads.
 _MIMECAST_TIME = re.compile(
@@ -103,5 +107,12 @@ def _parse_general(text: str) -> int:
 
 
 def ms_to_datetime(ms: int) -> datetime:
-    """Epoch milliseconds to an aware UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    """Epoch milliseconds to an aware UTC datetime (exact: integer arithmetic, no float seconds).
+
+    Raises:
+        ValueError: ``ms`` lies outside ``MIN_EPOCH_MS..MAX_EPOCH_MS`` (years 1 to 9999), so it is no time at all
+            (``datetime.fromtimestamp`` would raise OverflowError, OSError or ValueError depending on the size).
+    """
+    if not MIN_EPOCH_MS <= ms <= MAX_EPOCH_MS:
+        raise ValueError(f"epoch milliseconds {ms} lie outside the years 1 to 9999")
+    return _EPOCH + timedelta(milliseconds=ms)

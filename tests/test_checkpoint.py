@@ -16,9 +16,10 @@ from connector.checkpoint import (
     CheckpointStore,
     GroupMembership,
     InventoryState,
+    StateLock,
 )
 from connector.config import Config
-from connector.errors import CheckpointError
+from connector.errors import CheckpointError, StateLockedError
 
 
 def sample() -> Checkpoint:
@@ -168,6 +169,63 @@ def test_unknown_version_is_refused(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
+def test_check_writable_creates_the_folder_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "new" / "deeper" / "checkpoint.json")
+    store.check_writable()
+    assert files_in(tmp_path / "new" / "deeper") == []
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "a-folder"])
+def test_check_writable_refuses_a_state_that_cannot_be_saved(tmp_path: Path, where: str) -> None:
+    blocker = tmp_path / "blocker"
+    if where == "under-a-file":
+        blocker.write_text("")
+        path = blocker / "checkpoint.json"
+    else:
+        blocker.mkdir()
+        path = blocker
+    with pytest.raises(CheckpointError, match=r"the checkpoint could not be written \(.+\); nothing was collected"):
+        CheckpointStore(path).check_writable()
+
+
+def test_a_second_state_lock_is_refused_naming_the_holder_s_pid_until_the_first_is_released(tmp_path: Path) -> None:
+    """flock locks belong to the open file, so two StateLock objects in one process conflict like two processes."""
+    path = tmp_path / "state" / "checkpoint.json"
+    first = StateLock(path)
+    first.acquire()
+    assert (tmp_path / "state" / "checkpoint.json.lock").read_text() == f"{os.getpid()}\n"
+    with pytest.raises(StateLockedError) as caught:
+        StateLock(path).acquire()
+    assert caught.value.holder_pid == os.getpid() and caught.value.exit_code == 8
+    assert isinstance(caught.value, CheckpointError) and caught.value.path == str(path)
+    assert str(caught.value).startswith(f"{path}: another collector (pid {os.getpid()}) is running on this checkpoint")
+
+    first.release()
+    first.release()  # a second release does nothing
+    with StateLock(path) as second:
+        assert "held=True" in repr(second)
+    assert "held=False" in repr(second)
+
+
+def test_a_lock_held_before_its_pid_is_written_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    with StateLock(path):
+        (tmp_path / "checkpoint.json.lock").write_text("")  # the holder has locked but not written its pid yet
+        with pytest.raises(StateLockedError, match=r"just starting \(pid not written yet\)") as caught:
+            StateLock(path).acquire()
+        assert caught.value.holder_pid is None
+
+
+def test_the_store_lock_checks_that_the_checkpoint_can_be_written_first(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    with (
+        pytest.raises(CheckpointError, match="the checkpoint could not be written"),
+        CheckpointStore(blocker / "checkpoint.json").lock(),
+    ):
+        pass  # pragma: no cover
+
+
 def mutated(path: list[Any], value: object) -> dict[str, Any]:
     data = sample().to_dict()
     target = data
@@ -183,6 +241,10 @@ def mutated(path: list[Any], value: object) -> dict[str, Any]:
         (mutated(["audit", "cursor_ms"], "1700000000000"), "audit.cursor_ms"),
         (mutated(["audit", "cursor_ms"], -1), "audit.cursor_ms"),
         (mutated(["audit", "cursor_ms"], True), "audit.cursor_ms"),
+        (mutated(["audit", "cursor_ms"], 10**17), "audit.cursor_ms must be an integer from 0 to 253402300799999"),
+        (mutated(["audit", "seen", "id-a"], 10**17), "audit.seen['id-a']"),
+        (mutated(["inventory", "collected_at_ms"], 10**17), "inventory.collected_at_ms"),
+        (mutated(["updated_at_ms"], 2**63), "updated_at_ms"),
         (mutated(["audit", "seen"], []), "audit.seen"),
         (mutated(["audit", "seen", "id-a"], 1.5), "audit.seen['id-a']"),
         (mutated(["audit", "extra"], 1), "unexpected keys"),

@@ -7,10 +7,13 @@ records placed inside whatever window was asked for.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +37,9 @@ from helpers_http import (
 from pytest_httpx import HTTPXMock
 
 import connector.sink as sink_module
+from connector.checkpoint import StateLock
 from connector.cli import main
+from connector.errors import StateLockedError
 
 MC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+0000")
 
@@ -141,7 +146,7 @@ def test_run_writes_ndjson_and_state_and_a_second_run_writes_nothing_new(
     checkpoint = json.loads(state.read_text())
     assert checkpoint["version"] == 1 and sorted(checkpoint["audit"]["seen"]) == ["r1", "r2"]
     first_cursor = checkpoint["audit"]["cursor_ms"]
-    assert "run summary:" in err and "authentication: 2 events" in err
+    assert "run summary:" in err and "authentication: 2 events delivered" in err
 
     expect_run(httpx_mock, records)  # the overlap re-read returns both records again
     code, err = run(capsys, *argv)
@@ -254,6 +259,21 @@ def test_run_refuses_a_corrupt_state_file_and_leaves_it_alone(
 
 
 @pytest.mark.usefixtures("secret_env")
+def test_run_refuses_a_state_file_whose_cursor_is_no_time_at_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cursor of 10**17 ms (year 3 million) crashed in ms_to_datetime; it is a corrupt checkpoint, left alone."""
+    state = tmp_path / "checkpoint.json"
+    text = json.dumps({"version": 1, "updated_at_ms": None, "audit": {"cursor_ms": 10**17, "seen": {}},
+                       "inventory": {"collected_at_ms": None, "memberships": None}})  # fmt: skip
+    state.write_text(text)
+    code, err = run(capsys, "run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output", "-")
+    assert code == 6, err
+    assert "corrupt (audit.cursor_ms must be an integer from 0 to" in err and "Traceback" not in err
+    assert state.read_text() == text
+
+
+@pytest.mark.usefixtures("secret_env")
 def test_run_to_stdout(
     anchor: datetime, tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -313,7 +333,7 @@ def test_run_with_an_unwritable_output_reports_it(tmp_path: Path, capsys: pytest
     state = tmp_path / "checkpoint.json"
     argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output-dir", str(blocker / "out"))
     code, err = run(capsys, *argv)
-    assert code == 1
+    assert code == 7
     assert err.startswith("error: cannot create the output folder") and "Traceback" not in err
     assert not state.exists()
 
@@ -344,7 +364,7 @@ def test_run_whose_output_cannot_be_synced_does_not_advance_the_checkpoint(
     monkeypatch.setattr(sink_module.os, "fsync", fsync)
     expect_run(httpx_mock, [rec("r1", anchor), rec("r2", anchor + timedelta(seconds=1))])
     code, err = run(capsys, *argv)
-    assert code == 1
+    assert code == 7
     assert f"error: cannot sync events to {out}: Input/output error" in err
     assert state.read_bytes() == committed  # the checkpoint still ends before r2
     assert "r2" not in json.loads(committed)["audit"]["seen"]
@@ -352,3 +372,135 @@ def test_run_whose_output_cannot_be_synced_does_not_advance_the_checkpoint(
         "r1",
         "r2",
     ]  # r2 was written (and flushed), just not made durable: the next run delivers it again
+
+
+@pytest.mark.usefixtures("secret_env")
+@pytest.mark.parametrize("seconds", ["-1", "0", "-0.5", "nan", "inf", "-inf", "soon"])
+def test_run_refuses_a_loop_interval_that_is_not_a_finite_positive_number(
+    seconds: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "checkpoint.json"
+    argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output-dir", str(tmp_path / "o"))
+    code, err = run(capsys, *argv, f"--loop={seconds}")
+    assert code == 2  # a usage error, before any request (pytest-httpx fails the test on an unexpected one)
+    assert "argument --loop" in err and "Traceback" not in err
+    assert not state.exists() and not (tmp_path / "o").exists()
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_run_with_an_unwritable_state_fails_before_pulling(
+    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    state = blocker / "checkpoint.json"
+    out = tmp_path / "out"
+    argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output-dir", str(out))
+    code, err = run(capsys, *argv)
+    assert code == 6
+    assert err.startswith(f"error: {state}: the checkpoint could not be written (File exists); nothing was"), err
+    assert httpx_mock.get_requests() == [] and not out.exists()  # no token, no pull, no output
+
+
+class _FillsUp(io.FileIO):
+    """An output file on a disk with ``ROOM`` bytes left for it."""
+
+    ROOM = 0
+
+    def write(self, data: Any) -> int:
+        room = self.ROOM - os.fstat(self.fileno()).st_size
+        if room <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(bytes(data[:room]))
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_run_on_a_full_disk_exits_7_leaves_no_torn_line_and_keeps_the_checkpoint(
+    anchor: datetime,
+    tmp_path: Path,
+    httpx_mock: HTTPXMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = tmp_path / "checkpoint.json"
+    out = tmp_path / "events.ndjson"
+    argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output", str(out))
+    expect_run(httpx_mock, [rec("r1", anchor)])
+    assert run(capsys, *argv)[0] == 0
+    committed, written = state.read_bytes(), out.read_bytes()
+    monkeypatch.setattr(_FillsUp, "ROOM", len(written) * 3 // 2)  # room for part of the next event line only
+
+    real_open = open
+    monkeypatch.setattr(
+        sink_module,
+        "open",
+        lambda path, mode, buffering=-1: _FillsUp(path, mode) if "a" in mode else real_open(path, mode, buffering),
+        raising=False,
+    )
+    expect_run(httpx_mock, [rec("r1", anchor), rec("r2", anchor + timedelta(seconds=1))])
+    code, err = run(capsys, *argv)
+    assert code == 7  # not 1 ("records refused")
+    assert f"error: cannot write events to {out}: No space left on device [ENOSPC]: the disk" in err
+    assert out.read_bytes() == written  # the half-written line was cut off again
+    assert state.read_bytes() == committed
+
+    monkeypatch.delattr(sink_module, "open")  # the disk has room again
+    expect_run(httpx_mock, [rec("r1", anchor), rec("r2", anchor + timedelta(seconds=1))])
+    assert run(capsys, *argv)[0] == 0
+    assert [json.loads(line)["metadata"]["original_event_uid"] for line in out.read_bytes().splitlines()] == [
+        "r1",
+        "r2",
+    ]
+
+
+_HOLD_LOCK = """
+import sys
+from connector.checkpoint import StateLock
+with StateLock(sys.argv[1]):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_a_second_run_on_the_same_state_exits_8_naming_the_holder_and_pulls_nothing(
+    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs on one --state both succeeded and wrote every table twice; now the second stops before it pulls."""
+    state = tmp_path / "checkpoint.json"
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(state)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output-dir", str(out))
+        code, err = run(capsys, *argv)
+    finally:
+        holder.communicate(input="", timeout=30)
+    assert code == 8
+    assert err.startswith(f"error: {state}: another collector (pid {holder.pid}) is running on this checkpoint")
+    assert httpx_mock.get_requests() == [] and not out.exists() and not state.exists()
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_the_state_lock_is_held_for_the_whole_run_and_released_after_it(
+    anchor: datetime, tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "checkpoint.json"
+    argv = ("run", "--config", str(write_config(tmp_path)), "--state", str(state), "--output", str(tmp_path / "e"))
+    refused: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        try:  # while the pass pulls, the state is locked
+            StateLock(state).acquire()
+        except StateLockedError as exc:
+            refused.append(str(exc))
+        return serve_audit([rec("r1", anchor)])(request)
+
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("cli-token"))
+    httpx_mock.add_callback(answer, method="POST", url=AUDIT_URL)
+    assert run(capsys, *argv)[0] == 0
+    assert len(refused) == 1 and f"(pid {os.getpid()})" in refused[0]
+    with StateLock(state):  # released at the end of the run
+        pass

@@ -339,6 +339,75 @@ def test_history_clamp_starts_just_inside_sixty_days_and_reports_the_gap(
     assert host.checkpoint.audit.cursor_ms == T0
 
 
+def test_a_cursor_after_now_is_not_used_and_audit_is_collected_from_the_lookback_with_a_warning(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The clock went back a day (or the file was edited): cursor - overlap lies after now. Without the fix every
+    run asked for nothing at all and said nothing; now the window is the first run's, and seen ids still dedup."""
+    future = T0 + DAY
+    committed = Checkpoint(audit=AuditState(cursor_ms=future, seen={"a1": T0 - 20 * MINUTE})).to_dict()
+    add_audit(httpx_mock, T0 - LOOKBACK, T0, [rec("a1", T0 - 20 * MINUTE), rec("a2", T0 - 10 * MINUTE)])
+    host = Host(committed=committed)
+    connector = make()
+    with caplog.at_level("WARNING", logger="connector.collector"):
+        events = host.run(connector)
+
+    assert originals(events) == ["a2"]  # a1 was delivered before: still skipped
+    assert host.checkpoint.audit.cursor_ms == T0
+    assert connector.summary.audit_window == (T0 - LOOKBACK, T0)
+    assert connector.summary.max_late_ms == 0  # a future cursor makes no record "late"
+    assert connector.summary.lines()[1] == (
+        "  WARNING: audit cursor 2026-03-03T12:00:00Z lies after now (2026-03-02T12:00:00Z): the clock went back or "
+        "the checkpoint is wrong; audit collected from now - initial lookback (2026-03-02T11:00:00Z), as on a first "
+        "run (records already delivered may be sent again)"
+    )
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == ["audit cursor after now"]
+
+
+def test_a_cursor_just_after_now_is_treated_the_same(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    add_audit(httpx_mock, T0 - LOOKBACK, T0, [])
+    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=T0 + 1)).to_dict())
+    connector = make()
+    host.run(connector)
+    assert host.checkpoint.audit.cursor_ms == T0
+    assert any("lies after now" in line for line in connector.summary.lines())
+
+
+def test_an_absurd_cursor_object_from_a_host_gives_a_summary_not_a_traceback(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    """The loader refuses 10**17 (tests/test_checkpoint.py); a host may still build a Checkpoint object itself."""
+    add_audit(httpx_mock, T0 - LOOKBACK, T0, [])
+    connector = make()
+    batches = list(connector.collect(Checkpoint(audit=AuditState(cursor_ms=10**17))))
+    assert batches[-1].checkpoint is not None and batches[-1].checkpoint.audit.cursor_ms == T0
+    assert "audit cursor 100000000000000000 ms (not a date) lies after now" in connector.summary.lines()[1]
+
+
+def test_a_directory_pull_stamped_after_now_is_pulled_again_with_a_warning(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without the fix a collected_at in the future made the directory "not due" until the clock caught up."""
+    snapshot = {"g-fin": GroupMembership("Finance", ("alice@contoso.example.org",))}
+    committed = Checkpoint(inventory=InventoryState(collected_at_ms=T0 + 30 * DAY, memberships=snapshot)).to_dict()
+    add_directory(httpx_mock, GROUPS, USERS)
+    host = Host(committed=committed)
+    connector = make(event_types=["user_management"])
+    with caplog.at_level("WARNING", logger="connector.collector"):
+        events = host.run(connector)
+
+    assert events and connector.summary.inventory_skipped_until_ms is None
+    assert host.checkpoint.inventory.collected_at_ms == T0
+    assert any(
+        line.startswith("  WARNING: directory collected_at 2026-04-01T12:00:00Z lies after now")
+        and "pulled now" in line
+        for line in connector.summary.lines()
+    )
+    assert "directory collected_at after now" in [r.getMessage() for r in caplog.records]
+
+
 # -- audit: overlap, late records and dedup --------------------------------------------------------------------
 
 
@@ -900,6 +969,74 @@ def test_inventory_failing_midway_commits_nothing_and_keeps_the_previous_snapsho
     assert host.run(connector) == []
     assert "user_management" in connector.summary.failures
     assert host.checkpoint.inventory == previous  # a partial pull must not look like mass removals
+
+
+def test_users_mapped_before_their_listing_failed_are_not_reported_as_delivered(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    """A failed listing printed "3 events" (user_inventory) that no batch ever carried: they were mapped into the
+    pending batch, then the next page failed. The summary counts what the consumer took."""
+    for source in ("cloud", "ldap"):
+        httpx_mock.add_response(
+            method="POST",
+            url=FIND_GROUPS_URL,
+            match_json={"meta": {"pagination": {"pageSize": 500}}, "data": [{"query": "", "source": source}]},
+            json=nested_page("folders", []),
+        )
+    domain = "contoso.example.org"
+    httpx_mock.add_response(method="POST", url=DOMAINS_URL, json=page([{"domain": domain}]))
+    people = [{"emailAddress": f"u{n}@{domain}", "name": f"u{n}", "domain": domain} for n in range(3)]
+    httpx_mock.add_response(
+        method="POST",
+        url=USERS_URL,
+        match_json={"meta": {"pagination": {"pageSize": 500}}, "data": [{"domain": domain}]},
+        json=nested_page("users", people, next_token="u-tok2"),
+    )
+    httpx_mock.add_response(
+        method="POST",
+        url=USERS_URL,
+        match_json={"meta": {"pagination": {"pageSize": 500, "pageToken": "u-tok2"}}, "data": [{"domain": domain}]},
+        status_code=400,
+        json={"fail": []},
+    )
+    connector = make(event_types=["user_management"])
+    assert Host().run(connector) == []
+
+    summary = connector.summary
+    assert "user_management" in summary.failures
+    assert summary.report.emitted["user_inventory"] == 3 and summary.delivered["user_inventory"] == 0
+    assert "  user_inventory: 0 events delivered (3 mapped, 3 not handed out: the pass ended first, the next run " \
+        "sends them)" in summary.lines()  # fmt: skip
+    assert not any(line.strip() == "user_inventory: 3 events" for line in summary.lines())
+
+
+def test_delivered_counts_a_batch_once_the_host_asks_for_the_next(
+    httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
+) -> None:
+    cursor = T0 - 10 * MINUTE
+    add_audit(
+        httpx_mock,
+        cursor - OVERLAP,
+        T0,
+        [rec("a1", T0 - 5 * MINUTE), rec("c1", T0 - 4 * MINUTE, "User Password Changed")],
+    )
+    connector = make()
+    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict())
+    # Took the first batch (account_change), asked for the second, and died with it before asking for more: the
+    # second counts as handed out only once the consumer comes back for the next one.
+    host.run(connector, crash_after=2)
+    assert dict(connector.summary.report.emitted) == {"account_change": 1, "authentication": 1}
+    assert dict(connector.summary.delivered) == {"account_change": 1}
+
+    add_audit(
+        httpx_mock,
+        cursor - OVERLAP,
+        T0,
+        [rec("a1", T0 - 5 * MINUTE), rec("c1", T0 - 4 * MINUTE, "User Password Changed")],
+    )
+    host.run(connector)
+    assert connector.summary.delivered == connector.summary.report.emitted
+    assert "  authentication: 1 events delivered" in connector.summary.lines()
 
 
 def test_checkpoint_survives_both_event_types_in_one_run(

@@ -9,14 +9,14 @@ import os
 import sys
 from pathlib import Path
 from stat import S_ISDIR
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 import connector.sink as sink_module
 from connector.checkpoint import Checkpoint
 from connector.collector import Batch
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, SinkError
 from connector.sink import NdjsonSink
 
 
@@ -232,20 +232,113 @@ def test_a_stream_that_cannot_be_synced_is_skipped_and_not_retried(
     sink.close()
 
 
-class _FullDisk(io.BufferedWriter):
+class _FillsUp(io.FileIO):
+    """An output file on a disk with ``room`` bytes left: writes take what fits, then fail with ENOSPC (or EDQUOT)."""
+
+    room = 0
+    code = errno.ENOSPC
+
     def write(self, data: Any) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
+        if self.room <= 0:
+            raise OSError(self.code, os.strerror(self.code))
+        written = super().write(bytes(data[: self.room]))
+        self.room -= written
+        return written
 
 
-def test_write_failure_is_a_connector_error_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def fill_up(monkeypatch: pytest.MonkeyPatch, room: int, code: int = errno.ENOSPC) -> None:
+    """Every output file the sink opens for appending from now on lies on a disk with ``room`` bytes left."""
+
+    def opener(path: Any, mode: str, buffering: int = -1) -> IO[bytes]:
+        if "a" not in mode:
+            return open(path, mode, buffering=buffering)
+        stream = _FillsUp(path, mode)
+        stream.room, stream.code = room, code
+        return stream
+
+    monkeypatch.setattr(sink_module, "open", opener, raising=False)
+
+
+def test_a_full_disk_is_a_sink_error_naming_the_file_and_enospc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "events.ndjson"
-    monkeypatch.setattr(sink_module, "open", lambda path, mode: _FullDisk(io.FileIO(path, mode)), raising=False)
+    fill_up(monkeypatch, 0)
     sink = NdjsonSink(str(out))
-    with pytest.raises(ConnectorError) as caught:
+    with pytest.raises(SinkError) as caught:
         sink.write(AUTH)
     sink.close()
-    assert str(caught.value).startswith(f"cannot write events to {out}: No space left on device")
+    assert isinstance(caught.value, ConnectorError) and caught.value.exit_code == 7
+    assert str(caught.value).startswith(f"cannot write events to {out}: No space left on device [ENOSPC]: the disk")
     assert "checkpoint was not advanced" in str(caught.value)
+    assert caught.value.path == str(out) and caught.value.errno == errno.ENOSPC
+
+
+def test_a_full_quota_is_named_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fill_up(monkeypatch, 5, errno.EDQUOT)
+    sink = NdjsonSink(str(tmp_path / "out"), per_table=True)
+    with pytest.raises(SinkError, match=r"\[EDQUOT\]: the disk \(or the quota\) is full"):
+        sink.write(AUTH)
+    sink.close()
+    assert (tmp_path / "out" / "authentication.ndjson").read_bytes() == b""  # the 5 bytes were cut off again
+
+
+def test_a_batch_that_fails_half_written_is_cut_off_so_the_next_run_starts_on_a_line_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen on a 2 MB tmpfs: ENOSPC after part of a batch, and the next run's first event glued onto the torn line."""
+    out = tmp_path / "events.ndjson"
+    sink = NdjsonSink(str(out))
+    sink.write(AUTH)
+    sink.close()
+    before = out.read_bytes()
+
+    fill_up(monkeypatch, 40)  # the first event line of ACCOUNT is longer than that
+    sink = NdjsonSink(str(out))
+    with pytest.raises(SinkError, match="ENOSPC"):
+        sink.write(ACCOUNT)
+    sink.close()
+    assert out.read_bytes() == before
+
+    monkeypatch.undo()  # the disk has room again: the next run delivers the batch
+    sink = NdjsonSink(str(out))
+    sink.write(ACCOUNT)
+    sink.close()
+    assert [e["metadata"]["uid"] for e in lines(out)] == ["a1", "a2", "c1"]
+
+
+@pytest.mark.parametrize(
+    ("content", "kept"),
+    [
+        (b'{"metadata":{"uid":"x1"}}\n{"metadata":{"ui', b'{"metadata":{"uid":"x1"}}\n'),
+        (b'{"metadata":{"uid":"x1"}}\n' + b"y" * 200_000, b'{"metadata":{"uid":"x1"}}\n'),  # a tail of chunks
+        (b'{"metadata":{"ui', b""),
+    ],
+)
+def test_an_output_that_ends_in_a_partial_line_is_cut_back_to_its_last_newline_when_opened(
+    tmp_path: Path, content: bytes, kept: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A crash in the middle of a write left a fragment that no committed checkpoint covers."""
+    for per_table in (False, True):
+        out = tmp_path / f"{per_table}" / "authentication.ndjson"
+        out.parent.mkdir()
+        out.write_bytes(content)
+        with caplog.at_level("WARNING", logger="connector.sink"):
+            sink = NdjsonSink(str(out.parent if per_table else out), per_table=per_table)
+            sink.write(AUTH)
+        sink.close()
+        assert out.read_bytes().startswith(kept)
+        assert [e["metadata"]["uid"] for e in lines(out)] == (["x1"] if kept else []) + ["a1", "a2"]
+    warnings = [r for r in caplog.records if "partial line" in r.getMessage()]
+    assert len(warnings) == 2 and warnings[0].__dict__["bytes_removed"] == len(content) - len(kept)
+
+
+def test_an_output_that_ends_in_a_newline_is_left_as_it_is(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "events.ndjson"
+    out.write_bytes(b"{}\n")
+    with caplog.at_level("WARNING", logger="connector.sink"):
+        NdjsonSink(str(out)).close()
+    assert out.read_bytes() == b"{}\n" and not caplog.records
 
 
 def test_sync_failure_is_a_connector_error_naming_the_file_and_every_later_sync_fails_too(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connector import timefmt
-from connector.timefmt import format_mimecast_time, parse_mimecast_time_ms
+from connector.timefmt import MAX_EPOCH_MS, MIN_EPOCH_MS, format_mimecast_time, ms_to_datetime, parse_mimecast_time_ms
 
 
 def test_parses_the_colon_less_offset_mimecast_sends() -> None:
@@ -95,3 +95,15 @@ def test_format_needs_an_aware_datetime() -> None:
     assert format_mimecast_time(datetime(2026, 6, 15, 15, 2, 41, tzinfo=UTC)) == "2026-06-15T15:02:41+0000"
     with pytest.raises(ValueError, match="aware"):
         format_mimecast_time(datetime(2026, 6, 15))
+
+
+@pytest.mark.parametrize("ms", [10**17, MAX_EPOCH_MS + 1, MIN_EPOCH_MS - 1, -(10**17)])
+def test_epoch_ms_outside_the_years_1_to_9999_is_a_value_error(ms: int) -> None:
+    with pytest.raises(ValueError, match="outside the years 1 to 9999"):
+        ms_to_datetime(ms)
+
+
+def test_epoch_ms_converts_exactly_up_to_the_bounds() -> None:
+    assert ms_to_datetime(MAX_EPOCH_MS) == datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+    assert ms_to_datetime(MIN_EPOCH_MS) == datetime(1, 1, 1, tzinfo=UTC)
+    assert ms_to_datetime(1_772_452_800_250) == datetime(2026, 3, 2, 12, 0, 0, 250000, tzinfo=UTC)
