@@ -18,7 +18,7 @@ import orjson
 
 from connector.checkpoint import Checkpoint, CheckpointStore
 from connector.config import Config
-from connector.errors import ConnectorError, MappingError
+from connector.errors import ConfigError, ConnectorError, MappingError
 from connector.host import MimecastConnector
 from connector.log import configure_logging, safe_line
 from connector.mapping.mapper import Mapper, now_ms
@@ -34,17 +34,48 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _log = logging.getLogger("connector.cli")
 
 
-def _records_in_body(body: Any, source: str) -> list[Any]:
-    data = body.get("data") if isinstance(body, dict) else body
-    if not isinstance(data, list):
-        raise MappingError("the input is a JSON document without a `data` array of records")
-    if source == "users" and data and isinstance(data[0], dict) and isinstance(data[0].get("users"), list):
-        return [user for item in data if isinstance(item, dict) for user in item.get("users", ())]
-    return data
+# The keys of a Mimecast API 2.0 response body. An object with a ``data`` array and no other keys than these is a
+# response body; any other object is a record, even one that has a ``data`` key of its own.
+_BODY_KEYS = frozenset({"meta", "data", "fail"})
+
+
+def _is_body(value: object) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("data"), list) and value.keys() <= _BODY_KEYS
+
+
+def _records_in_body(body: object, source: str) -> Iterator[Any]:
+    """The records of one JSON document: a response body's ``data`` (zero records when it is empty), a JSON
+    array's items, or the document itself as one record.
+
+    For ``users``, a ``data`` item with a ``users`` key and no ``emailAddress`` wraps one page of users (the
+    internal-users response); when its ``users`` is not a list it is reported as a refused record in its place.
+    """
+    if isinstance(body, list):
+        yield from body
+        return
+    if not _is_body(body):
+        yield body
+        return
+    assert isinstance(body, dict)
+    for index, item in enumerate(body["data"]):
+        if source == "users" and isinstance(item, dict) and "users" in item and "emailAddress" not in item:
+            users = item["users"]
+            if isinstance(users, list):
+                yield from users
+            else:
+                yield MappingError(f"data[{index}].users is not a list of users", record_id=f"data[{index}]")
+        else:
+            yield item
 
 
 def read_records(stream: IO[bytes], source: str) -> Iterator[Any]:
     """Records from NDJSON (streamed line by line) or from one whole API response body (its ``data`` array).
+
+    The rule for the first document (the first line, or the whole input when the first line is not JSON on its
+    own, as in a pretty-printed body): a response body (an object with a ``data`` array and no keys but
+    ``meta``, ``data`` and ``fail``) stands for its records, so ``{"data": []}`` is zero records; a JSON array
+    stands for its items; anything else is one record, so a record line that merely has a ``data`` key is still
+    counted (and refused if it is not a valid record). Every later line is one record.
 
     A line that is not JSON is yielded as a ``MappingError`` in its place, so positions stay aligned and the
     transformer reports it and goes on.
@@ -66,11 +97,7 @@ def read_records(stream: IO[bytes], source: str) -> Iterator[Any]:
             return
         yield from _records_in_body(head, source)
         return
-    if isinstance(head, list) or (isinstance(head, dict) and isinstance(head.get("data"), list) and "id" not in head):
-        yield from _records_in_body(head, source)
-        yield from _ndjson(stream, 2)
-        return
-    yield head
+    yield from _records_in_body(head, source)
     yield from _ndjson(stream, 2)
 
 
@@ -84,20 +111,23 @@ def _ndjson(lines: Any, start: int) -> Iterator[Any]:
             yield MappingError(f"line {number} is not valid JSON ({exc})", record_id=f"line {number}")
 
 
-def _open_input(path: str | None) -> IO[bytes]:
+def _open_input(path: str | None, argument: str) -> IO[bytes]:
+    """The input file (stdin for None or ``-``); a file that cannot be opened is a usage error (exit 2), not
+    "records refused" (exit 1). ``argument`` names it as the user typed it (``--input``, or ``file``)."""
     if path is None or path == "-":
         return sys.stdin.buffer
     try:
         return open(path, "rb")
     except OSError as exc:
-        raise ConnectorError(f"cannot read --input {path}: {exc.strerror}") from None
+        what = f"{argument} {path}" if argument.startswith("-") else path
+        raise ConfigError(f"cannot read {what}: {exc.strerror or exc}", parameter=argument) from None
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
     transformer = Transformer(Mapper(emit_other=args.emit_other), EventValidator())
     report = transformer.report
     out = sys.stdout.buffer
-    stream = _open_input(args.input)
+    stream = _open_input(args.input, "--input")
     records = read_records(stream, args.source)
     try:
         events = (
@@ -118,9 +148,15 @@ def _cmd_map(args: argparse.Namespace) -> int:
     return EXIT_FAILED if report.failures else EXIT_OK
 
 
+def _event_uid(event: object) -> object:
+    """``metadata.uid`` of an event for ``validate``'s report, or None when the event has no such field."""
+    metadata = event.get("metadata") if isinstance(event, dict) else None
+    return metadata.get("uid") if isinstance(metadata, dict) else None
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     validator = EventValidator()
-    stream = _open_input(args.file)
+    stream = _open_input(args.file, "file")
     invalid = total = 0
     try:
         for number, line in enumerate(stream, 1):
@@ -131,14 +167,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 event = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 invalid += 1
-                print(f"line {number}: not valid JSON ({exc})", file=sys.stderr)
+                print(safe_line(f"line {number}: not valid JSON ({exc})"), file=sys.stderr)
                 continue
             problems = validator.problems(event)
             if problems:
                 invalid += 1
-                uid = event.get("metadata", {}).get("uid") if isinstance(event, dict) else None
-                for problem in problems:
-                    print(f"line {number} uid={uid}: {problem.path}: {problem.message}", file=sys.stderr)
+                uid = _event_uid(event)
+                for problem in problems:  # the uid and the problem texts quote the file: masked and escaped
+                    print(safe_line(f"line {number} uid={uid}: {problem.path}: {problem.message}"), file=sys.stderr)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()

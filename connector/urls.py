@@ -9,7 +9,10 @@ explanation instead of a confusing 401 later.
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
+
+import httpx
 
 from connector.errors import ConfigError
 
@@ -23,6 +26,10 @@ __all__ = [
 ]
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+# Unicode categories refused anywhere in a URL: control (Cc), format (Cf: bidi overrides, zero-width), and every
+# kind of space or separator (Zs, Zl, Zp).
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 _LEGACY_HOST = re.compile(r"^[a-z]{2,}-api\.mimecast\.com$")
 
@@ -38,17 +45,26 @@ def validate_base_url(url: str, parameter: str = "api_base_url") -> str:
         The URL, stripped of surrounding whitespace and trailing slashes.
 
     Raises:
-        ConfigError: The URL is empty or malformed, is not https (and not a loopback host), carries user
+        ConfigError: The URL is empty or malformed (httpx would not accept it), holds a control, format or
+            whitespace character, is not https (and not a loopback host), carries user
             credentials, a query or a fragment, or names a legacy API 1.0 host.
     """
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"{parameter} is required (e.g. https://api.services.mimecast.com)", parameter=parameter)
     text = url.strip().rstrip("/")
+    hidden = next((char for char in text if unicodedata.category(char) in _HIDDEN_CATEGORIES), None)
+    if hidden is not None:  # bidi overrides and zero-width characters make a URL read as another host
+        raise ConfigError(
+            f"{parameter} must not contain control, format (bidi, zero-width) or whitespace characters; "
+            f"found U+{ord(hidden):04X}",
+            parameter=parameter,
+        )
     try:
+        httpx.URL(text)  # what passes here must also be accepted where the client is built
         parts = urlsplit(text)
         host = (parts.hostname or "").lower()
         _ = parts.port  # raises ValueError on a malformed port
-    except ValueError as exc:
+    except (ValueError, httpx.InvalidURL) as exc:
         raise ConfigError(f"{parameter} is not a valid URL: {exc}", parameter=parameter) from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not host:

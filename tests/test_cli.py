@@ -68,8 +68,11 @@ def test_bad_records_exit_one_but_good_ones_are_written(tmp_path: Path, capsys: 
 def test_usage_errors_exit_two(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["map"]) == 2
     assert main(["map", "--source", "nope"]) == 2
-    assert main(["map", "--source", "audit", "--input", "/does/not/exist"]) == 1
+    assert main(["map", "--source", "audit", "--input", "/does/not/exist"]) == 2
     assert "cannot read --input /does/not/exist" in capsys.readouterr().err
+    assert main(["validate", "/does/not/exist"]) == 2  # exit 1 is "records refused"
+    err = capsys.readouterr().err
+    assert "error: cannot read /does/not/exist: No such file" in err and "--input" not in err
 
 
 def test_validate_reports_position_uid_and_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -294,3 +297,54 @@ def test_a_failed_sync_is_reported_once_even_when_close_fails_with_it_again(
     assert code == 7  # SinkError: the output could not be written
     assert capsys.readouterr().err.startswith(f"error: cannot sync events to {out}")
     assert not [r for r in caplog.records if r.message == "output not synced at close"]
+
+
+def _map(tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, text: str) -> tuple[int, list[dict], str]:
+    data = tmp_path / "input.json"
+    data.write_text(text)
+    return run(capsys, "map", "--source", source, "--input", str(data))
+
+
+def test_a_users_page_whose_users_are_not_a_list_is_refused_and_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, events, err = _map(tmp_path, capsys, "users", '{"data":[{"users":null}]}')
+    assert (code, events) == (1, []) and "data[0]: data[0].users is not a list" in err
+    body = {"data": [{"users": [{"emailAddress": "a@contoso.example.org"}]}, {"users": 5}]}
+    code, events, err = _map(tmp_path, capsys, "users", json.dumps(body))
+    assert code == 1 and [e["user"]["uid"] for e in events] == ["a@contoso.example.org"]
+    assert "refused at mapping: 1 records" in err and "data[1]" in err
+
+
+def test_an_empty_response_body_is_zero_records_but_a_record_with_a_data_key_is_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = SAMPLES.read_text().splitlines()[0]
+    code, events, err = _map(tmp_path, capsys, "audit", '{"data": [], "meta": {"status": 200}}\n' + line + "\n")
+    assert code == 0 and len(events) == 1 and "refused" not in err
+    code, events, err = _map(tmp_path, capsys, "audit", '{"data": [], "auditType": "Logon"}\n' + line + "\n")
+    assert code == 1 and len(events) == 1 and "#1 has no id" in err and "refused at mapping: 1 records" in err
+    code, events, err = _map(tmp_path, capsys, "audit", '{\n  "data": 5\n}\n')  # a whole, pretty-printed record
+    assert code == 1 and events == [] and "#1 has no id" in err
+
+
+@pytest.mark.parametrize("metadata", [[], 5, "x", None])
+def test_validate_reports_an_event_whose_metadata_is_not_an_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], metadata: object
+) -> None:
+    data = tmp_path / "events.jsonl"
+    data.write_text(json.dumps({"class_uid": 3002, "metadata": metadata}) + "\n")
+    assert main(["validate", str(data)]) == 1
+    assert "line 1 uid=None: " in capsys.readouterr().err
+
+
+def test_validate_output_escapes_control_characters_from_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = {"class_uid": 3002, "metadata": {"uid": 'x\u001b[2J\n{"level":"forged"}'}}
+    data = tmp_path / "events.jsonl"
+    data.write_text(json.dumps(event) + "\n")
+    assert main(["validate", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and '\n{"level"' not in err
+    assert len(err.splitlines()) == 2  # one problem line and the summary: no forged line

@@ -257,3 +257,24 @@ def test_attributes_come_out_in_the_order_of_the_field_table(mapper: Mapper) -> 
         assert set_by_rows == sorted(set_by_rows, key=order.index), record["id"]
         checked += 1
     assert checked >= 5
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [5, True, 1.5, "g1", {"id": "g1"}, [1], [{"id": 3}], [{"id": ""}], [{"id": "g1", "description": ["x"]}]],
+)
+def test_a_user_whose_groups_are_malformed_is_refused_by_uid_and_the_rest_delivered(
+    mapper: Mapper, groups: object
+) -> None:
+    transformer = Transformer(mapper, EventValidator())
+    users = [
+        {"emailAddress": "Bad@contoso.example.org", "groups": groups},
+        {"emailAddress": "good@contoso.example.org", "groups": [{"id": "g1", "description": "Finance"}]},
+        {"emailAddress": "none@contoso.example.org", "groups": None},
+    ]
+    events = list(transformer.users(users, CLOCK, start=1))
+    assert [e.record_id for e in events] == ["good@contoso.example.org", "none@contoso.example.org"]
+    assert events[0].event["user"]["groups"] == [{"uid": "g1", "name": "Finance"}]
+    report = transformer.report
+    assert report.failed == {"mapping": 1}
+    assert report.errors[0].record_id == "bad@contoso.example.org" and "groups" in report.errors[0].message

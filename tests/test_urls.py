@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from connector.config import Config
 from connector.errors import ConfigError
 from connector.urls import default_token_url, validate_base_url
 
@@ -82,3 +83,30 @@ def test_credentials_query_and_fragment_are_refused() -> None:
 def test_default_token_url() -> None:
     assert default_token_url("https://api.services.mimecast.com") == "https://api.services.mimecast.com/oauth/token"
     assert default_token_url("http://127.0.0.1:8080/") == "http://127.0.0.1:8080/oauth/token"
+
+
+@pytest.mark.parametrize("parameter", ["api_base_url", "token_url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.services\x00.mimecast.com",
+        "https://api.services.mimecast.com\n.evil.example",
+        "https://api.services.mime\u202emoc.tsacemim.evil.example",
+        "https://api.services.mime\u200bcast.com",
+        "https://api.services.mimecast.com/\x7fpath",
+        "https://api.services.mimecast.com/a b",
+        "https://api.services.mimecast.com/a\u00a0b",
+        "https://[::1",
+    ],
+)
+def test_hidden_characters_or_an_address_httpx_refuses_are_a_config_error(url: str, parameter: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_base_url(url, parameter=parameter)
+    assert caught.value.parameter == parameter and parameter in str(caught.value)
+
+
+def test_hidden_characters_are_refused_by_config_too() -> None:
+    params = {"client_key": "key", "client_secret": "s" * 24, "token_url": "https://api.services.mimecast.com\u202e/x"}
+    with pytest.raises(ConfigError) as caught:
+        Config.from_parameters({**params, "api_base_url": "https://api.services.mimecast.com"}, environ={})
+    assert caught.value.parameter == "token_url"

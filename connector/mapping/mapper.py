@@ -41,6 +41,29 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _user_groups(raw: object, uid: str) -> list[dict[str, str]]:
+    """The ``groups`` of a directory user as OCSF groups; absent or null is none.
+
+    Anything else than a list of objects with a non-empty string ``id`` (and a string or absent ``description``)
+    refuses the user: a half-understood membership list would publish an inventory that looks complete.
+    """
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise MappingError(f"directory user {uid} has groups that are not a list", record_id=uid)
+    groups = []
+    for index, group in enumerate(raw):
+        group_id = group.get("id") if isinstance(group, dict) else None
+        description = group.get("description") if isinstance(group, dict) else None
+        if not isinstance(group_id, str) or not group_id or not isinstance(description, str | None):
+            raise MappingError(
+                f"directory user {uid} has groups[{index}] that is not an object with a string id and description",
+                record_id=uid,
+            )
+        groups.append({"uid": group_id, "name": description or group_id})
+    return groups
+
+
 class MappedEvent(NamedTuple):
     """One OCSF event and where it goes: ``table`` (and ``class_uid``) and the record it came from.
 
@@ -263,7 +286,8 @@ class Mapper:
         """Map one directory user (optionally with ``groups: [{id, description}]``) to User Inventory Info.
 
         Raises:
-            MappingError: the record is not an object or has no ``emailAddress``.
+            MappingError: the record is not an object, has no ``emailAddress``, or has ``groups`` that are not a
+                list of ``{id, description}`` objects (named by the user's uid).
         """
         if not isinstance(record, dict):
             raise MappingError(f"directory user #{position} is not a JSON object", record_id=f"#{position}")
@@ -277,11 +301,7 @@ class Mapper:
         if isinstance(domain, str) and domain:
             user["domain"] = domain.lower()
         user["account"] = {**self._account_type, "name": address, "uid": user["uid"]}
-        groups = [
-            {"uid": g["id"], "name": g.get("description") or g["id"]}
-            for g in record.get("groups") or ()
-            if isinstance(g, dict) and isinstance(g.get("id"), str)
-        ]
+        groups = _user_groups(record.get("groups"), user["uid"])
         if groups:
             user["groups"] = groups
         values = {
