@@ -4,8 +4,10 @@ Mimecast puts the useful fields of an audit record inside one free-text string w
 and has changed over time (docs/mimecast-eventinfo.md). Each known layout is recognised by its fixed prefix and
 then cut at its fixed words; they are tried in order and the first match wins. ``Key: value`` pairs (``IP``,
 ``Application``, ``Method``, ``2FA``, ``Reason``, ``Date``, ``Time``...) are then read by one compiled key scanner
-that works with and without the commas between pairs. Parsing never fails: an unknown layout yields
-``layout="unknown"`` plus whatever pairs the scanner found, and the caller keeps the whole text in ``message``.
+that works with and without the commas between pairs. When that gives no valid ``IP``, the first address under
+a source label in any of its phrasings is taken ("Remote IP is x", "remote IP : x", "IP Address = x", "from IP
+x"). Parsing never fails: an unknown layout yields ``layout="unknown"`` plus whatever pairs the scanner found, and
+the caller keeps the whole text in ``message``.
 
 The text is written by whoever controls a tenant's data (a folder name, a search string, a display name), so
 every step is linear: no pattern here may try a quantified run again from each of its positions. The regexes use
@@ -17,6 +19,7 @@ by one scan and each is checked once. Only the first ``MAX_PARSED_CHARS`` charac
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import re
 from typing import Final
@@ -92,9 +95,30 @@ _GROUP_WORD = re.compile(r"group\s++")
 _FIRST_ADDRESS = re.compile(r"(?<![A-Za-z0-9._%+'-])[A-Za-z0-9._%+'-]++@[A-Za-z0-9-]++(?:\.[A-Za-z0-9-]++)++")
 _GROUP_PREFIX = re.compile(r"(?:group|folder)?\s*+", re.I)
 
-# "18:17:30 BST", "11:00:00 +0100", "16:20:00+0000"
+# A source address under another label than "IP:": "Remote IP is x", "remote IP : x", "IP Address :x",
+# "ip address = x", "Source IP: x", "Client IP x", "from IP x"... (docs/mimecast-eventinfo.md). Label words in any
+# case, then ":" / "=" / "is" / "was" or just spaces (a second lone ":" is skipped: "IP: : x"), then the value.
+_IP_LABEL = re.compile(
+    r"(?<![\w-])(?P<qualifier>(?:remote|source|src|client|sender|origin|originating|login|user)[ _-]?)?"
+    r"ip(?:[ _-]?(?:address|addr))?(?:[ _-]?v[46])?(?![\w-])"
+    r"(?:\s*+(?:[:=]|(?:is|was)\b)(?:\s++:(?=\s))?)?\s*+\[?(?P<value>[0-9A-Fa-f.:]++(?:%[\w.-]++)?)",
+    re.I,
+)
+# Words that may stand right before a bare "IP" label ("Login from IP x"); after any other word ("Blocked IP: x",
+# "Permitted IP: x") the address is something the text is about, not where the action came from.
+_IP_LEAD_WORDS: Final = frozenset({"from", "via", "using", "with", "by", "at", "on", "and", "the"})
+_LAST_WORD = re.compile(r"(?<!\w)\w++\Z")
+# Labels looked at per text: real texts have one or two; a text full of "IP" words is not read past this many.
+_MAX_IP_LABELS: Final = 32
+# A dotted quad (the common "IP:" value), checked without building an ipaddress object
+_IPV4: Final = re.compile(
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+)
+
+# "18:17:30 BST", "11:00:00 +0100", "16:20:00+0000", "06:43:25 GMT-04:00"
 _TIME = re.compile(
-    r"(?P<clock>\d{1,2}:\d{2}(?::\d{2})?)\s*+(?:(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2})|(?P<zone>[A-Z]{2,5}))?\Z"
+    r"(?P<clock>\d{1,2}:\d{2}(?::\d{2})?)\s*+"
+    r"(?:(?:GMT|UTC)?(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2})|(?P<zone>[A-Z]{2,5}))?\Z"
 )
 # Zone abbreviations seen in Mimecast texts and their offsets in minutes; ambiguous ones (IST) are left out.
 _ZONES: Final[dict[str, int]] = {
@@ -131,6 +155,50 @@ def _read_time(parsed: dict[str, object]) -> None:
         parsed["timezone_offset"] = _ZONES[zone]
     if "date" in parsed:
         parsed["local_time"] = f"{parsed['date']}T{clock}"
+
+
+def _is_ip(text: str) -> bool:
+    """Whether ``text`` is an IPv4/IPv6 address (the mapper checks again with ``values.valid_ip``)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _ip_from_value(value: str) -> str | None:
+    """The address in a labelled value: as written, without a final full stop, or without a ":port"."""
+    for candidate in (value, value.rstrip(".:"), value.partition(":")[0] if value.count(":") == 1 else ""):
+        if candidate and _is_ip(candidate):
+            return candidate
+    return None
+
+
+def _labelled_ip(text: str) -> str | None:
+    """The first valid address after a source-address label in any of its phrasings (see ``_IP_LABEL``)."""
+    for count, match in enumerate(_IP_LABEL.finditer(text)):
+        if count == _MAX_IP_LABELS:
+            break
+        if not match.group("qualifier"):
+            window = text[max(0, match.start() - 40) : match.start()]
+            if window != window.rstrip():  # a word and spaces before the label: which word?
+                before = _LAST_WORD.search(window.rstrip())
+                if before is not None and before.group().lower() not in _IP_LEAD_WORDS:
+                    continue
+        ip = _ip_from_value(match.group("value"))
+        if ip is not None:
+            return ip
+    return None
+
+
+def _read_labelled_ip(text: str, parsed: dict[str, object]) -> None:
+    """When the layout gave no valid ``ip`` (none, or "null", "1.2.3.4."...), take a labelled one if there is."""
+    ip = parsed.get("ip")
+    if isinstance(ip, str) and (_IPV4.fullmatch(ip) or _is_ip(ip)):
+        return
+    labelled = _labelled_ip(text)
+    if labelled is not None:
+        parsed["ip"] = labelled
 
 
 def _drop_final_dot(text: str) -> str:
@@ -301,6 +369,7 @@ def parse_event_info(text: str) -> dict[str, object]:
     else:
         parsed["layout"] = "unknown"
         _scan_pairs(text, parsed)
+    _read_labelled_ip(text, parsed)
     _read_time(parsed)
     _decode_search_criteria(parsed)
     if truncated:
