@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.mapping.event_info import parse_event_info
+from connector.mapping.values import valid_ip
 
 
 def test_authentication_layout_with_commas() -> None:
@@ -80,3 +81,82 @@ def test_unknown_text_never_raises(text: str) -> None:
 
 def test_unknown_layout_still_collects_pairs() -> None:
     assert parse_event_info("Something new happened. IP: 192.0.2.9 Application: API")["ip"] == "192.0.2.9"
+
+
+# Source-address phrasings seen in public samples (docs/mimecast-eventinfo.md) and their variants of case,
+# spacing around the separator and joining verb: each gives the address, and only a valid one.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Something happened, IP: 192.0.2.1",
+        "Something happened, IP Address: 192.0.2.1",
+        "Something happened, IP Address :192.0.2.1, Columns exported :Name",
+        "Something happened, ip address = 192.0.2.1",
+        "Something happened, IP=192.0.2.1",
+        "Succesfully enrolled user for user device enrollment, Remote IP is 192.0.2.1",
+        "Succesfully enrolled user, remote ip is 192.0.2.1.",
+        "Address@4a3bcd11[accountId=75,aliases={}] remote IP : 192.0.2.1 application : LFS",
+        "Login from IP 192.0.2.1",
+        "Login via ip 192.0.2.1 (web)",
+        "Source IP: 192.0.2.1",
+        "source-ip=192.0.2.1",
+        "Client IP 192.0.2.1:443",
+        "CLIENT IP ADDRESS was 192.0.2.1",
+        "Sender IPv4: 192.0.2.1",
+        "Failed authentication for a@b.example.com <A B>, IP: : 192.0.2.1,, Application: X",
+        "Successful authentication for a@b.example.com, IP: null, Remote IP is 192.0.2.1",
+    ],
+)
+def test_labelled_source_address_in_any_phrasing(text: str) -> None:
+    assert parse_event_info(text)["ip"] == "192.0.2.1"
+
+
+@pytest.mark.parametrize(
+    ("text", "ip"),
+    [
+        ("Remote IP is 2001:db8::7", "2001:db8::7"),
+        ("Client IP: [2001:db8::7]", "2001:db8::7"),
+        ("IP address = ::1", "::1"),
+        ("Source IP: fe80::1%eth0", "fe80::1%eth0"),
+    ],
+)
+def test_labelled_ipv6_addresses(text: str, ip: str) -> None:
+    assert parse_event_info(text)["ip"] == ip
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Device IP 192.0.2.1",  # a bare "IP" after another word names something else
+        "Permitted IP range 192.0.2.0/24 added",
+        "IP address was added to the list",
+        "Remote IP is unknown",
+        "VIP 192.0.2.1",
+        "zip 192.0.2.1",
+    ],
+)
+def test_no_address_is_taken_from_what_is_not_a_labelled_valid_one(text: str) -> None:
+    assert "ip" not in parse_event_info(text)
+
+
+def test_an_invalid_ip_value_stays_as_before_when_no_labelled_address_is_found() -> None:
+    # the mapper keeps it out of src_endpoint.ip and reports it in unmapped.event_info, as before
+    assert parse_event_info("Successful authentication for a@b.example.com, IP: null")["ip"] == "null"
+    assert parse_event_info("Password reset for user: a@b.example.org x, Remote IP is null")["ip"] == "null"
+
+
+def test_an_invalid_labelled_value_stays_out_of_the_valid_addresses() -> None:
+    assert valid_ip(parse_event_info("Source IP: 999.1.1.1").get("ip")) is None
+    assert valid_ip(parse_event_info("Note, remote ip is 192.0.2.256").get("ip")) is None
+
+
+def test_the_first_labelled_address_is_taken_when_the_ip_pair_runs_on() -> None:
+    # "IP: " values run to the next known key, so here the pair is "192.0.2.1, then remote ip is 192.0.2.2"
+    assert parse_event_info("Note, IP: 192.0.2.1, then remote ip is 192.0.2.2")["ip"] == "192.0.2.1"
+
+
+def test_gmt_offset_zone() -> None:
+    parsed = parse_event_info(
+        "Successful authentication for a@b.example.com, Date: 2022-05-29, Time: 06:43:25 GMT-04:00"
+    )
+    assert (parsed["timezone_offset"], parsed["local_time"]) == (-240, "2022-05-29T06:43:25")

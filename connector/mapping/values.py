@@ -75,7 +75,10 @@ SOURCES: Final[dict[str, str]] = {
 }
 SOURCES.update({f"info.{key}": f"eventInfo `{raw}`" for raw, key in KNOWN_KEYS.items()})
 SOURCES["info.timezone_offset"] = "minutes from UTC of the eventInfo local `Time` zone (BST=60, +0100=60)"
-SOURCES["info.ip"] = "eventInfo `IP` / `Remote IP is`, only when a valid IPv4/IPv6 address"
+SOURCES["info.ip"] = (
+    "eventInfo `IP` / `Remote IP is`, else the first labelled address (`remote IP : x`, `IP Address = x`, `Source IP`, "
+    "`Client IP`, `from IP x`...; docs/mimecast-eventinfo.md); only when a valid IPv4/IPv6 address"
+)
 
 # Raw record fields each computed value reads: a raw field no row reads (directly or through one of these) and no
 # drop list names ends up in `unmapped`.
