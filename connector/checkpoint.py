@@ -233,6 +233,11 @@ class Checkpoint:
             "inventory": self.inventory.to_dict(),
         }
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as its JSON form and rebuilt through ``from_dict`` (its read-only maps are not picklable, and
+        the copy is checked as a loaded checkpoint is)."""
+        return (_checkpoint_from_dict, (self.to_dict(),))
+
     @classmethod
     def from_dict(cls, data: object, *, source: str = HOST_SOURCE) -> Checkpoint:
         """Strictly parse a checkpoint.
@@ -287,6 +292,10 @@ def _corrupt(source: str, detail: str) -> CheckpointError:
         "(records already delivered may be sent again); the connector will not overwrite it.",
         path=None if source == HOST_SOURCE else source,
     )
+
+
+def _checkpoint_from_dict(data: dict[str, Any]) -> Checkpoint:
+    return Checkpoint.from_dict(data)
 
 
 class CheckpointStore:
@@ -347,6 +356,9 @@ class CheckpointStore:
         except json.JSONDecodeError as exc:
             self._refuse_overwrite = True
             raise _corrupt(source, f"not JSON: {exc.msg} at line {exc.lineno}") from None
+        except RecursionError:  # a checkpoint is a few levels deep; this one was not written by the connector
+            self._refuse_overwrite = True
+            raise _corrupt(source, "nested too deeply to be a checkpoint") from None
         try:
             return Checkpoint.from_dict(data, source=source)
         except CheckpointError:

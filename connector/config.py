@@ -19,8 +19,9 @@ import json
 import math
 import os
 import re
+import reprlib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -29,7 +30,7 @@ import yaml
 
 from connector.errors import ConfigError
 from connector.resources import manifest_text
-from connector.secret import Secret
+from connector.secret import WITHHELD, Secret
 from connector.urls import check_token_host, default_token_url, validate_base_url
 
 __all__ = [
@@ -42,10 +43,24 @@ __all__ = [
 CLIENT_SECRET_ENV = "MIMECAST_CLIENT_SECRET"
 """Environment variable read for ``client_secret`` when the parameter is absent (keeps it out of files)."""
 
-_INT_RE = re.compile(r"[+-]?\d+")
+# ASCII digits only: int() and float() also read Arabic-Indic or full-width digits, which no form field means.
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 _MAX_SHOWN = 60
+
+
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()  # keyword arguments only from Python 3.12
+    short.maxlevel = 3
+    short.maxdict = short.maxlist = short.maxtuple = short.maxset = short.maxfrozenset = 4
+    short.maxstring = _MAX_SHOWN
+    short.maxother = 40
+    return short
+
+
+_SHORT_REPR = _short_repr()
 # Types for which a blank string can only mean "not set" (a form field left empty): treat it like None.
 _BLANK_IS_ABSENT = frozenset({"secret", "integer", "number", "boolean", "enum"})
 
@@ -226,6 +241,8 @@ class Config:
         if file.suffix.lower() in {".yaml", ".yml"}:
             try:
                 data = yaml.safe_load(text)
+            except RecursionError:
+                raise ConfigError(f"Configuration file {file} is nested too deeply to be a parameter file.") from None
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)
                 where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -234,6 +251,8 @@ class Config:
         else:
             try:
                 data = json.loads(text)
+            except RecursionError:
+                raise ConfigError(f"Configuration file {file} is nested too deeply to be a parameter file.") from None
             except json.JSONDecodeError as exc:
                 raise ConfigError(
                     f"Configuration file {file} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
@@ -267,6 +286,39 @@ class Config:
         if not isinstance(self.client_secret, Secret):
             raise TypeError("Config.client_secret must be a connector.secret.Secret")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle every field but the secret (a host may run ``collect()`` in a worker process): the copy holds
+        ``WITHHELD`` instead, and the worker gives the secret back with ``with_secret``."""
+        state = {field.name: getattr(self, field.name) for field in fields(self)}
+        state["client_secret"] = WITHHELD
+        return (_unpickle_config, (state,))
+
+    def with_secret(self, client_secret: str | Secret) -> Config:
+        """This configuration with ``client_secret`` (checked as ``from_parameters`` checks it).
+
+        Raises:
+            ConfigError: The secret is empty or too short (``parameter`` is ``client_secret``).
+        """
+        value = _convert(parameter_specs()["client_secret"], client_secret)
+        return replace(self, client_secret=value)  # type: ignore[arg-type]
+
+    def require_secret(self) -> None:
+        """Raise unless the secret is present (a configuration unpickled without ``with_secret`` has none).
+
+        Raises:
+            ConfigError: The secret was withheld by pickling (``parameter`` is ``client_secret``).
+        """
+        if self.client_secret.withheld:
+            raise ConfigError(
+                "Parameter 'client_secret' was withheld when this configuration was pickled (secrets never are); "
+                "call config.with_secret(secret) in the process that runs the connector.",
+                parameter="client_secret",
+            )
+
+
+def _unpickle_config(state: dict[str, object]) -> Config:
+    return Config(**state)  # type: ignore[arg-type]
+
 
 def _unknown_message(unknown: list[str], known: list[str]) -> str:
     parts = []
@@ -286,7 +338,9 @@ def _missing_message(spec: ParameterSpec) -> str:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    """A short repr of a bad value: bounded in depth and width before it is built (a YAML alias bomb is a small
+    file whose full repr would take gigabytes), then cut to ``_MAX_SHOWN`` characters."""
+    text = _SHORT_REPR.repr(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
@@ -390,11 +444,8 @@ def _convert(spec: ParameterSpec, value: object) -> object:
             raise _bad(spec, expected, value)
         if isinstance(value, int | float):
             real = float(value)
-        elif isinstance(value, str):
-            try:
-                real = float(value.strip())
-            except ValueError:
-                raise _bad(spec, expected, value) from None
+        elif isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()):
+            real = float(value.strip())
         else:
             raise _bad(spec, expected, value)
         if not math.isfinite(real):

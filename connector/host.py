@@ -62,6 +62,7 @@ class MimecastConnector:
             self.config = parameters
         else:
             self.config = Config.from_parameters(parameters, environ=environ)
+        self.config.require_secret()
         register_secret(self.config.client_secret)
         self._now_ms = now_ms
         extra: dict[str, Any] = {}

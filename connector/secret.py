@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Secret"]
+__all__ = ["WITHHELD", "Secret"]
 
 
 class Secret:
@@ -37,3 +37,39 @@ class Secret:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("Secret values cannot be pickled")
+
+    @property
+    def withheld(self) -> bool:
+        """Whether this is the stand-in a pickled ``Config`` carries instead of the secret (see ``WITHHELD``)."""
+        return False
+
+
+class _Withheld(Secret):
+    """The stand-in for a secret that was not pickled: masked like any secret, and it has nothing to reveal."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def reveal(self) -> str:
+        raise ValueError(
+            "The client secret was withheld when this configuration was pickled; in the worker, call "
+            "config.with_secret(...) with it before use."
+        )
+
+    @property
+    def withheld(self) -> bool:
+        return True
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_withheld, ())
+
+
+def _withheld() -> Secret:
+    return WITHHELD
+
+
+WITHHELD: Secret = _Withheld()
+"""What a pickled ``Config`` holds instead of its secret: pickling never copies the secret into another process's
+memory, a file or a queue; the receiving side gives it back with ``Config.with_secret``."""

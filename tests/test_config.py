@@ -323,3 +323,38 @@ def test_a_secret_too_short_to_mask_safely_is_refused_without_showing_it(secret:
 def test_a_short_secret_from_the_environment_is_refused_too() -> None:
     error = config_error(client_key="k", environ={CLIENT_SECRET_ENV: "short"})
     assert error.parameter == "client_secret"
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("page_size", "\u0661\u0660"),  # Arabic-Indic "10": int() reads it
+        ("page_size", "\uff11\uff10"),  # full-width "10"
+        ("concurrency", "\u0664"),
+        ("request_timeout_seconds", "\u0663\u0660"),  # float() reads it too
+        ("request_timeout_seconds", "3\u00b2"),
+    ],
+)
+def test_numbers_in_other_scripts_are_refused(name: str, raw: str) -> None:
+    assert config_error(**BASE, **{name: raw}).parameter == name
+
+
+def test_a_yaml_alias_bomb_is_reported_in_a_short_line(tmp_path: Path) -> None:
+    """Six levels of ten aliases: a 300-byte file whose full repr is a million items (it took seconds and
+    hundreds of MB; nine levels took 3 GB). The message shows a bounded prefix."""
+    levels = ['&a0 ["x"]'] + [f"&a{i} [{', '.join(['*a' + str(i - 1)] * 10)}]" for i in range(1, 7)]
+    lines = ["client_key: k", f"client_secret: {SECRET}", f"page_size: [{', '.join(levels)}]"]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        Config.from_file(path, environ={})
+    assert caught.value.parameter == "page_size"
+    assert len(str(caught.value)) < 400
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_deeply_nested_parameter_file_is_a_config_error(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"deep{suffix}"
+    path.write_text('{"client_key": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    with pytest.raises(ConfigError, match="deep"):
+        Config.from_file(path, environ={})
