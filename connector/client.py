@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -52,6 +53,15 @@ from connector.errors import (
 from connector.ratelimit import RateGate, RetryPolicy, parse_remaining, parse_reset_delay
 from connector.secret import Secret
 from connector.timefmt import format_mimecast_time
+from connector.transport import (
+    BoundedTransport,
+    Limits,
+    OverallTimeoutError,
+    environment_proxy,
+    host_pattern,
+    redact_url,
+    validate_proxy_url,
+)
 from connector.urls import default_token_url, validate_base_url
 
 __all__ = [
@@ -62,6 +72,8 @@ __all__ = [
     "GROUP_MEMBERS_PATH",
     "INTERNAL_DOMAINS_PATH",
     "INTERNAL_USERS_PATH",
+    "PAGE_RECORDS_FACTOR",
+    "PAGE_RECORDS_SLACK",
     "ClientStats",
     "MimecastClient",
     "WindowPage",
@@ -94,6 +106,10 @@ _USER_AGENT = "mimecast-ocsf-connector/0.1.0"
 _MAX_SERVER_TEXT = 300
 _JSON_BODY = {"Content-Type": "application/json"}
 _RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+PAGE_RECORDS_FACTOR = 2
+PAGE_RECORDS_SLACK = 100
+"""A page may hold at most ``PAGE_RECORDS_FACTOR * pageSize + PAGE_RECORDS_SLACK`` records; a server that ignores
+``pageSize`` (a million small records fit under the body cap) is refused instead of filling memory and a batch."""
 
 Record = dict[str, Any]
 # How often a read-ahead reader waiting to hand a page over looks at its listing's close event.
@@ -195,9 +211,60 @@ def _first_fail(fail: list[Any]) -> tuple[str | None, str | None, bool]:
     )
 
 
+def _is_certificate_failure(exc: BaseException) -> bool:
+    """Whether a transport error is a failed TLS certificate verification (anywhere in its cause chain)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _certificate_error(endpoint: str, exc: httpx.HTTPError) -> ApiError:
+    """Not retried: the same certificate fails the same way; the fix is on this machine or the proxy."""
+    try:
+        host = exc.request.url.host
+    except RuntimeError:
+        host = "the server"
+    return ApiError(
+        f"The TLS certificate of {host} could not be verified ({endpoint}): this is a certificate problem, not a "
+        f"network one, so the request was not retried. Check that the system CA store is up to date, and if a "
+        f"TLS-inspecting proxy sits in between, that its CA certificate is installed in the system CA store "
+        f"(or SSL_CERT_FILE points to a bundle that holds it).",
+        endpoint=endpoint,
+    )
+
+
+def _token_endpoint_gave_up(exc: ApiError, attempts: int) -> ApiError:
+    """The final error once the token endpoint failed on every attempt (its own message says it will retry)."""
+    status = f"HTTP {exc.status_code}" if exc.status_code is not None else "an error"
+    return ApiError(
+        f"The Mimecast token URL {exc.endpoint} failed {attempts} times (last answer: {status}); giving up. "
+        f"Try again later; if it persists, check Mimecast's service status and token_url.",
+        endpoint=exc.endpoint,
+        status_code=exc.status_code,
+        retryable=True,
+    )
+
+
 def _describe(code: str | None, message: str | None) -> str:
     parts = [part for part in (code, message) if part]
     return ": ".join(parts) if parts else "no error details"
+
+
+def _check_page_records(endpoint: str, count: int, size: int) -> None:
+    """Refuse a page far larger than the ``pageSize`` asked for (see ``PAGE_RECORDS_FACTOR``)."""
+    most = PAGE_RECORDS_FACTOR * size + PAGE_RECORDS_SLACK
+    if count > most:
+        raise ApiError(
+            f"{endpoint} answered a page of {count} records to a request for {size}; pages of more than {most} "
+            f"records ({PAGE_RECORDS_FACTOR} x pageSize + {PAGE_RECORDS_SLACK}) are refused, so the server's "
+            f"ignoring pageSize cannot fill memory or one batch.",
+            endpoint=endpoint,
+        )
 
 
 def _audit_query(start: datetime, end: datetime, categories: Sequence[str] | None) -> Record:
@@ -232,6 +299,8 @@ class MimecastClient:
         timeout: httpx.Timeout | None = None,
         read_ahead: bool = False,
         gate: RateGate | None = None,
+        limits: Limits | None = None,
+        proxy_url: str = "",
     ) -> None:
         """Create the client; no request is sent until an endpoint method is iterated.
 
@@ -248,7 +317,11 @@ class MimecastClient:
             now: Current UTC time, for the preflight audit window.
             transport: A custom transport (tests, the embedded simulator); defaults to an ``HTTPTransport``
                 that retries connection setup twice.
-            timeout: Defaults to 30 s overall, 10 s to connect.
+            timeout: Defaults to 30 s per read, 10 s to connect (httpx timeouts bound each read, not a request).
+            limits: Response size caps and the overall deadline of one request (``connector.transport``);
+                defaults to the documented caps and a deadline equal to the read timeout.
+            proxy_url: An http(s) proxy for every request; empty: ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``
+                and ``NO_PROXY`` from the environment. Not used with a custom ``transport``.
             read_ahead: Request page N+1 (on a helper thread) as soon as page N has arrived, while the caller
                 is still processing earlier pages, so the network wait overlaps the caller's mapping work instead
                 of adding to it. At most two pages are read ahead per listing (memory stays at three pages);
@@ -258,9 +331,10 @@ class MimecastClient:
                 quota. Defaults to a new ``RateGate`` on ``clock``.
 
         Raises:
-            ConfigError: ``base_url``, ``page_size`` or ``max_pages`` is invalid.
+            ConfigError: ``base_url``, ``page_size``, ``max_pages`` or ``proxy_url`` is invalid.
         """
         self.base_url = validate_base_url(base_url)
+        proxy_url = validate_proxy_url(proxy_url)
         if page_size < 1:
             raise ConfigError("page_size must be at least 1", parameter="page_size")
         if max_pages < 1:
@@ -282,14 +356,42 @@ class MimecastClient:
         # per thread: ``stop``, the close event of the read-ahead listing this thread reads (see ``_pause``)
         self._listing = threading.local()
         self.stats = ClientStats(auth=auth)
+        timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
+        if limits is None:
+            limits = Limits(deadline_seconds=timeout.read if timeout.read is not None else 30.0)
+        self.limits = limits
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=auth,
-            timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+            timeout=timeout,
             follow_redirects=False,
-            transport=transport if transport is not None else httpx.HTTPTransport(retries=2),
+            transport=self._bounded(transport if transport is not None else self._real_transport(None)),
+            mounts=self._proxy_mounts(proxy_url) if transport is None else None,
             headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
         )
+
+    @staticmethod
+    def _real_transport(proxy: str | None) -> httpx.BaseTransport:
+        """HTTPS through ``proxy`` (or direct); connection setup is retried twice."""
+        return httpx.HTTPTransport(retries=2, proxy=proxy)
+
+    def _bounded(self, transport: httpx.BaseTransport) -> httpx.BaseTransport:
+        """``transport`` under the size caps and the overall deadline (token responses get the small cap)."""
+        return BoundedTransport(transport, self.limits, token_urls=[self.auth.token_url])
+
+    def _proxy_mounts(self, proxy_url: str) -> dict[str, httpx.BaseTransport | None]:
+        """One proxied transport per host the client talks to (API and token URL) that needs a proxy.
+
+        Passing a transport makes httpx ignore the proxy variables, so they are read here, per host, the way
+        httpx reads them itself (``NO_PROXY`` included); an explicit ``proxy_url`` applies to every host.
+        """
+        mounts: dict[str, httpx.BaseTransport | None] = {}
+        for url in (self.base_url, self.auth.token_url):
+            proxy = proxy_url or environment_proxy(url)
+            if proxy:
+                mounts[host_pattern(url)] = self._bounded(self._real_transport(proxy))
+                _log.debug("using a proxy", extra={"host": httpx.URL(url).host, "proxy": redact_url(proxy)})
+        return mounts
 
     @classmethod
     def from_credentials(
@@ -487,6 +589,7 @@ class MimecastClient:
         """One page: its records and the next page token (``None`` at the end)."""
         payload = self._post(endpoint, self._envelope(data, size, token))
         records = self._records(endpoint, payload, nested)
+        _check_page_records(endpoint, len(records), size)
         self.stats.add(pages=1)
         return records, self._next_token(payload)
 
@@ -704,18 +807,17 @@ class MimecastClient:
                 response = self._send(endpoint, body)
             except _RETRYABLE_TRANSPORT_ERRORS as exc:
                 self.stats.add(requests=1)
+                if _is_certificate_failure(exc):  # the same certificate fails the same way on every attempt
+                    raise _certificate_error(endpoint, exc) from exc
                 if attempt >= policy.max_attempts:
-                    raise ApiError(
-                        f"{endpoint} failed {attempt} times; last error: {type(exc).__name__} "
-                        f"(network problem or timeout reaching {self.base_url})",
-                        endpoint=endpoint,
-                        retryable=True,
-                    ) from exc
+                    raise self._transport_error(endpoint, attempt, exc) from exc
                 self._retry_after_backoff(endpoint, attempt, type(exc).__name__, None)
                 continue
-            except ApiError as exc:  # the token endpoint was rate limited or failed
-                if not exc.retryable or attempt >= policy.max_attempts:
+            except ApiError as exc:  # the token endpoint was rate limited or failed, or a response was too large
+                if not exc.retryable:
                     raise
+                if attempt >= policy.max_attempts:
+                    raise _token_endpoint_gave_up(exc, attempt) from exc
                 self._retry_after_backoff(endpoint, attempt, "token endpoint", exc.status_code)
                 continue
             # The auth may have re-sent the call once after a 401; that 401 is in the history.
@@ -753,6 +855,18 @@ class MimecastClient:
                 if not exc.retryable or attempt >= policy.max_attempts:
                     raise
                 self._retry_after_backoff(endpoint, attempt, exc.code or "server error", exc.status_code)
+
+    def _transport_error(self, endpoint: str, attempt: int, exc: Exception) -> ApiError:
+        """The final error after ``attempt`` network failures or timeouts."""
+        if isinstance(exc, OverallTimeoutError):
+            cause = f"{exc}: the overall timeout per request was exceeded (a server too slow to answer)"
+        else:
+            cause = f"network problem or timeout reaching {self.base_url}"
+        return ApiError(
+            f"{endpoint} failed {attempt} times; last error: {type(exc).__name__} ({cause})",
+            endpoint=endpoint,
+            retryable=True,
+        )
 
     def _retry_after_backoff(self, endpoint: str, attempt: int, reason: str, status: int | None) -> None:
         delay = self.retry.backoff(attempt)
