@@ -112,6 +112,15 @@ PAGE_RECORDS_SLACK = 100
 ``pageSize`` (a million small records fit under the body cap) is refused instead of filling memory and a batch."""
 
 Record = dict[str, Any]
+
+
+@dataclass
+class _ListingTokens:
+    """The page tokens one listing has been given, to stop a cycle (at most ``max_pages`` of them)."""
+
+    tokens: set[str] = field(default_factory=set)
+
+
 # How often a read-ahead reader waiting to hand a page over looks at its listing's close event.
 _HAND_OVER_POLL_SECONDS = 0.05
 
@@ -591,12 +600,17 @@ class MimecastClient:
         records = self._records(endpoint, payload, nested)
         _check_page_records(endpoint, len(records), size)
         self.stats.add(pages=1)
-        return records, self._next_token(payload)
+        return records, self._next_token(endpoint, payload)
 
     def _after_page(
-        self, endpoint: str, page_number: int, records: list[Record], token: str | None, next_token: str | None
+        self, endpoint: str, page_number: int, records: list[Record], seen: _ListingTokens, next_token: str | None
     ) -> PaginationError | None:
-        """Log a page; the error to raise once its records are handed out, if the listing cannot go on."""
+        """Log a page; the error to raise once its records are handed out, if the listing cannot go on.
+
+        ``seen`` holds every token this listing was given so far: a token given twice (A, B, A...) would loop,
+        so the listing stops there, not at ``max_pages``. An empty page ends the listing even with a next token
+        (servers send one alongside an empty last page: docs/mimecast-api.md).
+        """
         _log.debug(
             "page fetched",
             extra={
@@ -608,11 +622,10 @@ class MimecastClient:
         )
         if not records or next_token is None:
             return None
-        if next_token == token:
+        if next_token in seen.tokens:
             return PaginationError(
-                f"Mimecast returned the page token it was just given for {endpoint} "
-                f"(page {page_number}); "
-                f"the server is not advancing, so the pull stops here instead of looping.",
+                f"Mimecast returned a page token for {endpoint} that it had already given in this listing "
+                f"(page {page_number}); the server is not advancing, so the pull stops here instead of looping.",
                 endpoint=endpoint,
             )
         if page_number >= self.max_pages:
@@ -621,6 +634,7 @@ class MimecastClient:
                 f"the pull stops here. Narrow the window or raise max_pages.",
                 endpoint=endpoint,
             )
+        seen.tokens.add(next_token)
         return None
 
     def _walk_on_demand(
@@ -629,11 +643,12 @@ class MimecastClient:
         """Each listing in turn, page by page; a page is requested only when the caller asks for it."""
         for index, (endpoint, data) in enumerate(listings):
             token: str | None = None
+            seen = _ListingTokens()
             page_number = 0
             while True:
                 records, next_token = self._fetch(endpoint, data, size, nested, token)
                 page_number += 1
-                error = self._after_page(endpoint, page_number, records, token, next_token)
+                error = self._after_page(endpoint, page_number, records, seen, next_token)
                 last = (not records or next_token is None) and error is None
                 yield WindowPage(index, records, last)
                 if error is not None:
@@ -696,13 +711,26 @@ class MimecastClient:
                 reader.join()
 
     @staticmethod
-    def _next_token(payload: Record) -> str | None:
+    def _next_token(endpoint: str, payload: Record) -> str | None:
+        """``meta.pagination.next``: a non-blank string (or an integer) goes on; absent, null or blank ends.
+
+        Anything else (``false``, ``0.5``, an object) is a server fault, refused rather than sent back as the
+        text ``'False'`` or read as the end of the listing (which would lose the rest in silence).
+        """
         meta = payload.get("meta")
         pagination = meta.get("pagination") if isinstance(meta, dict) else None
         value = pagination.get("next") if isinstance(pagination, dict) else None
-        if value is None or value == "":
+        if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        return str(value)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        raise ApiError(
+            f"{endpoint} answered with a next page token that is neither text nor a number "
+            f"(a JSON {type(value).__name__}); the listing cannot go on.",
+            endpoint=endpoint,
+        )
 
     @staticmethod
     def _records(endpoint: str, payload: Record, nested: str | None) -> list[Record]:

@@ -382,6 +382,46 @@ def test_repeated_page_token_is_a_pagination_error(httpx_mock: HTTPXMock, client
 
 
 @pytest.mark.usefixtures("token")
+def test_a_token_cycle_is_a_pagination_error_at_its_first_repeat(httpx_mock: HTTPXMock, client: MimecastClient) -> None:
+    """A -> B -> A: before, only the token just used was compared, so the cycle ran to max_pages (10,000
+    requests every run)."""
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=page([record(1)], "A"))
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW], token="A"), json=page([record(2)], "B"))
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW], token="B"), json=page([record(3)], "A"))
+    seen: list[str] = []
+    with pytest.raises(PaginationError, match="already given") as info:
+        for item in client.audit_events(START, END):
+            seen.append(item["id"])
+    assert seen == ["id-1", "id-2", "id-3"]  # what arrived is handed out before the error
+    assert info.value.endpoint == "/api/audit/get-audit-events"
+    assert len(httpx_mock.get_requests(url=AUDIT_URL)) == 3
+
+
+@pytest.mark.usefixtures("token")
+@pytest.mark.parametrize("value", [False, True, 0.5, {"t": 1}, ["A"]])
+def test_a_next_token_that_is_not_text_or_a_number_is_an_api_error(
+    httpx_mock: HTTPXMock, client: MimecastClient, value: object
+) -> None:
+    """Before, ``false`` was sent back as the token 'False' and ``{}`` as "{}"."""
+    body = page([record(1)], "x")
+    body["meta"]["pagination"]["next"] = value
+    httpx_mock.add_response(url=AUDIT_URL, json=body)
+    with pytest.raises(ApiError, match="neither text nor a number") as info:
+        list(client.audit_events(START, END))
+    assert info.value.endpoint == "/api/audit/get-audit-events"
+    assert len(httpx_mock.get_requests(url=AUDIT_URL)) == 1
+
+
+@pytest.mark.usefixtures("token")
+def test_an_integer_next_token_is_sent_back_as_its_digits(httpx_mock: HTTPXMock, client: MimecastClient) -> None:
+    body = page([record(1)], "x")
+    body["meta"]["pagination"]["next"] = 2
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=body)
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW], token="2"), json=page([record(2)], None))
+    assert [r["id"] for r in client.audit_events(START, END)] == ["id-1", "id-2"]
+
+
+@pytest.mark.usefixtures("token")
 def test_page_cap_is_a_pagination_error(httpx_mock: HTTPXMock, auth: MimecastAuth, clock: FakeClock) -> None:
     httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=page([record(1)], "p2"))
     httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW], token="p2"), json=page([record(2)], "p3"))
