@@ -63,7 +63,8 @@ _MEMBER_CHANGE = re.compile(
     rf"(?P<member>{_ADDRESS}@{_ADDRESS})\s+(?:to|from)\s+(?:group\s+)?(?P<group>.+?)\.?\s*\Z", re.S
 )
 _FIRST_ADDRESS = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-_GROUP_OBJECT = re.compile(r"(?:group|folder)?\s*(?P<group>.+?)\.?\s*\Z", re.S | re.I)
+# One intended change since: the prefix is a word of its own ("Groupware" and "Folders" are names).
+_GROUP_OBJECT = re.compile(r"(?:(?:group|folder)\s+)?\s*(?P<group>.+?)\.?\s*\Z", re.S | re.I)
 
 # "18:17:30 BST", "11:00:00 +0100", "16:20:00+0000"
 _TIME = re.compile(

@@ -160,3 +160,17 @@ def test_gmt_offset_zone() -> None:
         "Successful authentication for a@b.example.com, Date: 2022-05-29, Time: 06:43:25 GMT-04:00"
     )
     assert (parsed["timezone_offset"], parsed["local_time"]) == (-240, "2022-05-29T06:43:25")
+
+
+@pytest.mark.parametrize(
+    ("action", "group"),
+    [
+        ("Created Groupware Team", "Groupware Team"),  # before: "ware Team"
+        ("Deleted Folders", "Folders"),  # before: "s"
+        ("Deleted Folder", "Folder"),
+        ("Deleted group Sales", "Sales"),
+        ("Created Folder  Legal.", "Legal"),
+    ],
+)
+def test_a_group_or_folder_prefix_is_only_dropped_as_a_word_of_its_own(action: str, group: str) -> None:
+    assert parse_event_info(f"Action Performed - {action} by x@y.example<X>")["group"] == group

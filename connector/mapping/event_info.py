@@ -94,7 +94,8 @@ _TO_FROM = re.compile(r"\s++(?:to|from)\s++")
 _GROUP_WORD = re.compile(r"group\s++")
 # The first e-mail-like address; it can only start where a run of local-part characters starts.
 _FIRST_ADDRESS = re.compile(r"(?<![A-Za-z0-9._%+'-])[A-Za-z0-9._%+'-]++@[A-Za-z0-9-]++(?:\.[A-Za-z0-9-]++)++")
-_GROUP_PREFIX = re.compile(r"(?:group|folder)?\s*+", re.I)
+# "group " / "folder " as a word of its own: "Groupware Team" and "Folders" are names, not a prefix and a name.
+_GROUP_PREFIX = re.compile(r"(?:(?:group|folder)\s++)?", re.I)
 
 # A source address under another label than "IP:": "Remote IP is x", "remote IP : x", "IP Address :x",
 # "ip address = x", "Source IP: x", "Client IP x", "from IP x"... (docs/mimecast-eventinfo.md). Label words in any
