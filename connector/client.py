@@ -799,6 +799,14 @@ class MimecastClient:
         try:
             # orjson: the envelope is small, but the page that comes back is not (parsed in _interpret).
             return self._http.post(endpoint, content=orjson.dumps(body), headers=_JSON_BODY)
+        except RuntimeError:  # httpx: "Cannot send a request, as the client has been closed."
+            if not self._http.is_closed:
+                raise
+            raise ApiError(
+                f"{endpoint} was not requested: the connector was closed (close()) while a pull was still running; "
+                f"nothing more is sent and the last committed checkpoint stays valid.",
+                endpoint=endpoint,
+            ) from None
         finally:
             with self._slowdown_lock:
                 self._in_flight -= 1

@@ -1011,3 +1011,17 @@ def test_stats_are_thread_safe() -> None:
         "slept_seconds": 4000.0,
         "token_refreshes": 0,
     }
+
+
+@pytest.mark.usefixtures("token")
+def test_closing_the_client_during_a_listing_is_an_api_error_not_a_runtime_error(
+    httpx_mock: HTTPXMock, client: MimecastClient
+) -> None:
+    """A host that calls close() while collect() is still running: before, httpx's bare RuntimeError escaped."""
+    httpx_mock.add_response(url=AUDIT_URL, match_json=envelope([WINDOW]), json=page([record(1)], "p2"))
+    pages = client.audit_event_pages(START, END)
+    assert len(next(pages)) == 1
+    client.close()
+    with pytest.raises(ApiError, match="closed") as info:
+        next(pages)
+    assert not info.value.retryable
