@@ -26,9 +26,11 @@ connection pool is thread-safe, the auth fetches a token under a lock, and the s
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import random
+import re
 import ssl
 import threading
 import time
@@ -257,6 +259,43 @@ def _token_endpoint_gave_up(exc: ApiError, attempts: int) -> ApiError:
         status_code=exc.status_code,
         retryable=True,
     )
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _decode_json(content: bytes) -> Any:
+    """The JSON value of a response body, or None when it is not JSON.
+
+    orjson first (about twice as fast as ``json`` on a 500-record page). It refuses a string holding a lone
+    surrogate escape such as ``"\\ud83d"`` (a cut emoji in a tenant's text), which would refuse the whole page on
+    every run; ``json`` reads it, and each lone surrogate becomes U+FFFD, so the page's records are mapped and the
+    events stay valid UTF-8. The walk is iterative: nesting depth cannot overflow the stack.
+    """
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        payload = json.loads(content)
+    except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError), or nested absurdly
+        return None
+    if isinstance(payload, str):
+        return _LONE_SURROGATE.sub("\ufffd", payload)
+    stack: list[Any] = [payload] if isinstance(payload, dict | list) else []
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in list(items):
+            if isinstance(value, str):
+                if _LONE_SURROGATE.search(value):
+                    node[key] = _LONE_SURROGATE.sub("\ufffd", value)
+            elif isinstance(value, dict | list):
+                stack.append(value)
+        if isinstance(node, dict) and any(isinstance(k, str) and _LONE_SURROGATE.search(k) for k in node):
+            for old in [k for k in node if _LONE_SURROGATE.search(k)]:
+                node[_LONE_SURROGATE.sub("\ufffd", old)] = node.pop(old)
+    return payload
 
 
 def _describe(code: str | None, message: str | None) -> str:
@@ -937,10 +976,7 @@ class MimecastClient:
         code: str | None = None
         message: str | None = None
         payload: Any = None
-        try:
-            payload = orjson.loads(response.content)  # about twice as fast as json on a 500-record page
-        except orjson.JSONDecodeError:
-            payload = None
+        payload = _decode_json(response.content)
         if isinstance(payload, dict) and isinstance(payload.get("fail"), list) and payload["fail"]:
             code, message, fail_retryable = _first_fail(payload["fail"])
         else:

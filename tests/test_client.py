@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from helpers_http import (
     AUDIT_URL,
@@ -1025,3 +1026,30 @@ def test_closing_the_client_during_a_listing_is_an_api_error_not_a_runtime_error
     with pytest.raises(ApiError, match="closed") as info:
         next(pages)
     assert not info.value.retryable
+
+
+@pytest.mark.usefixtures("token")
+def test_a_lone_surrogate_in_a_page_becomes_a_replacement_character(
+    httpx_mock: HTTPXMock, client: MimecastClient
+) -> None:
+    """A tenant's text cut in the middle of an emoji (``\\ud83d`` without its pair): orjson refuses it, which
+    refused the whole page on every run, so collection stopped for good."""
+    body = (
+        b'{"meta":{"status":200,"pagination":{}},"fail":[],"data":[{"id":"id-1","auditType":"User Logged On",'
+        b'"eventTime":"2026-03-02T09:14:05+0000","eventInfo":"cut \\ud83d here, whole \\ud83d\\ude00",'
+        b'"\\udc00key":[["\\udfff"]]}]}'
+    )
+    httpx_mock.add_response(url=AUDIT_URL, content=body, headers={"Content-Type": "application/json"})
+    [only] = list(client.audit_events(START, END))
+    assert only["eventInfo"] == "cut \ufffd here, whole \U0001f600"
+    assert only["\ufffdkey"] == [["\ufffd"]]
+    orjson.dumps(only)  # valid UTF-8 again
+
+
+@pytest.mark.usefixtures("token")
+def test_a_body_nested_too_deeply_for_either_parser_is_a_non_json_answer(
+    httpx_mock: HTTPXMock, client: MimecastClient
+) -> None:
+    httpx_mock.add_response(url=AUDIT_URL, content=b"[" * 200_000 + b"]" * 200_000)
+    with pytest.raises(ApiError):
+        list(client.audit_events(START, END))
