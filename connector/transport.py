@@ -12,7 +12,10 @@ inside the auth flow) and the API requests get the same guarantees from one plac
   It asks for those two encodings only; a response in any other encoding is refused.
 * **Overall deadline** per request (per attempt: every retry gets a new one), checked when the headers have
   arrived and between the chunks of the body. Exceeding it raises ``OverallTimeoutError``, an
-  ``httpx.TimeoutException``, so the client retries it as it retries any timeout.
+  ``httpx.TimeoutException``, so the client retries it as it retries any timeout. A server trickling its
+  *headers* never lets ``handle_request`` return, so for an ``httpx.HTTPTransport`` the deadline also reaches
+  the socket: the pool's network backend is wrapped (``_DeadlineBackend``) so that every connect, read and
+  write waits at most until the deadline of the attempt running on that thread.
 
 A body over a cap raises a non-retryable ``ApiError`` naming the endpoint and the limit: the same request would
 get the same answer.
@@ -20,13 +23,17 @@ get the same answer.
 
 from __future__ import annotations
 
+import ssl
+import threading
 import time
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from connector.errors import ApiError, ConfigError
@@ -39,6 +46,7 @@ __all__ = [
     "Limits",
     "OverallTimeoutError",
     "environment_proxy",
+    "proxy_password",
     "redact_url",
     "validate_proxy_url",
 ]
@@ -88,6 +96,14 @@ def redact_url(url: str) -> str:
     scheme, sep, _ = url.partition("://")
     prefix = f"{scheme}://" if sep and scheme.isalpha() else ""
     return f"{prefix}***@{url.rsplit('@', 1)[1]}"
+
+
+def proxy_password(url: str) -> str:
+    """The password in a proxy URL (``""`` without one), to register for redaction in the logs."""
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
 
 
 def validate_proxy_url(value: str, parameter: str = "proxy_url") -> str:
@@ -169,6 +185,106 @@ class _Inflater:
         return self._decoder.flush(_INFLATE_STEP)
 
 
+# -- the deadline at the socket ------------------------------------------------------------------------------
+# httpx's timeouts bound each socket operation, and a connection is pooled across requests, so the deadline of
+# the attempt in progress is kept per thread (set by BoundedTransport around every call into the inner
+# transport) and each socket operation's timeout is clamped to what is left of it. Real time.monotonic seconds:
+# the socket waits in real time, whatever clock the transport was given.
+_attempt = threading.local()
+
+
+def _remaining(timeout: float | None, error: type[httpcore.TimeoutException]) -> float | None:
+    """``timeout`` clamped to the current attempt's deadline; ``error`` once none is left."""
+    deadline: float | None = getattr(_attempt, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the overall deadline of the request has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the current attempt's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _remaining(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _remaining(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _remaining(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend with every new connection wrapped in ``_DeadlineStream``."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _remaining(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _remaining(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _install_deadline_backend(transport: httpx.BaseTransport) -> bool:
+    """Wrap the network backend of an ``httpx.HTTPTransport``'s pool (direct or proxied; httpx 0.28 and
+    httpcore 1.0 keep it at ``transport._pool._network_backend``). Any other transport (a mock, the simulator's),
+    or a future httpx that moved the attribute, is left alone: the deadline is then checked between chunks only."""
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if not isinstance(backend, httpcore.NetworkBackend):
+        return False
+    if not isinstance(backend, _DeadlineBackend):
+        pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    return True
+
+
+class _AttemptDeadline:
+    """``with _AttemptDeadline(deadline):`` socket operations on this thread end by ``deadline`` (monotonic
+    seconds); the previous value is restored on exit (a token request runs inside an API request's auth flow)."""
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+        self._previous: float | None = None
+
+    def __enter__(self) -> None:
+        self._previous = getattr(_attempt, "deadline", None)
+        _attempt.deadline = self._deadline
+
+    def __exit__(self, *exc_info: object) -> None:
+        _attempt.deadline = self._previous
+
+
 class _BoundedStream(httpx.SyncByteStream):
     """The body of one response: counted, capped, inflated and checked against the deadline chunk by chunk."""
 
@@ -184,8 +300,10 @@ class _BoundedStream(httpx.SyncByteStream):
         deadline: float,
         seconds: float,
         clock: Callable[[], float],
+        socket_deadline: float,
     ) -> None:
         self._inner = inner
+        self._socket_deadline = socket_deadline
         self._request = request
         self._name = name
         self._wire_cap = wire_cap
@@ -202,13 +320,31 @@ class _BoundedStream(httpx.SyncByteStream):
             endpoint=self._name,
         )
 
+    def _overall_timeout(self) -> OverallTimeoutError:
+        return OverallTimeoutError(
+            f"{self._name} did not finish within the overall timeout of {self._seconds:g} s",
+            request=self._request,
+            seconds=self._seconds,
+        )
+
     def _check_deadline(self) -> None:
         if self._clock() > self._deadline:
-            raise OverallTimeoutError(
-                f"{self._name} did not finish within the overall timeout of {self._seconds:g} s",
-                request=self._request,
-                seconds=self._seconds,
-            )
+            raise self._overall_timeout()
+
+    def _chunks(self) -> Iterator[bytes]:
+        """The inner stream's chunks, each read with the socket clamped to the attempt's deadline."""
+        chunks = iter(self._inner)
+        while True:
+            try:
+                with _AttemptDeadline(self._socket_deadline):
+                    chunk = next(chunks, None)
+            except httpx.TimeoutException:
+                if time.monotonic() >= self._socket_deadline:
+                    raise self._overall_timeout() from None
+                raise
+            if chunk is None:
+                return
+            yield chunk
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -221,7 +357,7 @@ class _BoundedStream(httpx.SyncByteStream):
     def _read(self) -> Iterator[bytes]:
         wire = 0
         body = 0
-        for chunk in self._inner:
+        for chunk in self._chunks():
             self._check_deadline()
             wire += len(chunk)
             if wire > self._wire_cap:
@@ -265,16 +401,29 @@ class BoundedTransport(httpx.BaseTransport):
         self.limits = limits
         self._token_urls = frozenset(str(httpx.URL(url).copy_with(query=None)) for url in token_urls)
         self._clock = clock
+        self.socket_deadline = _install_deadline_backend(inner)
+        """Whether the deadline also bounds each socket operation (headers included), not only the body."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         limits = self.limits
         deadline = self._clock() + limits.deadline_seconds
+        socket_deadline = time.monotonic() + limits.deadline_seconds
         url = request.url.copy_with(query=None)
         token = str(url) in self._token_urls
         name = str(url) if token else url.path
         # Only encodings this transport can inflate in bounded steps.
         request.headers["Accept-Encoding"] = _ACCEPT_ENCODING
-        response = self._inner.handle_request(request)
+        try:
+            with _AttemptDeadline(socket_deadline):  # connect, send, and read the status line and headers
+                response = self._inner.handle_request(request)
+        except httpx.TimeoutException as exc:
+            if time.monotonic() < socket_deadline:
+                raise
+            raise OverallTimeoutError(
+                f"{name} did not finish within the overall timeout of {limits.deadline_seconds:g} s",
+                request=request,
+                seconds=limits.deadline_seconds,
+            ) from exc
         headers = httpx.Headers(response.headers)
         encoding = headers.get("content-encoding", "identity").strip().lower()
         inflater: _Inflater | None = None
@@ -300,6 +449,7 @@ class BoundedTransport(httpx.BaseTransport):
             deadline=deadline,
             seconds=limits.deadline_seconds,
             clock=self._clock,
+            socket_deadline=socket_deadline,
         )
         try:
             stream._check_deadline()

@@ -9,6 +9,12 @@ according to ``mode``:
 * ``oversized_page``: one page of ``records`` small records, whatever ``pageSize`` was asked.
 * ``slowloris``: the headers at once, then the body one byte every ``interval`` seconds (``token_slowloris``:
   the same on the token endpoint).
+* ``header_slowloris``: the status line, then the headers one byte every ``interval`` seconds (the body never
+  comes).
+* ``echo_error``: HTTP 500 whose ``fail[]`` message echoes the request's ``Authorization`` header and the client
+  secret the token request carried.
+* ``control_error``: HTTP 400 whose ``fail[]`` message carries ``message`` (ANSI escapes, newlines...).
+* ``cycling_token``: full pages of ``records`` records whose next token cycles A, B, A, B...
 
 Bounded: each answer stops after ``max_seconds``, the server runs on daemon threads and stops when the context
 manager exits.
@@ -16,12 +22,14 @@ manager exits.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 __all__ = ["HostileServer", "gzip_zeros"]
 
@@ -54,11 +62,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        request_body = self.rfile.read(length)
         cfg = self.server.config
         self.server.requests.append(self.path)
         mode = str(cfg["mode"])
         token = self.path.endswith("/oauth/token")
+        if token:
+            self.server.token_body = request_body.decode("utf-8", "replace")
         if token and not mode.startswith("token_"):
             self._send_bytes(_TOKEN)
         elif mode in ("gzip_bomb", "token_bomb"):
@@ -71,6 +81,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_bytes(body)
         elif mode in ("slowloris", "token_slowloris"):
             self._send_slowly(float(cfg.get("interval", 1.0)), float(cfg.get("max_seconds", 10.0)))
+        elif mode == "header_slowloris":
+            self._send_headers_slowly(float(cfg.get("interval", 1.0)), float(cfg.get("max_seconds", 10.0)))
+        elif mode == "echo_error":
+            secret = parse_qs(self.server.token_body).get("client_secret", [""])[0]
+            echoed = (
+                f"denied for {self.headers.get('Authorization')}; token {self.server.last_token()}; secret {secret}"
+            )
+            self._send_fail(500, echoed)
+        elif mode == "control_error":
+            self._send_fail(400, str(cfg.get("message", "\x1b[31mred\nforged line")))
+        elif mode == "cycling_token":
+            count = int(cfg.get("records", 10))
+            api_requests = sum(1 for path in self.server.requests if not path.endswith("/oauth/token"))
+            token = "A" if api_requests % 2 == 1 else "B"
+            records = b",".join([b'{"id":"r"}'] * count)
+            body = b'{"meta":{"status":200,"pagination":{"next":"%s"}},"data":[%s]}' % (token.encode(), records)
+            self._send_bytes(body)
         else:
             self._send_bytes(b'{"meta":{"status":200},"data":[]}')
 
@@ -120,6 +147,32 @@ class _Handler(BaseHTTPRequestHandler):
         self._head(None)
         self._chunked(pieces())
 
+    def _send_fail(self, status: int, message: str) -> None:
+        fail = {"errors": [{"code": "err_hostile", "message": message, "retryable": False}]}
+        body = json.dumps({"meta": {"status": status}, "data": [], "fail": [fail]}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_headers_slowly(self, interval: float, max_seconds: float) -> None:
+        """The status line at once, then the headers a byte at a time; never a body."""
+        head = b"Content-Type: application/json\r\nX-Padding: " + b"a" * 1000 + b"\r\n\r\n"
+        started = time.monotonic()
+        try:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            self.wfile.flush()
+            for index in range(len(head)):
+                if time.monotonic() - started > max_seconds:
+                    break
+                self.wfile.write(head[index : index + 1])
+                self.wfile.flush()
+                time.sleep(interval)
+        except OSError:
+            pass
+        self.close_connection = True
+
     def _send_slowly(self, interval: float, max_seconds: float) -> None:
         body = b'{"meta":{"status":200},"data":[]}' + b" " * 1000
         self._head(len(body))
@@ -140,6 +193,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     config: dict[str, Any]
     requests: list[str]
+    token_body: str = ""
+
+    def last_token(self) -> str:
+        """The bare access token this server hands out (echoed without its ``Bearer`` prefix too)."""
+        return json.loads(_TOKEN)["access_token"]  # type: ignore[no-any-return]
 
 
 class HostileServer:

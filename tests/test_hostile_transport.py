@@ -7,6 +7,7 @@ bench/RESULTS.md (bench/bench_hostile.py).
 from __future__ import annotations
 
 import ssl
+import time
 
 import httpx
 import pytest
@@ -205,3 +206,18 @@ def test_a_custom_transport_is_still_bounded() -> None:
     client = make_client(BASE, limits=SMALL, transport=httpx.MockTransport(handler))
     with pytest.raises(ApiError, match="on the wire"):
         pull(client)
+
+
+def test_a_server_trickling_its_headers_hits_the_overall_deadline_on_every_attempt() -> None:
+    # httpx's read timeout restarts with every byte, so only the overall deadline ends this (while the headers
+    # are being read, before handle_request has returned anything to check between chunks).
+    limits = Limits(deadline_seconds=1.0)
+    started = time.monotonic()
+    with HostileServer("header_slowloris", interval=0.2, max_seconds=20) as server, pytest.raises(ApiError) as caught:
+        pull(make_client(server.url, attempts=2, limits=limits, timeout=httpx.Timeout(1.0)))
+    elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert "failed 2 times" in message and "overall timeout of 1 s" in message, message
+    assert caught.value.retryable is True
+    assert server.requests == ["/oauth/token", AUDIT, AUDIT]
+    assert elapsed < 6.0, f"two 1 s attempts took {elapsed:.1f} s"
