@@ -78,6 +78,7 @@ class MimecastAuth(httpx.Auth):
         self.token_url = token_url
         self._client_id = client_id
         self._client_secret = client_secret
+        register_secret(client_secret)  # masked in logs and error texts, whoever built this auth
         self._clock = clock
         self._skew = skew
         self._token: str | None = None

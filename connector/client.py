@@ -52,6 +52,7 @@ from connector.errors import (
     PermissionDeniedError,
     RateLimitExhaustedError,
 )
+from connector.log import redact_text
 from connector.ratelimit import RateGate, RetryPolicy, parse_remaining, parse_reset_delay
 from connector.secret import Secret
 from connector.timefmt import format_mimecast_time
@@ -204,7 +205,9 @@ class ClientStats:
 
 
 def _server_text(value: object) -> str:
-    text = str(value) if value is not None else ""
+    """Text the server sent, for an error message: shortened, and with every registered secret masked (a server
+    that echoes the request would otherwise put the access token or the client secret into ``str(error)``)."""
+    text = redact_text(str(value)) if value is not None else ""  # before cutting: no secret is left half-shown
     return text if len(text) <= _MAX_SERVER_TEXT else text[:_MAX_SERVER_TEXT] + "…"
 
 

@@ -18,10 +18,14 @@ import pytest
 from helpers_http import AUDIT_URL, BASE, CLIENT_KEY, SECRET_VALUE, TOKEN_URL, token_json
 from pytest_httpx import HTTPXMock
 
+from connector.auth import MimecastAuth
 from connector.cli import main
+from connector.client import MimecastClient
 from connector.collector import RunSummary
+from connector.errors import ApiError
 from connector.log import MASK, safe_line
 from connector.pipeline import RecordError, Report
+from connector.secret import Secret
 
 TOKEN = "tok-echoed-by-the-server-0123456789"
 HOSTILE_ID = 'evil\x1b[2J\x1b[31m\n{"level": "ERROR", "message": "forged"}\u202e'
@@ -82,6 +86,22 @@ def test_a_server_error_echoing_the_token_and_secret_is_masked_in_summary_and_lo
     logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(line["message"] == "collection failed" and MASK in line["error"] for line in logs)
     assert_clean(err)
+
+
+def test_the_error_itself_holds_no_echoed_secret(httpx_mock: HTTPXMock) -> None:
+    """Not only the printed lines: ``str(error)`` and ``repr(error)`` too, for a host that logs or stores them
+    itself (before, both held the token and the secret)."""
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json(TOKEN))
+    httpx_mock.add_response(method="POST", url=AUDIT_URL, status_code=400, json=echoing_error())
+    end = datetime.now(UTC)
+    with (
+        MimecastClient(BASE, MimecastAuth(TOKEN_URL, CLIENT_KEY, Secret(SECRET_VALUE))) as client,
+        pytest.raises(ApiError) as caught,
+    ):
+        list(client.audit_events(end - timedelta(hours=1), end))
+    assert "err_echo" in str(caught.value) and MASK in str(caught.value)
+    assert_clean(str(caught.value))
+    assert_clean(repr(caught.value))
 
 
 def test_the_error_line_of_check_is_masked(
