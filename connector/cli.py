@@ -7,8 +7,11 @@ configuration error; other ``ConnectorError`` subclasses exit with their own ``e
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,12 +21,13 @@ import orjson
 
 from connector.checkpoint import Checkpoint, CheckpointStore
 from connector.config import Config
-from connector.errors import ConfigError, ConnectorError, MappingError
+from connector.errors import ConfigError, ConnectorError, MappingError, SinkError
 from connector.host import MimecastConnector
 from connector.log import configure_logging, safe_line
 from connector.mapping.mapper import Mapper, now_ms
 from connector.pipeline import Transformer
 from connector.sink import NdjsonSink
+from connector.transport import environment_proxy, redact_url
 from connector.urls import token_host_note
 from connector.validate import EventValidator
 
@@ -123,6 +127,21 @@ def _open_input(path: str | None, argument: str) -> IO[bytes]:
         raise ConfigError(f"cannot read {what}: {exc.strerror or exc}", parameter=argument) from None
 
 
+def _stdout_failed(exc: OSError) -> SinkError:
+    """The standard output could not be written (``map > /dev/full``): a SinkError (exit 7) instead of a
+    traceback. What is still buffered goes to the null device, so the interpreter's flush at exit stays quiet."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    reason = errno.errorcode.get(exc.errno or 0, "") if exc.errno else ""
+    return SinkError(
+        f"cannot write the standard output: {exc.strerror or exc}" + (f" ({reason})" if reason else ""),
+        path="<stdout>",
+        errno=exc.errno,
+    )
+
+
 def _cmd_map(args: argparse.Namespace) -> int:
     transformer = Transformer(Mapper(emit_other=args.emit_other), EventValidator())
     report = transformer.report
@@ -135,10 +154,15 @@ def _cmd_map(args: argparse.Namespace) -> int:
             if args.source == "audit"
             else transformer.users(records, now_ms(), start=1)
         )
-        for mapped in events:
-            out.write(orjson.dumps(mapped.event))
-            out.write(b"\n")
-        out.flush()
+        try:
+            for mapped in events:
+                out.write(orjson.dumps(mapped.event))
+                out.write(b"\n")
+            out.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _stdout_failed(exc) from None
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -268,6 +292,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
         note = token_host_note(config.token_url, config.api_base_url)
         if note is not None:
             print(safe_line(note), file=sys.stderr)
+        proxy = config.proxy_url or environment_proxy(config.api_base_url)
+        if proxy:
+            source = "proxy_url" if config.proxy_url else "the environment"
+            print(safe_line(f"requests go through the proxy {redact_url(proxy)} (from {source})"), file=sys.stderr)
         connector.check()
         types = ", ".join(config.event_types)
         print(f"check passed: the API application may collect {types}", file=sys.stderr)

@@ -13,6 +13,7 @@ and refusing them would push each host to write its own converter. The string mu
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import json
@@ -31,6 +32,7 @@ import yaml
 from connector.errors import ConfigError
 from connector.resources import manifest_text
 from connector.secret import WITHHELD, Secret
+from connector.transport import redact_url, validate_proxy_url
 from connector.urls import check_token_host, default_token_url, validate_base_url
 
 __all__ = [
@@ -137,6 +139,8 @@ class Config:
         concurrency: Parallel group-member reads.
         inventory_interval_minutes: Minimum minutes between two directory pulls; 0 pulls every run.
         request_timeout_seconds: Timeout of one HTTP request.
+        proxy_url: HTTP(S) proxy for every request; empty: the proxy environment variables. Its credentials are
+            masked in ``repr`` and ``redacted()``.
         log_level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
         lag_warning_minutes: Index lag that triggers a warning; 0 disables it.
     """
@@ -156,6 +160,7 @@ class Config:
     concurrency: int
     inventory_interval_minutes: int
     request_timeout_seconds: float
+    proxy_url: str = dataclasses.field(repr=False)
     log_level: str
     lag_warning_minutes: int
 
@@ -207,6 +212,7 @@ class Config:
         values["token_url"] = (
             validate_base_url(token_url, parameter="token_url") if token_url else default_token_url(api_base_url)
         )
+        values["proxy_url"] = validate_proxy_url(str(values["proxy_url"]))
         # The client secret is sent to token_url: only to a host the user has reason to trust, unless allowed.
         check_token_host(str(values["token_url"]), api_base_url, allow_other=bool(values["allow_external_token_url"]))
         return cls(**values)  # type: ignore[arg-type]
@@ -275,6 +281,8 @@ class Config:
             value = getattr(self, field.name)
             if isinstance(value, Secret):
                 summary[field.name] = str(value)
+            elif field.name == "proxy_url":
+                summary[field.name] = redact_url(value)
             elif isinstance(value, tuple):
                 summary[field.name] = list(value)
             else:

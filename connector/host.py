@@ -22,6 +22,7 @@ from connector.mapping.mapper import Mapper, now_ms
 from connector.pipeline import Transformer
 from connector.ratelimit import RetryPolicy
 from connector.timefmt import ms_to_datetime
+from connector.transport import proxy_password
 from connector.validate import EventValidator
 
 __all__ = ["Batch", "MimecastConnector"]
@@ -64,6 +65,7 @@ class MimecastConnector:
             self.config = Config.from_parameters(parameters, environ=environ)
         self.config.require_secret()
         register_secret(self.config.client_secret)
+        register_secret(proxy_password(self.config.proxy_url))
         self._now_ms = now_ms
         extra: dict[str, Any] = {}
         if sleep is not None:
@@ -84,6 +86,7 @@ class MimecastConnector:
             now=lambda: ms_to_datetime(now_ms()),
             transport=transport,
             timeout=_timeout(self.config.request_timeout_seconds),
+            proxy_url=self.config.proxy_url,
             **extra,
         )
         self._mapper = Mapper(clock_ms=now_ms, emit_other=self.config.emit_other_audit_types)

@@ -348,3 +348,22 @@ def test_validate_output_escapes_control_characters_from_the_file(
     err = capsys.readouterr().err
     assert "\x1b" not in err and '\n{"level"' not in err
     assert len(err.splitlines()) == 2  # one problem line and the summary: no forged line
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_map_to_a_full_device_is_exit_7_with_one_error_line() -> None:
+    """Before: a traceback ending in OSError ENOSPC, exit 1 (read as "records refused")."""
+    fixture = Path(__file__).parent / "fixtures" / "audit-records.jsonl"
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "connector.cli", "map", "--source", "audit", "--input", str(fixture)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 7, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == "error: cannot write the standard output: No space left on device (ENOSPC)"

@@ -299,6 +299,19 @@ def test_check_passes(tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.Capt
 
 
 @pytest.mark.usefixtures("secret_env")
+def test_check_names_the_proxy_without_its_password(
+    tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    httpx_mock.add_response(method="POST", url=TOKEN_URL, json=token_json("t"))
+    httpx_mock.add_callback(serve_audit([]), method="POST", url=AUDIT_URL)
+    proxy = "http://alice:pr0xy-pa55word-3@127.0.0.1:3128"
+    code, err = run(capsys, "check", "--config", str(write_config(tmp_path, proxy_url=proxy)))
+    assert code == 0, err
+    assert "requests go through the proxy http://***@127.0.0.1:3128 (from proxy_url)" in err
+    assert "pr0xy-pa55word-3" not in err
+
+
+@pytest.mark.usefixtures("secret_env")
 def test_check_403_names_audit_events(
     tmp_path: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -358,3 +358,23 @@ def test_a_deeply_nested_parameter_file_is_a_config_error(tmp_path: Path, suffix
     path.write_text('{"client_key": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
     with pytest.raises(ConfigError, match="deep"):
         Config.from_file(path, environ={})
+
+
+def test_proxy_url_is_checked_and_its_credentials_never_shown() -> None:
+    config = build(proxy_url=" http://alice:pr0xy-pa55word@proxy.example.com:3128 ")
+    assert config.proxy_url == "http://alice:pr0xy-pa55word@proxy.example.com:3128"
+    assert "pr0xy-pa55word" not in repr(config)
+    assert config.redacted()["proxy_url"] == "http://***@proxy.example.com:3128"
+    assert build().proxy_url == ""
+    for bad in ("ftp://proxy:21", "proxy.example.com:3128", "http://", "http://user:pr0xy-pa55word@:99999"):
+        error = config_error(**BASE, proxy_url=bad)
+        assert error.parameter == "proxy_url"
+        assert "pr0xy-pa55word" not in str(error)
+
+
+def test_the_proxy_password_is_masked_in_the_logs() -> None:
+    from connector.host import MimecastConnector
+    from connector.log import safe_line
+
+    MimecastConnector({**BASE, "proxy_url": "http://alice:pr0xy-pa55word-2@proxy.example.com:3128"}, environ={})
+    assert "pr0xy-pa55word-2" not in safe_line("proxy said pr0xy-pa55word-2")
