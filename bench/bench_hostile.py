@@ -222,8 +222,8 @@ _NOTES = """
   bounded by the socket-level deadline (`_DeadlineBackend` in connector/transport.py); before it, a server
   trickling headers held each attempt for as long as it kept sending (httpx's read timeout restarts with every
   byte).
-- Secret echo: the exception's own text (`str(error)`) still carries the echoed token and secret; the `error:`
-  line printed through `safe_line` and the JSON log mask both.
+- Secret echo: the exception's own text (`str(error)`), the `error:` line printed through `safe_line` and the
+  JSON log all mask the echoed token and secret (server text is redacted when the error is built).
 """
 
 if __name__ == "__main__":
