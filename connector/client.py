@@ -115,15 +115,6 @@ PAGE_RECORDS_SLACK = 100
 ``pageSize`` (a million small records fit under the body cap) is refused instead of filling memory and a batch."""
 
 Record = dict[str, Any]
-
-
-@dataclass
-class _ListingTokens:
-    """The page tokens one listing has been given, to stop a cycle (at most ``max_pages`` of them)."""
-
-    tokens: set[str] = field(default_factory=set)
-
-
 # How often a read-ahead reader waiting to hand a page over looks at its listing's close event.
 _HAND_OVER_POLL_SECONDS = 0.05
 
@@ -645,7 +636,7 @@ class MimecastClient:
         return records, self._next_token(endpoint, payload)
 
     def _after_page(
-        self, endpoint: str, page_number: int, records: list[Record], seen: _ListingTokens, next_token: str | None
+        self, endpoint: str, page_number: int, records: list[Record], seen: set[str], next_token: str | None
     ) -> PaginationError | None:
         """Log a page; the error to raise once its records are handed out, if the listing cannot go on.
 
@@ -664,7 +655,7 @@ class MimecastClient:
         )
         if not records or next_token is None:
             return None
-        if next_token in seen.tokens:
+        if next_token in seen:
             return PaginationError(
                 f"Mimecast returned a page token for {endpoint} that it had already given in this listing "
                 f"(page {page_number}); the server is not advancing, so the pull stops here instead of looping.",
@@ -676,7 +667,7 @@ class MimecastClient:
                 f"the pull stops here. Narrow the window or raise max_pages.",
                 endpoint=endpoint,
             )
-        seen.tokens.add(next_token)
+        seen.add(next_token)  # at most max_pages tokens
         return None
 
     def _walk_on_demand(
@@ -685,7 +676,7 @@ class MimecastClient:
         """Each listing in turn, page by page; a page is requested only when the caller asks for it."""
         for index, (endpoint, data) in enumerate(listings):
             token: str | None = None
-            seen = _ListingTokens()
+            seen: set[str] = set()  # every token this listing was given
             page_number = 0
             while True:
                 records, next_token = self._fetch(endpoint, data, size, nested, token)
