@@ -133,6 +133,17 @@ def nested_page(key: str, items: list[Any], next_token: str | None = None) -> di
     return page([{key: items}], next_token)
 
 
+def add_group_listings(httpx_mock: HTTPXMock, cloud: list[dict[str, Any]] | None = None) -> None:
+    """The find-groups answers of one directory pull: ``cloud`` folders (none by default), no LDAP ones."""
+    for source in ("cloud", "ldap"):
+        httpx_mock.add_response(
+            method="POST",
+            url=FIND_GROUPS_URL,
+            match_json={"meta": {"pagination": {"pageSize": 500}}, "data": [{"query": "", "source": source}]},
+            json=nested_page("folders", (cloud or []) if source == "cloud" else []),
+        )
+
+
 def add_audit(
     httpx_mock: HTTPXMock,
     start_ms: int,
@@ -924,13 +935,7 @@ def test_user_inventory_is_sent_in_batches_of_1000_without_checkpoint(
 ) -> None:
     domain = "contoso.example.org"
     addresses = [f"user{n:04d}@{domain}" for n in range(1001)]
-    for source in ("cloud", "ldap"):
-        httpx_mock.add_response(
-            method="POST",
-            url=FIND_GROUPS_URL,
-            match_json={"meta": {"pagination": {"pageSize": 500}}, "data": [{"query": "", "source": source}]},
-            json=nested_page("folders", []),
-        )
+    add_group_listings(httpx_mock)
     httpx_mock.add_response(method="POST", url=DOMAINS_URL, json=page([{"domain": domain}]))
     tokens = [None, "u2", "u3"]
     for index, chunk in enumerate((addresses[:500], addresses[500:1000], addresses[1000:])):
@@ -957,13 +962,7 @@ def test_inventory_failing_midway_commits_nothing_and_keeps_the_previous_snapsho
 ) -> None:
     previous = InventoryState(collected_at_ms=T0 - 2 * HOUR, memberships={"g-fin": GroupMembership("F", ("x@y.z",))})
     host = Host(committed=Checkpoint(inventory=previous).to_dict())
-    for source in ("cloud", "ldap"):
-        httpx_mock.add_response(
-            method="POST",
-            url=FIND_GROUPS_URL,
-            match_json={"meta": {"pagination": {"pageSize": 500}}, "data": [{"query": "", "source": source}]},
-            json=nested_page("folders", [{"id": "g-fin", "description": "F"}] if source == "cloud" else []),
-        )
+    add_group_listings(httpx_mock, [{"id": "g-fin", "description": "F"}])
     httpx_mock.add_response(method="POST", url=GROUP_MEMBERS_URL, status_code=400, json={"fail": []})
     connector = make(event_types=["user_management"])
     assert host.run(connector) == []
@@ -976,13 +975,7 @@ def test_users_mapped_before_their_listing_failed_are_not_reported_as_delivered(
 ) -> None:
     """A failed listing printed "3 events" (user_inventory) that no batch ever carried: they were mapped into the
     pending batch, then the next page failed. The summary counts what the consumer took."""
-    for source in ("cloud", "ldap"):
-        httpx_mock.add_response(
-            method="POST",
-            url=FIND_GROUPS_URL,
-            match_json={"meta": {"pagination": {"pageSize": 500}}, "data": [{"query": "", "source": source}]},
-            json=nested_page("folders", []),
-        )
+    add_group_listings(httpx_mock)
     domain = "contoso.example.org"
     httpx_mock.add_response(method="POST", url=DOMAINS_URL, json=page([{"domain": domain}]))
     people = [{"emailAddress": f"u{n}@{domain}", "name": f"u{n}", "domain": domain} for n in range(3)]
@@ -1056,16 +1049,7 @@ def test_group_members_are_read_in_parallel_within_the_concurrency_bound(
     httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
 ) -> None:
     groups = {f"g{n}": (f"Group {n}", "cloud", [f"user{n}@contoso.example.org"]) for n in range(4)}
-    for source in ("cloud", "ldap"):
-        folders = (
-            [{"id": gid, "description": name} for gid, (name, _, _) in groups.items()] if source == "cloud" else []
-        )
-        httpx_mock.add_response(
-            method="POST",
-            url=FIND_GROUPS_URL,
-            match_json={"meta": {"pagination": {"pageSize": 500}}, "data": [{"query": "", "source": source}]},
-            json=nested_page("folders", folders),
-        )
+    add_group_listings(httpx_mock, [{"id": gid, "description": name} for gid, (name, _, _) in groups.items()])
     lock = threading.Lock()
     active = [0, 0]  # now, most
     barrier = threading.Barrier(2, timeout=10)  # concurrency=2: each pair must really run side by side
