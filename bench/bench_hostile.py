@@ -75,10 +75,10 @@ def child(name: str, url: str) -> int:
     """Run one scenario's pull against ``url``; print one JSON line with its outcome."""
     import httpx
 
-    from connector.auth import MimecastAuth
-    from connector.client import MimecastClient
+    from connector.api.auth import MimecastAuth
+    from connector.api.client import MimecastClient
+    from connector.api.ratelimit import RetryPolicy
     from connector.log import configure_logging, escape_control, safe_line
-    from connector.ratelimit import RetryPolicy
     from connector.secret import Secret
 
     log = io.StringIO()

@@ -41,9 +41,9 @@ from common import (
 from connector.errors import MappingError
 from connector.mapping.event_info import parse_event_info
 from connector.mapping.mapper import Mapper, now_ms
+from connector.ocsf.validate import EventValidator
 from connector.pipeline import Transformer
 from connector.timefmt import parse_mimecast_time_ms
-from connector.validate import EventValidator
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADING = "## Mapping, validation and serialization"

@@ -65,7 +65,7 @@ try:
 except ImportError:  # an older cli.py committed after every batch
     COMMIT_INTERVAL_SECONDS = 0.0
 from connector.host import MimecastConnector  # noqa: E402
-from connector.sink import NdjsonSink  # noqa: E402
+from connector.sinks.ndjson import NdjsonSink  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADING = "## End-to-end pull"

@@ -19,17 +19,17 @@ from typing import IO, Any
 
 import orjson
 
+from connector.api.transport import environment_proxy, redact_url
+from connector.api.urls import token_host_note
 from connector.checkpoint import Checkpoint, CheckpointStore
 from connector.config import Config
 from connector.errors import ConfigError, ConnectorError, MappingError, SinkError
 from connector.host import MimecastConnector
 from connector.log import configure_logging, safe_line
 from connector.mapping.mapper import Mapper, now_ms
+from connector.ocsf.validate import EventValidator
 from connector.pipeline import Transformer
-from connector.sink import NdjsonSink
-from connector.transport import environment_proxy, redact_url
-from connector.urls import token_host_note
-from connector.validate import EventValidator
+from connector.sinks.ndjson import NdjsonSink
 
 __all__ = ["main", "read_records"]
 

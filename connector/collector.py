@@ -36,11 +36,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from connector.api.client import MimecastClient
 from connector.checkpoint import AuditState, Checkpoint, GroupMembership, InventoryState
-from connector.client import MimecastClient
 from connector.errors import ConnectorError
+from connector.events import Batch, MappedEvent
 from connector.log import safe_line
-from connector.mapping.mapper import MappedEvent
 from connector.mapping.snapshot import diff_memberships
 from connector.pipeline import Report, Transformer
 from connector.timefmt import ms_to_datetime, parse_mimecast_time_ms
@@ -56,19 +56,6 @@ HISTORY_MS: Final = 60 * 24 * 60 * MINUTE_MS - 10 * MINUTE_MS
 SLICE_MS: Final = 6 * 60 * MINUTE_MS  # catch-up windows are read in 6-hour slices
 USER_BATCH: Final = 1000
 GROUP_SOURCES: Final = ("cloud", "ldap")
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Events for one table, and the checkpoint to commit once the host has durably accepted them (and all before).
-
-    ``checkpoint`` is None when there is nothing new to commit; ``events`` is empty for a checkpoint-only batch.
-    """
-
-    table: str | None
-    class_uid: int | None
-    events: list[dict[str, Any]]
-    checkpoint: Checkpoint | None
 
 
 @dataclass(frozen=True)

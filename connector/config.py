@@ -29,11 +29,11 @@ from typing import Any
 
 import yaml
 
+from connector.api.transport import redact_url, validate_proxy_url
+from connector.api.urls import check_token_host, default_token_url, validate_base_url
 from connector.errors import ConfigError
 from connector.resources import manifest_text
 from connector.secret import WITHHELD, Secret
-from connector.transport import redact_url, validate_proxy_url
-from connector.urls import check_token_host, default_token_url, validate_base_url
 
 __all__ = [
     "CLIENT_SECRET_ENV",

@@ -13,17 +13,18 @@ from typing import Any
 
 import httpx
 
+from connector.api.client import MimecastClient
+from connector.api.ratelimit import RetryPolicy
+from connector.api.transport import proxy_password
 from connector.checkpoint import Checkpoint
-from connector.client import MimecastClient
-from connector.collector import AuditSettings, Batch, Collector, RunSummary
+from connector.collector import AuditSettings, Collector, RunSummary
 from connector.config import Config
+from connector.events import Batch
 from connector.log import register_secret
 from connector.mapping.mapper import Mapper, now_ms
+from connector.ocsf.validate import EventValidator
 from connector.pipeline import Transformer
-from connector.ratelimit import RetryPolicy
 from connector.timefmt import ms_to_datetime
-from connector.transport import proxy_password
-from connector.validate import EventValidator
 
 __all__ = ["Batch", "MimecastConnector"]
 

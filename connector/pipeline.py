@@ -12,9 +12,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from connector.errors import MappingError
+from connector.events import MappedEvent
 from connector.log import safe_line
-from connector.mapping.mapper import MappedEvent, Mapper
-from connector.validate import EventValidator
+from connector.mapping.mapper import Mapper
+from connector.ocsf.validate import EventValidator
 
 __all__ = ["RecordError", "Report", "Transformer"]
 

@@ -12,7 +12,7 @@ from typing import Any, Final
 from connector.errors import MappingError
 from connector.mapping.mapper import Mapper
 from connector.mapping.snapshot import GroupMembers, diff_memberships
-from connector.validate import EventValidator
+from connector.ocsf.validate import EventValidator
 
 __all__ = ["GOLDEN_CLOCK_MS", "golden_mapper", "run_scenario"]
 

@@ -10,7 +10,7 @@ What it does:
    subprocess: the same collection, sink and checkpoint code, nothing re-implemented here);
 4. changes some group memberships in the simulator and runs ``mimecast-connector run`` again from the committed
    checkpoint, so ``group_management.ndjson`` also holds Add User / Remove User events from the inventory diff;
-5. validates every output line with ``connector.validate.EventValidator`` and exits non-zero, loudly, if any line
+5. validates every output line with ``connector.ocsf.validate.EventValidator`` and exits non-zero, loudly, if any line
    is invalid, a table is missing, a run failed, or the diff events do not match the membership changes.
 
 Outputs (``demo-output/``): ``authentication.ndjson``, ``account_change.ndjson``, ``group_management.ndjson``,
@@ -33,8 +33,8 @@ ROOT: Final = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout even when the package is not installed
 
 from connector.config import CLIENT_SECRET_ENV  # noqa: E402
+from connector.ocsf.validate import EventValidator  # noqa: E402
 from connector.simulator import SIZE_PRESETS, MembershipChanges, Simulator  # noqa: E402
-from connector.validate import EventValidator  # noqa: E402
 
 DEMO_CONFIG: Final = ROOT / "demo" / "config.json"
 OUT: Final = ROOT / "demo-output"

@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from connector.ocsf.validate import EventValidator
 from connector.testing import golden_mapper, run_scenario
-from connector.validate import EventValidator
 
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden"
 

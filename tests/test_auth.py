@@ -1,4 +1,4 @@
-"""Tests for connector.auth.MimecastAuth: token caching, expiry skew, 401 refresh, encoding and secrecy."""
+"""Tests for connector.api.auth.MimecastAuth: token caching, expiry skew, 401 refresh, encoding and secrecy."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from helpers_http import AUDIT_URL, BASE, CLIENT_KEY, SECRET_VALUE, TOKEN_URL, FakeClock, fixture, token_json
 from pytest_httpx import HTTPXMock
 
-from connector.auth import MimecastAuth
+from connector.api.auth import MimecastAuth
 from connector.errors import ApiError, AuthError
 from connector.log import MASK, safe_line
 from connector.secret import Secret

@@ -14,7 +14,7 @@ import pytest
 
 from connector.cli import main
 from connector.errors import CheckpointError, ConnectorError
-from connector.sink import NdjsonSink
+from connector.sinks.ndjson import NdjsonSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "audit-records.jsonl"
@@ -106,7 +106,7 @@ class _ScriptedConnector:
 
 def _batches(n: int) -> list:
     from connector.checkpoint import AuditState, Checkpoint
-    from connector.collector import Batch
+    from connector.events import Batch
 
     return [
         Batch("authentication", 3002, [{"n": i}], Checkpoint(audit=AuditState(cursor_ms=i, seen={f"id{i}": i})))
@@ -240,7 +240,7 @@ def _run_cli_with_a_failing_disk(
 ) -> tuple[int, Path]:
     """`run --output <file>` with the pass replaced by ``run_once`` and every fsync failing with EIO."""
     import connector.cli as cli
-    import connector.sink as sink_module
+    import connector.sinks.ndjson as sink_module
 
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")

@@ -36,7 +36,7 @@ from helpers_http import (
 )
 from pytest_httpx import HTTPXMock
 
-import connector.sink as sink_module
+import connector.sinks.ndjson as sink_module
 from connector.checkpoint import StateLock
 from connector.cli import main
 from connector.errors import StateLockedError

@@ -1,4 +1,4 @@
-"""Tests for connector.client.MimecastClient against pytest-httpx (strict): envelopes, pagination, retries."""
+"""Tests for connector.api.client.MimecastClient against pytest-httpx (strict): envelopes, pagination, retries."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ from helpers_http import (
 )
 from pytest_httpx import HTTPXMock
 
-from connector.auth import MimecastAuth
-from connector.client import ClientStats, MimecastClient
+from connector.api.auth import MimecastAuth
+from connector.api.client import ClientStats, MimecastClient
+from connector.api.ratelimit import RetryPolicy
 from connector.errors import (
     ApiError,
     AuthError,
@@ -41,7 +42,6 @@ from connector.errors import (
     PermissionDeniedError,
     RateLimitExhaustedError,
 )
-from connector.ratelimit import RetryPolicy
 from connector.secret import Secret
 
 START = datetime(2026, 3, 2, 0, 0, 0, tzinfo=UTC)
@@ -934,7 +934,7 @@ def test_no_secret_or_token_in_logs_or_errors(
 def test_page_fetched_log_carries_structured_extra(
     httpx_mock: HTTPXMock, client: MimecastClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="connector.client")
+    caplog.set_level(logging.DEBUG, logger="connector.api.client")
     httpx_mock.add_response(url=TOKEN_URL, json=token_json("t1"))
     httpx_mock.add_response(url=AUDIT_URL, json=page([record(1), record(2)]))
     list(client.audit_events(START, END))

@@ -32,10 +32,11 @@ from helpers_http import (
 )
 from pytest_httpx import HTTPXMock
 
+from connector.api.ratelimit import RetryPolicy
 from connector.checkpoint import AuditState, Checkpoint, GroupMembership, InventoryState
-from connector.collector import HISTORY_MS, SLICE_MS, Batch
+from connector.collector import HISTORY_MS, SLICE_MS
+from connector.events import Batch
 from connector.host import MimecastConnector
-from connector.ratelimit import RetryPolicy
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE

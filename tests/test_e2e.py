@@ -34,9 +34,9 @@ from connector.cli import main
 from connector.collector import RunSummary
 from connector.host import MimecastConnector
 from connector.log import configure_logging
+from connector.ocsf.validate import EventValidator
 from connector.simulator import FaultPlan, MembershipChanges, Reply, Simulator, TenantSpec
-from connector.sink import NdjsonSink
-from connector.validate import EventValidator
+from connector.sinks.ndjson import NdjsonSink
 
 NOW = calendar.timegm((2026, 6, 15, 12, 0, 0, 0, 0, 0))  # the fake clock's start, epoch seconds
 HOUR = 3600

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from connector.mapping.event_info import MAX_PARSED_CHARS, parse_event_info
 from connector.mapping.mapper import Mapper
 from connector.mapping.values import valid_ip
-from connector.validate import EventValidator
+from connector.ocsf.validate import EventValidator
 
 SIZE = 100_000
 # Each run is SIZE characters long (what the old patterns retried from every position).

@@ -10,8 +10,8 @@ from types import ModuleType
 
 import pytest
 
+from connector.ocsf.validate import EventValidator
 from connector.testing import golden_mapper, run_scenario
-from connector.validate import EventValidator
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"

@@ -25,12 +25,12 @@ from helpers_http import (
 )
 from pytest_httpx import HTTPXMock
 
+from connector.api.ratelimit import RetryPolicy
 from connector.checkpoint import AuditState, Checkpoint
 from connector.collector import RunSummary
 from connector.config import Config
 from connector.errors import CheckpointError, ConfigError, PermissionDeniedError
 from connector.host import MimecastConnector
-from connector.ratelimit import RetryPolicy
 
 T0 = int(datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC).timestamp() * 1000) + 250
 MINUTE = 60_000

@@ -15,12 +15,12 @@ from helpers_http import AUDIT_URL, BASE, CLIENT_KEY, SECRET_VALUE, TOKEN_URL, t
 from hostile_server import HostileServer
 from pytest_httpx import HTTPXMock
 
-from connector.auth import MimecastAuth
-from connector.client import MimecastClient
+from connector.api.auth import MimecastAuth
+from connector.api.client import MimecastClient
+from connector.api.ratelimit import RetryPolicy
+from connector.api.transport import MAX_TOKEN_BYTES, Limits, validate_proxy_url
 from connector.errors import ApiError, ConfigError
-from connector.ratelimit import RetryPolicy
 from connector.secret import Secret
-from connector.transport import MAX_TOKEN_BYTES, Limits, validate_proxy_url
 
 AUDIT = "/api/audit/get-audit-events"
 MIB = 1 << 20

@@ -18,9 +18,9 @@ import pytest
 from helpers_http import AUDIT_URL, BASE, CLIENT_KEY, SECRET_VALUE, TOKEN_URL, token_json
 from pytest_httpx import HTTPXMock
 
-from connector.auth import MimecastAuth
+from connector.api.auth import MimecastAuth
+from connector.api.client import MimecastClient
 from connector.cli import main
-from connector.client import MimecastClient
 from connector.collector import RunSummary
 from connector.errors import ApiError
 from connector.log import MASK, safe_line

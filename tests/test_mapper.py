@@ -11,8 +11,8 @@ import pytest
 from connector.errors import MappingError
 from connector.mapping.mapper import Mapper
 from connector.mapping.snapshot import GroupMembers, diff_memberships
+from connector.ocsf.validate import EventValidator
 from connector.pipeline import Transformer
-from connector.validate import EventValidator
 
 SAMPLES = [json.loads(line) for line in (Path(__file__).parent / "fixtures" / "audit-records.jsonl").open()]
 CLOCK = 1_790_000_000_000

@@ -8,9 +8,9 @@ import pickle
 import pytest
 
 from connector.checkpoint import Checkpoint, CheckpointStore
-from connector.collector import Batch
 from connector.config import Config
 from connector.errors import ConfigError
+from connector.events import Batch
 from connector.host import MimecastConnector
 from connector.secret import Secret
 

@@ -25,8 +25,8 @@ from connector.cli import read_records
 from connector.config import Config, parameter_specs
 from connector.errors import CheckpointError, ConfigError, MappingError
 from connector.mapping.mapper import Mapper
+from connector.ocsf.validate import EventValidator
 from connector.pipeline import Report, Transformer
-from connector.validate import EventValidator
 
 SAMPLES = [json.loads(line) for line in (Path(__file__).parent / "fixtures" / "audit-records.jsonl").open()]
 CLOCK = 1_790_000_000_000

@@ -18,9 +18,9 @@ import pytest
 from helpers_http import BASE, CLIENT_KEY, GROUP_MEMBERS_URL, SECRET_VALUE, TOKEN_URL, FakeClock, ZeroRandom, token_json
 from pytest_httpx import HTTPXMock
 
-from connector.auth import MimecastAuth
-from connector.client import MimecastClient
-from connector.ratelimit import RateGate, RetryPolicy
+from connector.api.auth import MimecastAuth
+from connector.api.client import MimecastClient
+from connector.api.ratelimit import RateGate, RetryPolicy
 from connector.secret import Secret
 
 

@@ -1,4 +1,4 @@
-"""Exact-value tests for connector.ratelimit: the reset header is a ms duration, clamped when absurd."""
+"""Exact-value tests for connector.api.ratelimit: the reset header is a ms duration, clamped when absurd."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import httpx
 import pytest
 from helpers_http import ZeroRandom
 
-from connector.ratelimit import RetryPolicy, parse_remaining, parse_reset_delay
+from connector.api.ratelimit import RetryPolicy, parse_remaining, parse_reset_delay
 
 
 class OneRandom(random.Random):

@@ -25,8 +25,8 @@ _SCENARIO = textwrap.dedent(
 
     import httpx
 
-    from connector.auth import MimecastAuth
-    from connector.client import MimecastClient
+    from connector.api.auth import MimecastAuth
+    from connector.api.client import MimecastClient
     from connector.secret import Secret
 
     BASE = "https://api.services.mimecast.com"

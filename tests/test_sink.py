@@ -13,11 +13,11 @@ from typing import IO, Any
 
 import pytest
 
-import connector.sink as sink_module
+import connector.sinks.ndjson as sink_module
 from connector.checkpoint import Checkpoint
-from connector.collector import Batch
 from connector.errors import ConnectorError, SinkError
-from connector.sink import NdjsonSink
+from connector.events import Batch
+from connector.sinks.ndjson import NdjsonSink
 
 
 def event(class_uid: int, uid: str) -> dict[str, Any]:
@@ -323,7 +323,7 @@ def test_an_output_that_ends_in_a_partial_line_is_cut_back_to_its_last_newline_w
         out = tmp_path / f"{per_table}" / "authentication.ndjson"
         out.parent.mkdir()
         out.write_bytes(content)
-        with caplog.at_level("WARNING", logger="connector.sink"):
+        with caplog.at_level("WARNING", logger="connector.sinks.ndjson"):
             sink = NdjsonSink(str(out.parent if per_table else out), per_table=per_table)
             sink.write(AUTH)
         sink.close()
@@ -336,7 +336,7 @@ def test_an_output_that_ends_in_a_partial_line_is_cut_back_to_its_last_newline_w
 def test_an_output_that_ends_in_a_newline_is_left_as_it_is(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "events.ndjson"
     out.write_bytes(b"{}\n")
-    with caplog.at_level("WARNING", logger="connector.sink"):
+    with caplog.at_level("WARNING", logger="connector.sinks.ndjson"):
         NdjsonSink(str(out)).close()
     assert out.read_bytes() == b"{}\n" and not caplog.records
 

@@ -1,12 +1,12 @@
-"""Tests for connector.urls: https enforcement, loopback exception and the legacy API 1.0 hosts."""
+"""Tests for connector.api.urls: https enforcement, loopback exception and the legacy API 1.0 hosts."""
 
 from __future__ import annotations
 
 import pytest
 
+from connector.api.urls import default_token_url, validate_base_url
 from connector.config import Config
 from connector.errors import ConfigError
-from connector.urls import default_token_url, validate_base_url
 
 
 @pytest.mark.parametrize(

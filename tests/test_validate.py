@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from connector.errors import EventValidationError
-from connector.validate import EventValidator
+from connector.ocsf.validate import EventValidator
 
 GOOD: dict[str, Any] = json.loads(
     (Path(__file__).parent / "golden" / "authentication" / "logon_success_cloud.json").read_text()
@@ -105,7 +105,7 @@ def test_header_memo_gives_the_same_answers_as_a_fresh_check() -> None:
 
 
 def test_header_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import connector.validate as validate_module
+    import connector.ocsf.validate as validate_module
 
     monkeypatch.setattr(validate_module, "_HEADER_MEMO_LIMIT", 3)
     validator = EventValidator()

@@ -21,8 +21,8 @@ import yaml
 
 from connector.errors import ConfigError
 from connector.mapping.values import DERIVED_INPUTS, RAW_INPUTS, SOURCES
+from connector.ocsf.validate import OcsfEnums, load_enums
 from connector.resources import mappings_dir
-from connector.validate import OcsfEnums, load_enums
 
 __all__ = [
     "AUDIT_CLASS_FILES",

@@ -27,13 +27,13 @@ from typing import IO
 
 import orjson
 
-from connector.collector import Batch
 from connector.durability import fsync_directory
 from connector.errors import SinkError
+from connector.events import Batch
 
 __all__ = ["NdjsonSink"]
 
-_log = logging.getLogger("connector.sink")
+_log = logging.getLogger("connector.sinks.ndjson")
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _TAIL_CHUNK = 64 * 1024
 

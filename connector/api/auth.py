@@ -37,7 +37,7 @@ from connector.secret import Secret
 
 __all__ = ["MimecastAuth"]
 
-_log = logging.getLogger("connector.auth")
+_log = logging.getLogger("connector.api.auth")
 
 _DEFAULT_EXPIRES_IN = 1800.0
 # What a bearer token may hold to be sent in an Authorization header: visible ASCII (RFC 6750's b64token is a

@@ -43,7 +43,18 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from connector.auth import MimecastAuth
+from connector.api.auth import MimecastAuth
+from connector.api.ratelimit import RateGate, RetryPolicy, parse_remaining, parse_reset_delay
+from connector.api.transport import (
+    BoundedTransport,
+    Limits,
+    OverallTimeoutError,
+    environment_proxy,
+    host_pattern,
+    redact_url,
+    validate_proxy_url,
+)
+from connector.api.urls import default_token_url, validate_base_url
 from connector.errors import (
     ApiError,
     AuthError,
@@ -53,19 +64,8 @@ from connector.errors import (
     RateLimitExhaustedError,
 )
 from connector.log import redact_text
-from connector.ratelimit import RateGate, RetryPolicy, parse_remaining, parse_reset_delay
 from connector.secret import Secret
 from connector.timefmt import format_mimecast_time
-from connector.transport import (
-    BoundedTransport,
-    Limits,
-    OverallTimeoutError,
-    environment_proxy,
-    host_pattern,
-    redact_url,
-    validate_proxy_url,
-)
-from connector.urls import default_token_url, validate_base_url
 
 __all__ = [
     "AUDIT_EVENTS_PATH",
@@ -82,7 +82,7 @@ __all__ = [
     "WindowPage",
 ]
 
-_log = logging.getLogger("connector.client")
+_log = logging.getLogger("connector.api.client")
 
 AUDIT_EVENTS_PATH = "/api/audit/get-audit-events"
 INTERNAL_DOMAINS_PATH = "/api/domain/get-internal-domain"
@@ -360,7 +360,7 @@ class MimecastClient:
             transport: A custom transport (tests, the embedded simulator); defaults to an ``HTTPTransport``
                 that retries connection setup twice.
             timeout: Defaults to 30 s per read, 10 s to connect (httpx timeouts bound each read, not a request).
-            limits: Response size caps and the overall deadline of one request (``connector.transport``);
+            limits: Response size caps and the overall deadline of one request (``connector.api.transport``);
                 defaults to the documented caps and a deadline equal to the read timeout.
             proxy_url: An http(s) proxy for every request; empty: ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``
                 and ``NO_PROXY`` from the environment. Not used with a custom ``transport``.
