@@ -15,15 +15,11 @@ from typing import Any
 
 from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
-OCSF_VERSION = "1.8.0"
+from connector.registry import registry
+
+OCSF_VERSION = registry().ocsf_version
 PROFILES: list[str] = []  # must equal what the mapper puts in metadata.profiles: none
-CLASSES = {
-    "account_change": 3001,
-    "authentication": 3002,
-    "group_management": 3006,
-    "user_inventory": 5003,
-    "base_event": 0,
-}
+CLASSES = registry().ocsf_classes()  # every class a table of manifest.json emits
 # Enumerated attributes whose captions the mapper derives, per object they live on.
 OBJECT_ENUMS = {
     "account": ["type_id"],

@@ -34,7 +34,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,6 +64,7 @@ from connector.errors import (
     RateLimitExhaustedError,
 )
 from connector.log import redact_text
+from connector.registry import registry
 from connector.secret import Secret
 from connector.timefmt import format_mimecast_time
 
@@ -90,11 +91,8 @@ INTERNAL_USERS_PATH = "/api/user/get-internal-users"
 FIND_GROUPS_PATH = "/api/directory/find-groups"
 GROUP_MEMBERS_PATH = "/api/directory/get-group-members"
 
-EVENT_TYPE_PRODUCTS: dict[str, str] = {
-    "audit": "Audit Events",
-    "user_management": "User and Group Management",
-}
-"""The Mimecast API 2.0 product an application needs for each of our event types."""
+EVENT_TYPE_PRODUCTS: Mapping[str, str] = {value: spec.product for value, spec in registry().event_types.items()}
+"""The Mimecast API 2.0 product an application needs for each of our event types (from ``manifest.json``)."""
 
 _ENDPOINT_EVENT_TYPE = {
     AUDIT_EVENTS_PATH: "audit",

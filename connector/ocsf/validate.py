@@ -16,12 +16,14 @@ import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 import jsonschema
 import jsonschema_rs
 
 from connector.errors import EventValidationError
+from connector.registry import registry
 from connector.resources import schemas_dir
 
 __all__ = [
@@ -33,14 +35,9 @@ __all__ = [
     "load_enums",
 ]
 
-OCSF_VERSION = "1.8.0"
-SCHEMA_FILES: Mapping[int, str] = {
-    3001: "account_change.json",
-    3002: "authentication.json",
-    3006: "group_management.json",
-    5003: "user_inventory.json",
-    0: "base_event.json",
-}
+OCSF_VERSION = registry().ocsf_version
+SCHEMA_FILES: Mapping[int, str] = MappingProxyType(registry().schema_files())
+"""class_uid -> generated schema file, for every table in ``manifest.json``."""
 # Epoch milliseconds between 2001-09-09 and 2286-11-20: a seconds value (~1.7e9) can never fall in here.
 _MIN_MS = 10**12
 _MAX_MS = 10**13
