@@ -79,6 +79,7 @@ __all__ = [
     "PAGE_RECORDS_FACTOR",
     "PAGE_RECORDS_SLACK",
     "ClientStats",
+    "Listing",
     "MimecastClient",
     "WindowPage",
 ]
@@ -119,6 +120,21 @@ _HAND_OVER_POLL_SECONDS = 0.05
 
 class _ListingClosed(Exception):
     """Raised on a read-ahead reader thread when the caller has closed its listing during a wait."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One paginated request of the ``/api`` POST envelope, as a stream declares it.
+
+    Attributes:
+        endpoint: The path, e.g. ``/api/audit/get-audit-events``.
+        data: The request's ``data`` array (the query).
+        records_at: Where the records are: ``data[].<records_at>[]``; ``None`` for the ``data[]`` items themselves.
+    """
+
+    endpoint: str
+    data: list[Record]
+    records_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,6 +578,25 @@ class MimecastClient:
         """Members of one group (``data[0].groupMembers[]``); safe to call from several threads at once."""
         for page in self._paginate(GROUP_MEMBERS_PATH, [{"id": group_id}], page_size, "groupMembers"):
             yield from page
+
+    def pages(self, listings: Sequence[Listing], *, page_size: int | None = None) -> Iterator[WindowPage]:
+        """The pages of several listings in a row, as one stream (see :meth:`audit_event_windows`): every listing
+        ends with a page marked ``last``, which says it was read completely."""
+        size = self._page_size(page_size)
+        if len({listing.records_at for listing in listings}) > 1:
+            raise ValueError("the listings of one pages() call must select their records the same way")
+        nested = listings[0].records_at if listings else None
+        return self._walk([(listing.endpoint, listing.data) for listing in listings], size, nested)
+
+    def probe(self, listing: Listing, event_type: str) -> None:
+        """One request for one record of ``listing``: a 401/403 names ``event_type`` and the product it needs.
+
+        Raises:
+            PermissionDeniedError: the API application lacks the event type's product.
+            AuthError, ApiError: as for any request.
+        """
+        self._post(listing.endpoint, self._envelope(listing.data, 1, None), denied_event_type=event_type)
+        _log.info("preflight passed", extra={"event_type": event_type})
 
     def preflight(self, event_types: Iterable[str]) -> None:
         """Make one small request per event type, so a missing product is reported before the first run.
