@@ -68,7 +68,7 @@ def worker(base_url: str, hours: int, read_ahead: bool) -> dict[str, object]:
 
         def sample() -> None:
             while not done.wait(0.2):
-                samples.append((connector.summary.audit_records, process.memory_info().rss / 2**20))
+                samples.append((connector.summary.sections["audit"].records, process.memory_info().rss / 2**20))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -82,9 +82,9 @@ def worker(base_url: str, hours: int, read_ahead: bool) -> dict[str, object]:
         written = sum(f.stat().st_size for f in output.glob("*.ndjson"))
         return {
             "hours": hours,
-            "records": summary.audit_records,
+            "records": summary.sections["audit"].records,
             "events": events,
-            "pages": summary.pages,
+            "pages": summary.sections["audit"].pages,
             "requests": connector.client.stats.requests,
             "failures": summary.failures,
             "wall": wall,

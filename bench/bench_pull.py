@@ -58,7 +58,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from connector.checkpoint import Checkpoint, CheckpointStore  # noqa: E402
-from connector.collector import SLICE_MS  # noqa: E402
+from connector.streams.audit import SLICE_MS  # noqa: E402
 
 try:
     from connector.cli import COMMIT_INTERVAL_SECONDS
@@ -427,7 +427,15 @@ def measure_collect(base_url: str, latency: float, *, sink: bool, read_ahead: bo
             if summary.failures:
                 raise RuntimeError(f"the pull failed: {summary.failures}")
             return Row(
-                name, summary.audit_records, events, stats.requests, stats.token_refreshes, wall, cpu, latency, split
+                name,
+                summary.sections["audit"].records,
+                events,
+                stats.requests,
+                stats.token_refreshes,
+                wall,
+                cpu,
+                latency,
+                split,
             )
     finally:
         if output is not None:
@@ -501,8 +509,8 @@ def measure_inventory(base_url: str, latency: float, concurrency: int, read_ahea
     return InventoryRow(
         concurrency,
         read_ahead,
-        summary.inventory_users,
-        summary.inventory_groups,
+        summary.sections["user_management"].users,
+        summary.sections["user_management"].groups,
         members,
         others,
         last - first,

@@ -1,12 +1,13 @@
-"""The connector's durable state: a small, versioned checkpoint and an atomic file store for it.
+"""The connector's durable state: a versioned checkpoint of per-stream states, and an atomic file store for it.
 
-The checkpoint holds only positions and identifiers, never configuration or credentials:
+Version 2: ``{"version": 2, "updated_at_ms": ..., "streams": {name: state}}``. Each registered stream
+(``connector.streams``) parses and writes its own slice with its own schema: positions and record keys, never
+configuration or credentials. The state of a stream this connector does not know (a newer connector wrote it,
+or an extension that is not installed) is kept as it is and written back unchanged, never dropped.
 
-- ``audit.cursor_ms``: start of the next audit window (epoch ms); everything before it was delivered.
-- ``audit.seen``: audit ``id`` -> ``eventTime`` (epoch ms) of records already delivered inside the
-  trailing overlap window, so re-reading it (Mimecast's index lag) emits no duplicate after restarts.
-- ``inventory``: when the directory was last read, and the group memberships seen then, so the next pull can
-  turn membership differences into Group Management events.
+Version 1 (``{"version": 1, "audit": {...}, "inventory": {...}}``) is read and migrated on load: its audit slice
+becomes stream ``audit`` and its inventory slice stream ``user_management``, unchanged, so the cursor, the ids in
+the overlap and the membership snapshot all carry over (no re-delivery, no lost diff).
 
 ``from_dict`` is strict (unknown keys, wrong types, unknown version are errors): a checkpoint that is not
 fully understood must stop the run rather than silently restart collection from scratch or skip data. Such
@@ -22,15 +23,19 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Final, TypeVar
 
 from connector.durability import fsync_directory
 from connector.errors import CheckpointError, StateLockedError
-from connector.timefmt import MAX_EPOCH_MS
+from connector.streams.base import Stream
+from connector.streams.directory_state import GroupMembership, InventoryState
+from connector.streams.registry import streams as registered_streams
+from connector.streams.state import InvalidState, StreamState, epoch_ms, exact_object
+from connector.streams.window import WindowState
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -39,6 +44,7 @@ __all__ = [
     "CheckpointStore",
     "GroupMembership",
     "InventoryState",
+    "RawState",
     "StateLock",
 ]
 
@@ -47,8 +53,14 @@ if sys.platform != "win32":
 
 _log = logging.getLogger("connector.checkpoint")
 
-CHECKPOINT_VERSION = 1
-"""The only checkpoint layout this connector reads and writes."""
+CHECKPOINT_VERSION: Final = 2
+"""The checkpoint layout this connector writes; version 1 is read and migrated."""
+
+V1_STREAMS: Final = {"audit": "audit", "inventory": "user_management"}
+"""Version 1's top-level keys and the stream each became."""
+
+AuditState = WindowState
+"""The audit stream's state (a window state with audit ids): the name version 1 used."""
 
 HOST_SOURCE = "host checkpoint"
 
@@ -60,177 +72,54 @@ def _write_all(stream: IO[bytes], data: bytes) -> None:
     stream.write(data)
 
 
-class _Invalid(Exception):
-    """Internal: a structural problem, turned into a CheckpointError naming the source."""
-
-
-def _int(value: object, where: str, *, optional: bool = False) -> int | None:
-    """A non-negative integer no larger than ``MAX_EPOCH_MS``: every number in a checkpoint is a time in epoch
-    milliseconds (or the small version), and a larger one is no time at all (year 10000 and beyond) that would
-    only fail later, far from the file that holds it."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_EPOCH_MS:
-        raise _Invalid(
-            f"{where} must be an integer from 0 to {MAX_EPOCH_MS} (epoch ms up to 9999-12-31)"
-            f"{' or null' if optional else ''}"
-        )
-    return value
-
-
-def _obj(value: object, where: str, keys: set[str]) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise _Invalid(f"{where} must be an object")
-    extra = set(value) - keys
-    missing = keys - set(value)
-    if extra:
-        raise _Invalid(f"{where} has unexpected keys {sorted(extra)}")
-    if missing:
-        raise _Invalid(f"{where} is missing keys {sorted(missing)}")
-    return value
-
-
 @dataclass(frozen=True)
-class GroupMembership:
-    """One group's name and members at the last directory pull.
+class RawState:
+    """The stored state of a stream this connector has no descriptor for, kept as it was read."""
 
-    Members are stored lower-cased, de-duplicated and sorted: Mimecast addresses are case-insensitive, the
-    checkpoint stays compact, and two pulls compare with plain set/tuple equality.
-    """
+    data: Any
 
-    name: str
-    members: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "members", tuple(sorted({member.lower() for member in self.members})))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"name": self.name, "members": list(self.members)}
-
-    @classmethod
-    def from_dict(cls, data: object, *, source: str = HOST_SOURCE) -> GroupMembership:
-        """Strictly parse the JSON form. Raises ``CheckpointError`` naming ``source``."""
-        return _parse(source, lambda: cls._parse(data, "group membership"))
-
-    @classmethod
-    def _parse(cls, data: object, where: str) -> GroupMembership:
-        obj = _obj(data, where, {"name", "members"})
-        name, members = obj["name"], obj["members"]
-        if not isinstance(name, str):
-            raise _Invalid(f"{where}.name must be a string")
-        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            raise _Invalid(f"{where}.members must be a list of strings")
-        return cls(name=name, members=tuple(members))
-
-
-@dataclass(frozen=True)
-class AuditState:
-    """Audit collection progress.
-
-    Attributes:
-        cursor_ms: Start of the next audit window in epoch milliseconds; ``None`` before the first run.
-        seen: Audit record ``id`` -> ``eventTime`` (epoch ms) of records delivered within the overlap window.
-            The collector prunes entries older than the overlap; the event time is kept so it can.
-    """
-
-    cursor_ms: int | None = None
-    seen: Mapping[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "seen", MappingProxyType(dict(self.seen)))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``seen`` sorted by id so saves are reproducible)."""
-        return {"cursor_ms": self.cursor_ms, "seen": dict(sorted(self.seen.items()))}
-
-    @classmethod
-    def from_dict(cls, data: object, *, source: str = HOST_SOURCE) -> AuditState:
-        """Strictly parse the JSON form. Raises ``CheckpointError`` naming ``source``."""
-        return _parse(source, lambda: cls._parse(data, "audit"))
-
-    @classmethod
-    def _parse(cls, data: object, where: str) -> AuditState:
-        obj = _obj(data, where, {"cursor_ms", "seen"})
-        cursor = _int(obj["cursor_ms"], f"{where}.cursor_ms", optional=True)
-        seen = obj["seen"]
-        if not isinstance(seen, dict):
-            raise _Invalid(f"{where}.seen must be an object")
-        parsed: dict[str, int] = {}
-        for key, value in seen.items():
-            event_ms = _int(value, f"{where}.seen[{key!r}]")
-            parsed[key] = 0 if event_ms is None else event_ms
-        return cls(cursor_ms=cursor, seen=parsed)
-
-
-@dataclass(frozen=True)
-class InventoryState:
-    """Directory collection progress.
-
-    Attributes:
-        collected_at_ms: When the last complete directory pull finished (epoch ms); ``None`` before any.
-        memberships: Group id -> ``GroupMembership`` from that pull; ``None`` when never read.
-    """
-
-    collected_at_ms: int | None = None
-    memberships: Mapping[str, GroupMembership] | None = None
-
-    def __post_init__(self) -> None:
-        if self.memberships is not None:
-            object.__setattr__(self, "memberships", MappingProxyType(dict(self.memberships)))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (groups sorted by id)."""
-        memberships = (
-            None
-            if self.memberships is None
-            else {key: value.to_dict() for key, value in sorted(self.memberships.items())}
-        )
-        return {"collected_at_ms": self.collected_at_ms, "memberships": memberships}
-
-    @classmethod
-    def from_dict(cls, data: object, *, source: str = HOST_SOURCE) -> InventoryState:
-        """Strictly parse the JSON form. Raises ``CheckpointError`` naming ``source``."""
-        return _parse(source, lambda: cls._parse(data, "inventory"))
-
-    @classmethod
-    def _parse(cls, data: object, where: str) -> InventoryState:
-        obj = _obj(data, where, {"collected_at_ms", "memberships"})
-        collected = _int(obj["collected_at_ms"], f"{where}.collected_at_ms", optional=True)
-        raw = obj["memberships"]
-        if raw is None:
-            return cls(collected_at_ms=collected, memberships=None)
-        if not isinstance(raw, dict):
-            raise _Invalid(f"{where}.memberships must be an object or null")
-        memberships = {
-            key: GroupMembership._parse(value, f"{where}.memberships[{key!r}]") for key, value in raw.items()
-        }
-        return cls(collected_at_ms=collected, memberships=memberships)
+    def to_dict(self) -> Any:
+        """The state exactly as read (a fresh copy)."""
+        return json.loads(json.dumps(self.data))
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """Everything the connector remembers between runs (version 1).
+    """Everything the connector remembers between runs: one state per stream.
 
     Attributes:
-        version: Layout version; only ``CHECKPOINT_VERSION`` is understood.
-        audit: Audit collection progress.
-        inventory: Directory collection progress.
+        version: Layout version (always ``CHECKPOINT_VERSION`` once loaded).
+        streams: Stream name -> its state (``RawState`` for a stream without a descriptor here).
         updated_at_ms: When this checkpoint was produced (epoch ms), for operators reading the file.
     """
 
     version: int = CHECKPOINT_VERSION
-    audit: AuditState = field(default_factory=AuditState)
-    inventory: InventoryState = field(default_factory=InventoryState)
+    streams: Mapping[str, StreamState] = field(default_factory=dict)
     updated_at_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "streams", MappingProxyType(dict(self.streams)))
+
+    @classmethod
+    def of(cls, *, updated_at_ms: int | None = None, **states: StreamState) -> Checkpoint:
+        """A checkpoint of the states given by stream name (``Checkpoint.of(audit=AuditState(...))``)."""
+        return cls(streams=states, updated_at_ms=updated_at_ms)
+
+    def state(self, stream: Stream) -> StreamState:
+        """``stream``'s state, or its initial state when this checkpoint has none."""
+        state = self.streams.get(stream.name)
+        return state if state is not None else stream.initial_state()
+
+    def with_state(self, name: str, state: StreamState, updated_at_ms: int) -> Checkpoint:
+        """A copy with stream ``name``'s state replaced (every other stream's kept)."""
+        return Checkpoint(streams={**self.streams, name: state}, updated_at_ms=updated_at_ms)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, the exact content of the checkpoint file."""
         return {
             "version": self.version,
             "updated_at_ms": self.updated_at_ms,
-            "audit": self.audit.to_dict(),
-            "inventory": self.inventory.to_dict(),
+            "streams": {name: state.to_dict() for name, state in sorted(self.streams.items())},
         }
 
     def __reduce__(self) -> tuple[object, ...]:
@@ -239,41 +128,62 @@ class Checkpoint:
         return (_checkpoint_from_dict, (self.to_dict(),))
 
     @classmethod
-    def from_dict(cls, data: object, *, source: str = HOST_SOURCE) -> Checkpoint:
-        """Strictly parse a checkpoint.
+    def from_dict(
+        cls, data: object, *, source: str = HOST_SOURCE, streams: Iterable[Stream] | None = None
+    ) -> Checkpoint:
+        """Strictly parse a checkpoint of version 2, or migrate one of version 1.
 
         Args:
             data: The decoded JSON (or the host's stored state).
             source: What to call the origin in errors: the file path, or ``"host checkpoint"``.
-
-        Returns:
-            The checkpoint.
+            streams: The stream descriptors whose states are parsed; default the registered ones. The state of
+                any other stream is kept as a ``RawState``.
 
         Raises:
-            CheckpointError: The data is not a version-1 checkpoint. The message names ``source`` and says how
-                to start over; the connector never overwrites such data by itself.
+            CheckpointError: The data is no checkpoint this connector reads. The message names ``source`` and
+                says how to start over; the connector never overwrites such data by itself.
         """
-        if isinstance(data, dict) and "version" in data and data["version"] != CHECKPOINT_VERSION:
+        if isinstance(data, dict) and "version" in data and data["version"] not in (1, CHECKPOINT_VERSION):
             version = data["version"]
             raise CheckpointError(
-                f"{source}: checkpoint version {version!r} is not supported (this connector reads version "
+                f"{source}: checkpoint version {version!r} is not supported (this connector reads versions 1 and "
                 f"{CHECKPOINT_VERSION}). It may come from a newer connector: upgrade, or move the checkpoint "
                 "away to start over from initial_lookback_hours. The connector will not overwrite it.",
                 path=None if source == HOST_SOURCE else source,
             )
-        return _parse(source, lambda: cls._parse(data))
+        known = {stream.name: stream for stream in (registered_streams() if streams is None else streams)}
+        return _parse(source, lambda: cls._parse(data, known))
 
     @classmethod
-    def _parse(cls, data: object) -> Checkpoint:
-        obj = _obj(data, "checkpoint", {"version", "updated_at_ms", "audit", "inventory"})
-        version = _int(obj["version"], "version")
-        updated = _int(obj["updated_at_ms"], "updated_at_ms", optional=True)
-        return cls(
-            version=CHECKPOINT_VERSION if version is None else version,
-            audit=AuditState._parse(obj["audit"], "audit"),
-            inventory=InventoryState._parse(obj["inventory"], "inventory"),
-            updated_at_ms=updated,
-        )
+    def _parse(cls, data: object, known: Mapping[str, Stream]) -> Checkpoint:
+        if isinstance(data, dict) and data.get("version") == 1:
+            return cls._migrate_v1(data, known)
+        obj = exact_object(data, "checkpoint", {"version", "updated_at_ms", "streams"})
+        epoch_ms(obj["version"], "version")
+        updated = epoch_ms(obj["updated_at_ms"], "updated_at_ms", optional=True)
+        raw = obj["streams"]
+        if not isinstance(raw, dict):
+            raise InvalidState("streams must be an object")
+        states = {name: _state(known.get(name), value, f"streams.{name}") for name, value in raw.items()}
+        return cls(streams=states, updated_at_ms=updated)
+
+    @classmethod
+    def _migrate_v1(cls, data: Mapping[str, Any], known: Mapping[str, Stream]) -> Checkpoint:
+        """Version 1's two slices become the states of the streams they belonged to, unchanged."""
+        obj = exact_object(data, "checkpoint", {"version", *V1_STREAMS, "updated_at_ms"})
+        updated = epoch_ms(obj["updated_at_ms"], "updated_at_ms", optional=True)
+        states = {name: _state(known.get(name), obj[key], key) for key, name in V1_STREAMS.items()}
+        _log.info("checkpoint version 1 read; it is written as version 2 at the next commit")
+        return cls(streams=states, updated_at_ms=updated)
+
+
+def _state(stream: Stream | None, value: object, where: str) -> StreamState:
+    if stream is None:
+        try:
+            return RawState(json.loads(json.dumps(value)))
+        except (TypeError, ValueError, RecursionError):
+            raise InvalidState(f"{where} is not JSON data") from None
+    return stream.parse_state(value, where)
 
 
 _T = TypeVar("_T")
@@ -282,7 +192,7 @@ _T = TypeVar("_T")
 def _parse(source: str, parse: Callable[[], _T]) -> _T:
     try:
         return parse()
-    except _Invalid as exc:
+    except InvalidState as exc:
         raise _corrupt(source, str(exc)) from None
 
 

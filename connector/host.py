@@ -17,18 +17,17 @@ from connector.api.client import MimecastClient
 from connector.api.ratelimit import RetryPolicy
 from connector.api.transport import proxy_password
 from connector.checkpoint import Checkpoint
-from connector.collector import AuditSettings, Collector, RunSummary
+from connector.collector import Collector, RunSummary
 from connector.config import Config
 from connector.events import Batch
 from connector.log import register_secret
 from connector.mapping.mapper import Mapper, now_ms
 from connector.ocsf.validate import EventValidator
 from connector.pipeline import Transformer
+from connector.streams.registry import selected
 from connector.timefmt import ms_to_datetime
 
 __all__ = ["Batch", "MimecastConnector"]
-
-_MINUTE_MS = 60_000
 
 
 def _timeout(seconds: float) -> httpx.Timeout:
@@ -101,7 +100,9 @@ class MimecastConnector:
             AuthError: the client key or secret was rejected.
             PermissionDeniedError: names the event type and the Mimecast product the API application lacks.
         """
-        self.client.preflight(self.config.event_types)
+        now = self._now_ms()
+        for stream in selected(self.config.event_types):
+            self.client.probe(stream.probe(now), stream.name)
 
     def collect(self, checkpoint: Checkpoint | Mapping[str, Any] | None) -> Iterator[Batch]:
         """One collection pass from ``checkpoint`` (None on the first run). ``summary`` describes it afterwards.
@@ -113,19 +114,11 @@ class MimecastConnector:
         """
         if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
             checkpoint = Checkpoint.from_dict(checkpoint)
-        config = self.config
         collector = Collector(
             self.client,
             Transformer(self._mapper, self._validator),
-            event_types=config.event_types,
-            audit=AuditSettings(
-                lookback_ms=config.initial_lookback_hours * 60 * _MINUTE_MS,
-                overlap_ms=config.overlap_minutes * _MINUTE_MS,
-                lag_warning_ms=config.lag_warning_minutes * _MINUTE_MS,
-                categories=config.audit_categories,
-            ),
-            inventory_interval_ms=config.inventory_interval_minutes * _MINUTE_MS,
-            concurrency=config.concurrency,
+            streams=selected(self.config.event_types),
+            config=self.config,
             now_ms=self._now_ms,
         )
         self.summary = collector.summary

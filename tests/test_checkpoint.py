@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import IO, Any
 
@@ -16,16 +17,19 @@ from connector.checkpoint import (
     CheckpointStore,
     GroupMembership,
     InventoryState,
+    RawState,
     StateLock,
 )
 from connector.config import Config
 from connector.errors import CheckpointError, StateLockedError
+from connector.streams.audit import AUDIT
+from connector.streams.directory import DIRECTORY
 
 
 def sample() -> Checkpoint:
-    return Checkpoint(
+    return Checkpoint.of(
         audit=AuditState(cursor_ms=1_700_000_000_000, seen={"id-b": 1_700_000_000_500, "id-a": 1_699_999_999_000}),
-        inventory=InventoryState(
+        user_management=InventoryState(
             collected_at_ms=1_700_000_100_000,
             memberships={
                 "g2": GroupMembership(name="Admins", members=("B@Example.com", "a@example.com", "b@example.com")),
@@ -42,9 +46,10 @@ def files_in(directory: Path) -> list[str]:
 
 def test_defaults_are_a_first_run_checkpoint() -> None:
     checkpoint = Checkpoint()
-    assert checkpoint.version == CHECKPOINT_VERSION == 1
-    assert checkpoint.audit == AuditState(cursor_ms=None, seen={})
-    assert checkpoint.inventory == InventoryState(collected_at_ms=None, memberships=None)
+    assert checkpoint.version == CHECKPOINT_VERSION == 2
+    assert checkpoint.to_dict() == {"version": 2, "updated_at_ms": None, "streams": {}}
+    assert checkpoint.state(AUDIT) == AuditState(cursor_ms=None, seen={})
+    assert checkpoint.state(DIRECTORY) == InventoryState(collected_at_ms=None, memberships=None)
     assert Checkpoint.from_dict(checkpoint.to_dict()) == checkpoint
 
 
@@ -56,9 +61,9 @@ def test_membership_is_compact_and_case_insensitive() -> None:
 def test_state_is_read_only() -> None:
     checkpoint = sample()
     with pytest.raises(TypeError):
-        checkpoint.audit.seen["x"] = 1  # type: ignore[index]
+        checkpoint.streams["audit"].seen["x"] = 1  # type: ignore[index]
     with pytest.raises(AttributeError):
-        checkpoint.audit.cursor_ms = 5  # type: ignore[misc]
+        checkpoint.streams["audit"].cursor_ms = 5  # type: ignore[misc]
 
 
 def test_dict_round_trip() -> None:
@@ -66,7 +71,7 @@ def test_dict_round_trip() -> None:
     data = checkpoint.to_dict()
     assert json.loads(json.dumps(data)) == data
     assert Checkpoint.from_dict(data) == checkpoint
-    assert data["inventory"]["memberships"]["g2"] == {
+    assert data["streams"]["user_management"]["memberships"]["g2"] == {
         "name": "Admins",
         "members": ["a@example.com", "b@example.com"],
     }
@@ -137,6 +142,8 @@ def test_failed_rename_keeps_the_previous_checkpoint_and_reports_the_path(tmp_pa
         (b"\xff\xfe", "not UTF-8"),
         (b"[]", "must be an object"),
         (b'{"version": 1}', "missing keys"),
+        (b'{"version": 2}', "missing keys"),
+        (b'{"version": 2, "updated_at_ms": null, "streams": []}', "streams must be an object"),
     ],
 )
 def test_corrupt_file_names_the_file_and_is_left_untouched(tmp_path: Path, content: bytes, detail: str) -> None:
@@ -159,12 +166,12 @@ def test_corrupt_file_names_the_file_and_is_left_untouched(tmp_path: Path, conte
 
 def test_unknown_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.json"
-    data = {**sample().to_dict(), "version": 2}
+    data = {**sample().to_dict(), "version": 3}
     path.write_text(json.dumps(data), encoding="utf-8")
     before = path.read_bytes()
     with pytest.raises(CheckpointError) as info:
         CheckpointStore(path).load()
-    assert "version 2 is not supported" in str(info.value)
+    assert "version 3 is not supported" in str(info.value)
     assert str(path) in str(info.value)
     assert path.read_bytes() == before
 
@@ -238,19 +245,22 @@ def mutated(path: list[Any], value: object) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("data", "detail"),
     [
-        (mutated(["audit", "cursor_ms"], "1700000000000"), "audit.cursor_ms"),
-        (mutated(["audit", "cursor_ms"], -1), "audit.cursor_ms"),
-        (mutated(["audit", "cursor_ms"], True), "audit.cursor_ms"),
-        (mutated(["audit", "cursor_ms"], 10**17), "audit.cursor_ms must be an integer from 0 to 253402300799999"),
-        (mutated(["audit", "seen", "id-a"], 10**17), "audit.seen['id-a']"),
-        (mutated(["inventory", "collected_at_ms"], 10**17), "inventory.collected_at_ms"),
+        (mutated(["streams", "audit", "cursor_ms"], "1700000000000"), "streams.audit.cursor_ms"),
+        (mutated(["streams", "audit", "cursor_ms"], -1), "streams.audit.cursor_ms"),
+        (mutated(["streams", "audit", "cursor_ms"], True), "streams.audit.cursor_ms"),
+        (
+            mutated(["streams", "audit", "cursor_ms"], 10**17),
+            "streams.audit.cursor_ms must be an integer from 0 to 253402300799999",
+        ),
+        (mutated(["streams", "audit", "seen", "id-a"], 10**17), "streams.audit.seen['id-a']"),
+        (mutated(["streams", "user_management", "collected_at_ms"], 10**17), "streams.user_management.collected_at_ms"),
         (mutated(["updated_at_ms"], 2**63), "updated_at_ms"),
-        (mutated(["audit", "seen"], []), "audit.seen"),
-        (mutated(["audit", "seen", "id-a"], 1.5), "audit.seen['id-a']"),
-        (mutated(["audit", "extra"], 1), "unexpected keys"),
-        (mutated(["inventory", "memberships"], []), "inventory.memberships"),
-        (mutated(["inventory", "memberships", "g1", "members"], "a@example.com"), "members"),
-        (mutated(["inventory", "memberships", "g1", "name"], None), "name"),
+        (mutated(["streams", "audit", "seen"], []), "streams.audit.seen"),
+        (mutated(["streams", "audit", "seen", "id-a"], 1.5), "streams.audit.seen['id-a']"),
+        (mutated(["streams", "audit", "extra"], 1), "unexpected keys"),
+        (mutated(["streams", "user_management", "memberships"], []), "streams.user_management.memberships"),
+        (mutated(["streams", "user_management", "memberships", "g1", "members"], "a@example.com"), "members"),
+        (mutated(["streams", "user_management", "memberships", "g1", "name"], None), "name"),
         (mutated(["updated_at_ms"], "yesterday"), "updated_at_ms"),
     ],
 )
@@ -272,13 +282,75 @@ def test_checkpoint_never_contains_the_secret(tmp_path: Path) -> None:
     config = Config.from_parameters({"client_key": "client-id", "client_secret": secret}, environ={})
     path = tmp_path / "checkpoint.json"
     # A run's state derives only from records; even ids that look like credentials are just ids.
-    checkpoint = Checkpoint(
+    checkpoint = Checkpoint.of(
         audit=AuditState(cursor_ms=1, seen={"id-1": 1}),
-        inventory=InventoryState(collected_at_ms=2, memberships={"g": GroupMembership("G", ("a@example.com",))}),
+        user_management=InventoryState(collected_at_ms=2, memberships={"g": GroupMembership("G", ("a@example.com",))}),
         updated_at_ms=3,
     )
     CheckpointStore(path).save(checkpoint)
     text = path.read_text(encoding="utf-8")
     assert secret not in text
     assert config.client_key not in text
-    assert set(json.loads(text)) == {"version", "updated_at_ms", "audit", "inventory"}
+    assert set(json.loads(text)) == {"version", "updated_at_ms", "streams"}
+    assert set(json.loads(text)["streams"]) == {"audit", "user_management"}
+
+
+# -- version 1 and streams this connector does not know ----------------------------------------------------
+
+V1 = {
+    "version": 1,
+    "updated_at_ms": 1_700_000_200_000,
+    "audit": {"cursor_ms": 1_700_000_000_000, "seen": {"id-a": 1_699_999_999_000, "id-b": 1_700_000_000_500}},
+    "inventory": {
+        "collected_at_ms": 1_700_000_100_000,
+        "memberships": {"g1": {"name": "Empty", "members": []}, "g2": {"name": "Admins", "members": ["a@x.io"]}},
+    },
+}
+
+
+def test_a_version_1_checkpoint_is_migrated_with_every_slice_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    path.write_text(json.dumps(V1), encoding="utf-8")
+    store = CheckpointStore(path)
+    loaded = store.load()
+    assert loaded is not None and loaded.version == 2
+    assert loaded.to_dict() == {
+        "version": 2,
+        "updated_at_ms": V1["updated_at_ms"],
+        "streams": {"audit": V1["audit"], "user_management": V1["inventory"]},
+    }
+    store.save(loaded)  # a migrated checkpoint is no unreadable file: it may be replaced
+    assert json.loads(path.read_text())["version"] == 2
+    assert store.load() == loaded
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"audit": {"cursor_ms": -1, "seen": {}}}, "corrupt (audit.cursor_ms must be an integer"),
+        ({"inventory": {"collected_at_ms": None}}, "inventory is missing keys ['memberships']"),
+        ({"streams": {}}, "checkpoint has unexpected keys ['streams']"),
+    ],
+)
+def test_a_version_1_checkpoint_is_still_read_strictly(change: dict[str, Any], detail: str) -> None:
+    with pytest.raises(CheckpointError, match=re.escape(detail)):
+        Checkpoint.from_dict({**V1, **change})
+
+
+def test_the_state_of_an_unknown_stream_is_kept_and_written_back_unchanged(tmp_path: Path) -> None:
+    future = {"cursor": {"receipt": "token-1", "process": None}, "keys": [1, 2.5, "x", True]}
+    data = {**sample().to_dict()}
+    data["streams"] = {**data["streams"], "siem": future}
+    loaded = Checkpoint.from_dict(data)
+    assert isinstance(loaded.streams["siem"], RawState)
+    assert loaded.state(AUDIT) == sample().streams["audit"]
+    advanced = loaded.with_state("audit", AuditState(cursor_ms=1_800_000_000_000), 1_800_000_000_000)
+    assert advanced.to_dict()["streams"]["siem"] == future
+    store = CheckpointStore(tmp_path / "checkpoint.json")
+    store.save(advanced)
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["streams"]["siem"] == future
+
+
+def test_a_stream_state_that_is_no_json_data_is_refused() -> None:
+    with pytest.raises(CheckpointError, match=r"streams\.siem is not JSON data"):
+        Checkpoint.from_dict({"version": 2, "updated_at_ms": None, "streams": {"siem": {1.5j}}})

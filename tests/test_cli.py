@@ -109,7 +109,7 @@ def _batches(n: int) -> list:
     from connector.events import Batch
 
     return [
-        Batch("authentication", 3002, [{"n": i}], Checkpoint(audit=AuditState(cursor_ms=i, seen={f"id{i}": i})))
+        Batch("authentication", 3002, [{"n": i}], Checkpoint.of(audit=AuditState(cursor_ms=i, seen={f"id{i}": i})))
         for i in range(1, n + 1)
     ]
 
@@ -123,8 +123,8 @@ class _Store:
         return None
 
     def save(self, checkpoint) -> None:  # type: ignore[no-untyped-def]
-        self.saved.append(checkpoint.audit.cursor_ms)
-        self.calls.append(("save", checkpoint.audit.cursor_ms))
+        self.saved.append(checkpoint.streams["audit"].cursor_ms)
+        self.calls.append(("save", checkpoint.streams["audit"].cursor_ms))
 
 
 class _Sink:

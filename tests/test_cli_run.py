@@ -144,8 +144,8 @@ def test_run_writes_ndjson_and_state_and_a_second_run_writes_nothing_new(
     assert sorted(e["metadata"]["original_event_uid"] for e in events) == ["r1", "r2"]
     assert {e["class_uid"] for e in events} == {3002}
     checkpoint = json.loads(state.read_text())
-    assert checkpoint["version"] == 1 and sorted(checkpoint["audit"]["seen"]) == ["r1", "r2"]
-    first_cursor = checkpoint["audit"]["cursor_ms"]
+    assert checkpoint["version"] == 2 and sorted(checkpoint["streams"]["audit"]["seen"]) == ["r1", "r2"]
+    first_cursor = checkpoint["streams"]["audit"]["cursor_ms"]
     assert "run summary:" in err and "authentication: 2 events delivered" in err
 
     expect_run(httpx_mock, records)  # the overlap re-read returns both records again
@@ -153,7 +153,7 @@ def test_run_writes_ndjson_and_state_and_a_second_run_writes_nothing_new(
     assert code == 0, err
     assert len(out.read_bytes().splitlines()) == 2  # nothing new
     assert "2 already delivered" in err
-    assert json.loads(state.read_text())["audit"]["cursor_ms"] >= first_cursor
+    assert json.loads(state.read_text())["streams"]["audit"]["cursor_ms"] >= first_cursor
 
     for text in (out.read_text(encoding="utf-8"), state.read_text(encoding="utf-8"), err):
         assert SECRET_VALUE not in text and "cli-token" not in text
@@ -189,7 +189,7 @@ def test_secret_in_the_config_file_stays_out_of_state_output_and_logs(
     for path in folder.iterdir():
         tables = {json.loads(line)["class_uid"] for line in path.read_bytes().splitlines()}
         assert len(tables) == 1
-    assert json.loads(state.read_text())["inventory"]["memberships"] is not None
+    assert json.loads(state.read_text())["streams"]["user_management"]["memberships"] is not None
     written = "".join(p.read_text(encoding="utf-8") for p in folder.iterdir()) + state.read_text() + err
     assert SECRET_VALUE not in written
     # The log really was at DEBUG (records as logged, before any redaction), and still no secret.
@@ -380,7 +380,7 @@ def test_run_whose_output_cannot_be_synced_does_not_advance_the_checkpoint(
     assert code == 7
     assert f"error: cannot sync events to {out}: Input/output error" in err
     assert state.read_bytes() == committed  # the checkpoint still ends before r2
-    assert "r2" not in json.loads(committed)["audit"]["seen"]
+    assert "r2" not in json.loads(committed)["streams"]["audit"]["seen"]
     assert [json.loads(line)["metadata"]["original_event_uid"] for line in out.read_bytes().splitlines()] == [
         "r1",
         "r2",

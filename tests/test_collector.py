@@ -34,9 +34,9 @@ from pytest_httpx import HTTPXMock
 
 from connector.api.ratelimit import RetryPolicy
 from connector.checkpoint import AuditState, Checkpoint, GroupMembership, InventoryState
-from connector.collector import HISTORY_MS, SLICE_MS
 from connector.events import Batch
 from connector.host import MimecastConnector
+from connector.streams.audit import HISTORY_MS, SLICE_MS
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -250,15 +250,15 @@ def test_first_run_reads_lookback_window_and_commits_cursor_at_now(
     sent = json.loads(request.content)["data"][0]
     assert sent == {"startDateTime": "2026-03-02T11:00:00+0000", "endDateTime": "2026-03-02T12:00:00+0000"}
     assert originals(events) == ["a1"]
-    assert host.checkpoint.audit.cursor_ms == T0
-    assert dict(host.checkpoint.audit.seen) == {"a1": (T0 - 20 * MINUTE) // 1000 * 1000}
+    assert host.checkpoint.streams["audit"].cursor_ms == T0
+    assert dict(host.checkpoint.streams["audit"].seen) == {"a1": (T0 - 20 * MINUTE) // 1000 * 1000}
 
 
 def test_next_window_starts_at_cursor_minus_overlap(
     httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], clock: Clock
 ) -> None:
     cursor = T0 - 5 * MINUTE
-    committed = Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict()
+    committed = Checkpoint.of(audit=AuditState(cursor_ms=cursor)).to_dict()
     add_audit(httpx_mock, cursor - OVERLAP, T0, [])
     host = Host(committed=committed)
     assert host.run(make()) == []
@@ -268,7 +268,7 @@ def test_next_window_starts_at_cursor_minus_overlap(
         "meta": {"pagination": {"pageSize": 500}},
         "data": [{"startDateTime": "2026-03-02T11:25:00+0000", "endDateTime": "2026-03-02T12:00:00+0000"}],
     }
-    assert host.checkpoint.audit.cursor_ms == T0
+    assert host.checkpoint.streams["audit"].cursor_ms == T0
 
 
 def test_categories_are_sent_when_configured(httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]) -> None:
@@ -287,15 +287,15 @@ def test_long_catch_up_is_read_in_contiguous_six_hour_slices_with_a_checkpoint_a
     add_audit(httpx_mock, start, ends[0], [rec("s1", start + HOUR)])
     add_audit(httpx_mock, ends[0], ends[1], [])
     add_audit(httpx_mock, ends[1], T0, [rec("s3", T0 - HOUR)])
-    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict())
+    host = Host(committed=Checkpoint.of(audit=AuditState(cursor_ms=cursor)).to_dict())
     events = host.run(make())
 
     assert originals(events) == ["s1", "s3"]
     only_checkpoints = [b.checkpoint for b in host.batches if b.table is None]
-    assert [c.audit.cursor_ms for c in only_checkpoints if c is not None] == ends
+    assert [c.streams["audit"].cursor_ms for c in only_checkpoints if c is not None] == ends
     # A page's checkpoint keeps the cursor of the last fully read slice.
     page_checkpoints = [b.checkpoint for b in host.batches if b.table is not None and b.checkpoint]
-    assert [c.audit.cursor_ms for c in page_checkpoints] == [cursor, ends[1]]
+    assert [c.streams["audit"].cursor_ms for c in page_checkpoints] == [cursor, ends[1]]
 
 
 def test_a_failing_slice_keeps_the_cursor_at_the_end_of_the_slices_before_it(
@@ -310,13 +310,13 @@ def test_a_failing_slice_keeps_the_cursor_at_the_end_of_the_slices_before_it(
     add_audit(httpx_mock, ends[0], ends[1], [rec("s2a", ends[0] + HOUR)], next_token="tok2")
     fail = {"meta": {"status": 200}, "data": [], "fail": [{"errors": [{"code": "err_x", "retryable": False}]}]}
     httpx_mock.add_response(method="POST", url=AUDIT_URL, match_json=body(ends[0], ends[1], "tok2"), json=fail)
-    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict())
+    host = Host(committed=Checkpoint.of(audit=AuditState(cursor_ms=cursor)).to_dict())
     connector = make()
     events = host.run(connector)
 
     assert originals(events) == ["s1", "s2a"]
-    assert host.checkpoint.audit.cursor_ms == ends[0]
-    assert sorted(host.checkpoint.audit.seen) == ["s2a"]  # s1 lies before the new cursor - overlap
+    assert host.checkpoint.streams["audit"].cursor_ms == ends[0]
+    assert sorted(host.checkpoint.streams["audit"].seen) == ["s2a"]  # s1 lies before the new cursor - overlap
     assert "err_x" in connector.summary.failures["audit"]
     assert not httpx_mock.get_requests(match_json=body(ends[1], T0))
 
@@ -334,7 +334,7 @@ def test_history_clamp_starts_just_inside_sixty_days_and_reports_the_gap(
 
     httpx_mock.add_callback(answer, method="POST", url=AUDIT_URL, is_reusable=True)
     connector = make()
-    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict())
+    host = Host(committed=Checkpoint.of(audit=AuditState(cursor_ms=cursor)).to_dict())
     with caplog.at_level("WARNING", logger="connector.collector"):
         host.run(connector)
 
@@ -344,11 +344,11 @@ def test_history_clamp_starts_just_inside_sixty_days_and_reports_the_gap(
     assert len(windows) == -(-HISTORY_MS // SLICE_MS)
     assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(windows))
     summary = connector.summary
-    assert summary.history_gap == (cursor - OVERLAP, floor)
-    assert summary.audit_window == (floor, T0)
+    assert summary.sections["audit"].history_gap == (cursor - OVERLAP, floor)
+    assert summary.sections["audit"].window == (floor, T0)
     assert any("NOT COLLECTED" in line and "2025-12-22T11:30:00Z" in line for line in summary.lines())
     assert any(r.getMessage() == "audit history gap" for r in caplog.records)
-    assert host.checkpoint.audit.cursor_ms == T0
+    assert host.checkpoint.streams["audit"].cursor_ms == T0
 
 
 def test_a_cursor_after_now_is_not_used_and_audit_is_collected_from_the_lookback_with_a_warning(
@@ -357,7 +357,7 @@ def test_a_cursor_after_now_is_not_used_and_audit_is_collected_from_the_lookback
     """The clock went back a day (or the file was edited): cursor - overlap lies after now. Without the fix every
     run asked for nothing at all and said nothing; now the window is the first run's, and seen ids still dedup."""
     future = T0 + DAY
-    committed = Checkpoint(audit=AuditState(cursor_ms=future, seen={"a1": T0 - 20 * MINUTE})).to_dict()
+    committed = Checkpoint.of(audit=AuditState(cursor_ms=future, seen={"a1": T0 - 20 * MINUTE})).to_dict()
     add_audit(httpx_mock, T0 - LOOKBACK, T0, [rec("a1", T0 - 20 * MINUTE), rec("a2", T0 - 10 * MINUTE)])
     host = Host(committed=committed)
     connector = make()
@@ -365,9 +365,9 @@ def test_a_cursor_after_now_is_not_used_and_audit_is_collected_from_the_lookback
         events = host.run(connector)
 
     assert originals(events) == ["a2"]  # a1 was delivered before: still skipped
-    assert host.checkpoint.audit.cursor_ms == T0
-    assert connector.summary.audit_window == (T0 - LOOKBACK, T0)
-    assert connector.summary.max_late_ms == 0  # a future cursor makes no record "late"
+    assert host.checkpoint.streams["audit"].cursor_ms == T0
+    assert connector.summary.sections["audit"].window == (T0 - LOOKBACK, T0)
+    assert connector.summary.sections["audit"].max_late_ms == 0  # a future cursor makes no record "late"
     assert connector.summary.lines()[1] == (
         "  WARNING: audit cursor 2026-03-03T12:00:00Z lies after now (2026-03-02T12:00:00Z): the clock went back or "
         "the checkpoint is wrong; audit collected from now - initial lookback (2026-03-02T11:00:00Z), as on a first "
@@ -380,10 +380,10 @@ def test_a_cursor_just_after_now_is_treated_the_same(
     httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
 ) -> None:
     add_audit(httpx_mock, T0 - LOOKBACK, T0, [])
-    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=T0 + 1)).to_dict())
+    host = Host(committed=Checkpoint.of(audit=AuditState(cursor_ms=T0 + 1)).to_dict())
     connector = make()
     host.run(connector)
-    assert host.checkpoint.audit.cursor_ms == T0
+    assert host.checkpoint.streams["audit"].cursor_ms == T0
     assert any("lies after now" in line for line in connector.summary.lines())
 
 
@@ -393,8 +393,8 @@ def test_an_absurd_cursor_object_from_a_host_gives_a_summary_not_a_traceback(
     """The loader refuses 10**17 (tests/test_checkpoint.py); a host may still build a Checkpoint object itself."""
     add_audit(httpx_mock, T0 - LOOKBACK, T0, [])
     connector = make()
-    batches = list(connector.collect(Checkpoint(audit=AuditState(cursor_ms=10**17))))
-    assert batches[-1].checkpoint is not None and batches[-1].checkpoint.audit.cursor_ms == T0
+    batches = list(connector.collect(Checkpoint.of(audit=AuditState(cursor_ms=10**17))))
+    assert batches[-1].checkpoint is not None and batches[-1].checkpoint.streams["audit"].cursor_ms == T0
     assert "audit cursor 100000000000000000 ms (not a date) lies after now" in connector.summary.lines()[1]
 
 
@@ -403,15 +403,17 @@ def test_a_directory_pull_stamped_after_now_is_pulled_again_with_a_warning(
 ) -> None:
     """Without the fix a collected_at in the future made the directory "not due" until the clock caught up."""
     snapshot = {"g-fin": GroupMembership("Finance", ("alice@contoso.example.org",))}
-    committed = Checkpoint(inventory=InventoryState(collected_at_ms=T0 + 30 * DAY, memberships=snapshot)).to_dict()
+    committed = Checkpoint.of(
+        user_management=InventoryState(collected_at_ms=T0 + 30 * DAY, memberships=snapshot)
+    ).to_dict()
     add_directory(httpx_mock, GROUPS, USERS)
     host = Host(committed=committed)
     connector = make(event_types=["user_management"])
     with caplog.at_level("WARNING", logger="connector.collector"):
         events = host.run(connector)
 
-    assert events and connector.summary.inventory_skipped_until_ms is None
-    assert host.checkpoint.inventory.collected_at_ms == T0
+    assert events and connector.summary.sections["user_management"].skipped_until_ms is None
+    assert host.checkpoint.streams["user_management"].collected_at_ms == T0
     assert any(
         line.startswith("  WARNING: directory collected_at 2026-04-01T12:00:00Z lies after now")
         and "pulled now" in line
@@ -436,13 +438,13 @@ def test_late_record_inside_the_overlap_is_collected_exactly_once_across_runs(
     add_audit(httpx_mock, T0 - OVERLAP, clock.now, [rec("late", late_time)])
     second = host.run(connector)
     assert originals(second) == ["late"]
-    assert connector.summary.max_late_ms == 10 * MINUTE + 250  # eventTime has whole seconds
-    assert connector.summary.lag_warnings == 0
+    assert connector.summary.sections["audit"].max_late_ms == 10 * MINUTE + 250  # eventTime has whole seconds
+    assert connector.summary.sections["audit"].lag_warnings == 0
 
     clock.now = T0 + 10 * MINUTE
     add_audit(httpx_mock, T0 + 5 * MINUTE - OVERLAP, clock.now, [rec("late", late_time)])
     assert host.run(connector) == []
-    assert connector.summary.duplicates == 1
+    assert connector.summary.sections["audit"].duplicates == 1
     assert originals(host.stored) == ["late", "on-time"]
 
 
@@ -476,12 +478,12 @@ def test_record_on_the_first_second_of_the_next_window_is_not_emitted_twice(
     boundary = rec("boundary", T0 - OVERLAP - 250)  # eventTime 11:30:00, exactly the next window's start
     add_audit(httpx_mock, T0 - LOOKBACK, T0, [boundary])
     assert originals(host.run(connector)) == ["boundary"]
-    assert "boundary" in host.checkpoint.audit.seen
+    assert "boundary" in host.checkpoint.streams["audit"].seen
 
     clock.now = T0 + 1000
     add_audit(httpx_mock, T0 - OVERLAP, clock.now, [boundary])
     assert host.run(connector) == []
-    assert connector.summary.duplicates == 1
+    assert connector.summary.sections["audit"].duplicates == 1
 
 
 def test_empty_run_does_not_move_the_cursor_past_late_records(
@@ -491,14 +493,14 @@ def test_empty_run_does_not_move_the_cursor_past_late_records(
     host = Host()
     add_audit(httpx_mock, T0 - LOOKBACK, T0, [])
     assert host.run(connector) == []
-    assert host.checkpoint.audit.cursor_ms == T0  # the window end, not the newest eventTime (there is none)
+    assert host.checkpoint.streams["audit"].cursor_ms == T0  # the window end, not the newest eventTime (there is none)
 
     clock.now = T0 + 5 * MINUTE
     late = rec("late", T0 - 25 * MINUTE)  # before the previous cursor, inside the overlap
     add_audit(httpx_mock, T0 - OVERLAP, clock.now, [late])
     assert originals(host.run(connector)) == ["late"]
-    assert connector.summary.max_late_ms == 25 * MINUTE + 250
-    assert connector.summary.lag_warnings == 1  # 25 min late >= lag_warning_minutes (20)
+    assert connector.summary.sections["audit"].max_late_ms == 25 * MINUTE + 250
+    assert connector.summary.sections["audit"].lag_warnings == 1  # 25 min late >= lag_warning_minutes (20)
 
 
 def test_empty_pages_yield_only_checkpoint_batches(
@@ -508,7 +510,7 @@ def test_empty_pages_yield_only_checkpoint_batches(
     host = Host()
     host.run(make())
     assert [(b.table, b.events) for b in host.batches] == [(None, [])]
-    assert host.checkpoint.audit.cursor_ms == T0
+    assert host.checkpoint.streams["audit"].cursor_ms == T0
 
 
 def test_seen_is_pruned_below_cursor_minus_overlap(
@@ -520,12 +522,12 @@ def test_seen_is_pruned_below_cursor_minus_overlap(
     add_audit(httpx_mock, T0 - LOOKBACK, T0, records)
     host.run(connector)
     # Kept: what the next window (from T0 - 30 min) can return again.
-    assert sorted(host.checkpoint.audit.seen) == ["r29", "r5"]
+    assert sorted(host.checkpoint.streams["audit"].seen) == ["r29", "r5"]
 
     clock.now = T0 + 2 * HOUR
     add_audit(httpx_mock, T0 - OVERLAP, clock.now, [rec("new", clock.now - 45 * MINUTE), rec("newest", clock.now)])
     host.run(connector)
-    assert sorted(host.checkpoint.audit.seen) == ["newest"]
+    assert sorted(host.checkpoint.streams["audit"].seen) == ["newest"]
 
 
 def test_many_runs_keep_the_checkpoint_bounded(
@@ -541,8 +543,11 @@ def test_many_runs_keep_the_checkpoint_bounded(
         start = clock.now - OVERLAP
         clock.now += 10 * MINUTE
         # Only ids of the last overlap (30 min) survive: at most 4 runs' worth.
-        assert len(host.checkpoint.audit.seen) <= 40
-    assert min(host.checkpoint.audit.seen.values()) >= host.checkpoint.audit.cursor_ms - OVERLAP - 1000
+        assert len(host.checkpoint.streams["audit"].seen) <= 40
+    assert (
+        min(host.checkpoint.streams["audit"].seen.values())
+        >= host.checkpoint.streams["audit"].cursor_ms - OVERLAP - 1000
+    )
 
 
 # -- audit: at-least-once -------------------------------------------------------------------------------------
@@ -563,7 +568,7 @@ def test_crash_before_commit_redelivers_the_same_events_with_the_same_uids(
     add_audit(httpx_mock, T0 + MINUTE - LOOKBACK, clock.now, records)
     rerun = host.run(make())
     assert sorted(uids(rerun)) == sorted(uids(crashed))
-    assert host.checkpoint.audit.cursor_ms == clock.now
+    assert host.checkpoint.streams["audit"].cursor_ms == clock.now
 
 
 def test_crash_between_pages_redelivers_only_the_uncommitted_page(
@@ -574,7 +579,7 @@ def test_crash_between_pages_redelivers_only_the_uncommitted_page(
     add_audit(httpx_mock, T0 - LOOKBACK, T0, [rec("p2", T0 - 40 * MINUTE)], token="tok2")
     crashed = host.run(make(), crash_after=2)  # page 1 committed; page 2 stored, not committed
     assert originals(crashed) == ["p1", "p2"]
-    assert sorted(host.checkpoint.audit.seen) == ["p1"]
+    assert sorted(host.checkpoint.streams["audit"].seen) == ["p1"]
 
     clock.now = T0 + 5 * MINUTE  # restarted a little later: the same window start, not now - lookback
     add_audit(httpx_mock, T0 - LOOKBACK, clock.now, [rec("p1", T0 - 50 * MINUTE)], next_token="tok2")
@@ -594,13 +599,13 @@ def test_a_crash_in_the_first_slice_of_the_first_run_does_not_skip_the_start_of_
     add_audit(httpx_mock, T0 - LOOKBACK, T0, [earliest], token="tok2")
     crashed = host.run(make(), crash_after=2)  # page 1 committed; page 2 stored but not committed
     assert originals(crashed) == ["earliest", "p1"]
-    assert sorted(host.checkpoint.audit.seen) == ["p1"]
-    assert host.checkpoint.audit.cursor_ms == T0 - LOOKBACK + OVERLAP  # next window starts at T0 - LOOKBACK
+    assert sorted(host.checkpoint.streams["audit"].seen) == ["p1"]
+    assert host.checkpoint.streams["audit"].cursor_ms == T0 - LOOKBACK + OVERLAP  # next window starts at T0 - LOOKBACK
 
     clock.now = T0 + 10 * MINUTE
     add_audit(httpx_mock, T0 - LOOKBACK, clock.now, [earliest, rec("p1", T0 - 30 * MINUTE)])
     assert originals(host.run(make())) == ["earliest"]
-    assert host.checkpoint.audit.cursor_ms == clock.now
+    assert host.checkpoint.streams["audit"].cursor_ms == clock.now
 
 
 def test_a_crash_during_a_clamped_catch_up_restarts_from_the_clamped_start(
@@ -608,7 +613,7 @@ def test_a_crash_during_a_clamped_catch_up_restarts_from_the_clamped_start(
 ) -> None:
     cursor = T0 - 70 * DAY
     floor = T0 - HISTORY_MS
-    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict())
+    host = Host(committed=Checkpoint.of(audit=AuditState(cursor_ms=cursor)).to_dict())
     add_audit(httpx_mock, floor, floor + SLICE_MS, [rec("old", floor + HOUR)], next_token="tok2")
     httpx_mock.add_response(
         method="POST",
@@ -620,15 +625,15 @@ def test_a_crash_during_a_clamped_catch_up_restarts_from_the_clamped_start(
     connector = make()
     host.run(connector)
     assert "audit" in connector.summary.failures
-    assert host.checkpoint.audit.cursor_ms == floor + OVERLAP  # pins the clamped start
-    assert connector.summary.history_gap == (cursor - OVERLAP, floor)
+    assert host.checkpoint.streams["audit"].cursor_ms == floor + OVERLAP  # pins the clamped start
+    assert connector.summary.sections["audit"].history_gap == (cursor - OVERLAP, floor)
 
 
 def test_page_failure_mid_run_commits_only_the_pages_read(
     httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], clock: Clock
 ) -> None:
     cursor = T0 - 10 * MINUTE
-    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor, seen={"old": cursor - MINUTE})).to_dict())
+    host = Host(committed=Checkpoint.of(audit=AuditState(cursor_ms=cursor, seen={"old": cursor - MINUTE})).to_dict())
     add_audit(httpx_mock, cursor - OVERLAP, T0, [rec("p1", T0 - 5 * MINUTE)], next_token="tok2")
     fail = {
         "meta": {"status": 200},
@@ -641,9 +646,9 @@ def test_page_failure_mid_run_commits_only_the_pages_read(
 
     assert originals(events) == ["p1"]
     checkpoints = [b.checkpoint for b in host.batches if b.checkpoint is not None]
-    assert [c.audit.cursor_ms for c in checkpoints] == [cursor]  # never advanced
-    assert host.checkpoint.audit.cursor_ms == cursor
-    assert sorted(host.checkpoint.audit.seen) == ["old", "p1"]
+    assert [c.streams["audit"].cursor_ms for c in checkpoints] == [cursor]  # never advanced
+    assert host.checkpoint.streams["audit"].cursor_ms == cursor
+    assert sorted(host.checkpoint.streams["audit"].seen) == ["old", "p1"]
     assert "err_internal" in connector.summary.failures["audit"]
     assert connector.summary.exit_code == 5
     assert not connector.summary.ok
@@ -653,7 +658,7 @@ def test_page_failure_mid_run_commits_only_the_pages_read(
     add_audit(httpx_mock, cursor - OVERLAP, clock.now, [rec("p1", T0 - 5 * MINUTE)], next_token="tok2")
     add_audit(httpx_mock, cursor - OVERLAP, clock.now, [rec("p2", T0 - 4 * MINUTE)], token="tok2")
     assert originals(host.run(connector)) == ["p2"]
-    assert host.checkpoint.audit.cursor_ms == clock.now
+    assert host.checkpoint.streams["audit"].cursor_ms == clock.now
 
 
 # -- audit: batches and record accounting ----------------------------------------------------------------------
@@ -686,7 +691,7 @@ def test_one_batch_per_table_per_page_and_only_the_last_carries_the_checkpoint(
         assert {e["class_uid"] for e in batch.events} <= {batch.class_uid}
     first_page_checkpoint = host.batches[2].checkpoint
     assert first_page_checkpoint is not None
-    assert sorted(first_page_checkpoint.audit.seen) == ["a", "b", "c", "d"]
+    assert sorted(first_page_checkpoint.streams["audit"].seen) == ["a", "b", "c", "d"]
 
 
 def test_audit_types_outside_the_four_classes_are_counted(
@@ -708,9 +713,9 @@ def test_audit_types_outside_the_four_classes_are_counted(
     assert report.emitted == {"authentication": 1}
     assert any("Search Action x2" in line for line in connector.summary.lines())
     assert connector.summary.ok  # not a failure
-    assert connector.summary.audit_records == 3
+    assert connector.summary.sections["audit"].records == 3
     # Remembered like any record, so the overlap re-read does not count them again.
-    assert {"s1", "s2", "ok"} <= set(host.checkpoint.audit.seen)
+    assert {"s1", "s2", "ok"} <= set(host.checkpoint.streams["audit"].seen)
 
 
 def test_malformed_records_are_reported_with_their_id_and_the_run_continues(
@@ -736,7 +741,7 @@ def test_malformed_records_are_reported_with_their_id_and_the_run_continues(
     assert "bad-time:" in lines and "no-type:" in lines
     assert not connector.summary.ok
     assert connector.summary.failures == {}
-    assert host.checkpoint.audit.cursor_ms == T0  # refused records do not hold the cursor back
+    assert host.checkpoint.streams["audit"].cursor_ms == T0  # refused records do not hold the cursor back
 
 
 # -- one event type failing --------------------------------------------------------------------------------
@@ -808,8 +813,8 @@ def test_audit_403_is_recorded_and_inventory_still_runs(
     assert summary.exit_code == 4
     assert not summary.ok
     assert {e["class_uid"] for e in events} == {5003}
-    assert host.checkpoint.audit == AuditState()  # nothing advanced for audit
-    assert host.checkpoint.inventory.collected_at_ms == T0
+    assert "audit" not in host.checkpoint.streams  # nothing advanced for audit
+    assert host.checkpoint.streams["user_management"].collected_at_ms == T0
     assert any(line.startswith("  FAILED audit:") for line in summary.lines())
 
 
@@ -823,8 +828,8 @@ def test_inventory_failure_is_recorded_and_audit_is_still_collected(
     assert originals(host.run(connector)) == ["a1"]
     assert "User and Group Management" in connector.summary.failures["user_management"]
     assert connector.summary.exit_code == 4
-    assert host.checkpoint.audit.cursor_ms == T0
-    assert host.checkpoint.inventory == InventoryState()
+    assert host.checkpoint.streams["audit"].cursor_ms == T0
+    assert "user_management" not in host.checkpoint.streams
 
 
 # -- inventory ---------------------------------------------------------------------------------------------
@@ -844,14 +849,18 @@ def test_first_inventory_emits_users_with_groups_and_no_membership_events(
     assert sorted(g["uid"] for g in users["alice@contoso.example.org"]["groups"]) == ["g-fin", "g-vip"]
     assert [g["name"] for g in users["carol@contoso.example.org"]["groups"]] == ["Finance Approvers"]
     assert "groups" not in users["dan@fabrikam.example.com"]
-    inventory = host.checkpoint.inventory
+    inventory = host.checkpoint.streams["user_management"]
     assert inventory.collected_at_ms == T0
     assert inventory.memberships == {
         "g-fin": GroupMembership("Finance Approvers", ("alice@contoso.example.org", "carol@contoso.example.org")),
         "g-vip": GroupMembership("VIP Protection", ("alice@contoso.example.org",)),
     }
     summary = connector.summary
-    assert (summary.inventory_users, summary.inventory_groups, summary.membership_changes) == (3, 2, 0)
+    assert (
+        summary.sections["user_management"].users,
+        summary.sections["user_management"].groups,
+        summary.sections["user_management"].membership_changes,
+    ) == (3, 2, 0)
 
 
 def test_second_inventory_turns_membership_changes_into_add_and_remove_events(
@@ -874,11 +883,11 @@ def test_second_inventory_turns_membership_changes_into_add_and_remove_events(
     got = sorted((e["activity_id"], e["group"]["uid"], e["user"]["email_addr"]) for e in changes)
     assert got == [(3, "g-fin", "dan@fabrikam.example.com"), (4, "g-fin", "carol@contoso.example.org")]
     assert all(e["group"]["name"] == "Finance Approvers" for e in changes)
-    assert connector.summary.membership_changes == 2
+    assert connector.summary.sections["user_management"].membership_changes == 2
     assert host.batches[-1].events == changes and host.batches[-1].checkpoint is not None
-    assert host.checkpoint.inventory.collected_at_ms == clock.now
-    assert host.checkpoint.inventory.memberships is not None
-    assert host.checkpoint.inventory.memberships["g-fin"].members == (
+    assert host.checkpoint.streams["user_management"].collected_at_ms == clock.now
+    assert host.checkpoint.streams["user_management"].memberships is not None
+    assert host.checkpoint.streams["user_management"].memberships["g-fin"].members == (
         "alice@contoso.example.org",
         "dan@fabrikam.example.com",
     )
@@ -921,14 +930,14 @@ def test_inventory_is_skipped_until_the_interval_has_passed(
     clock.now = T0 + 59 * MINUTE
     assert host.run(connector) == []
     assert len(httpx_mock.get_requests()) == requests_after_first  # no directory call at all
-    assert connector.summary.inventory_skipped_until_ms == T0 + 60 * MINUTE
+    assert connector.summary.sections["user_management"].skipped_until_ms == T0 + 60 * MINUTE
     assert any("not due until 2026-03-02T13:00:00Z" in line for line in connector.summary.lines())
-    assert host.checkpoint.inventory.collected_at_ms == T0
+    assert host.checkpoint.streams["user_management"].collected_at_ms == T0
 
     clock.now = T0 + 60 * MINUTE
     add_directory(httpx_mock, GROUPS, USERS)
     assert len(host.run(connector)) == 3
-    assert connector.summary.inventory_skipped_until_ms is None
+    assert connector.summary.sections["user_management"].skipped_until_ms is None
 
 
 def test_user_inventory_is_sent_in_batches_of_1000_without_checkpoint(
@@ -955,20 +964,20 @@ def test_user_inventory_is_sent_in_batches_of_1000_without_checkpoint(
     host.run(connector)
     shape = [(b.table, len(b.events), b.checkpoint is not None) for b in host.batches]
     assert shape == [("user_inventory", 1000, False), ("user_inventory", 1, False), ("group_management", 0, True)]
-    assert connector.summary.inventory_users == 1001
+    assert connector.summary.sections["user_management"].users == 1001
 
 
 def test_inventory_failing_midway_commits_nothing_and_keeps_the_previous_snapshot(
     httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], clock: Clock
 ) -> None:
     previous = InventoryState(collected_at_ms=T0 - 2 * HOUR, memberships={"g-fin": GroupMembership("F", ("x@y.z",))})
-    host = Host(committed=Checkpoint(inventory=previous).to_dict())
+    host = Host(committed=Checkpoint.of(user_management=previous).to_dict())
     add_group_listings(httpx_mock, [{"id": "g-fin", "description": "F"}])
     httpx_mock.add_response(method="POST", url=GROUP_MEMBERS_URL, status_code=400, json={"fail": []})
     connector = make(event_types=["user_management"])
     assert host.run(connector) == []
     assert "user_management" in connector.summary.failures
-    assert host.checkpoint.inventory == previous  # a partial pull must not look like mass removals
+    assert host.checkpoint.streams["user_management"] == previous  # a partial pull must not look like mass removals
 
 
 def test_users_mapped_before_their_listing_failed_are_not_reported_as_delivered(
@@ -1015,7 +1024,7 @@ def test_delivered_counts_a_batch_once_the_host_asks_for_the_next(
         [rec("a1", T0 - 5 * MINUTE), rec("c1", T0 - 4 * MINUTE, "User Password Changed")],
     )
     connector = make()
-    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict())
+    host = Host(committed=Checkpoint.of(audit=AuditState(cursor_ms=cursor)).to_dict())
     # Took the first batch (account_change), asked for the second, and died with it before asking for more: the
     # second counts as handed out only once the consumer comes back for the next one.
     host.run(connector, crash_after=2)
@@ -1041,8 +1050,8 @@ def test_checkpoint_survives_both_event_types_in_one_run(
     host = Host()
     host.run(make(event_types=["audit", "user_management"]))
     final = host.checkpoint
-    assert final.audit.cursor_ms == T0 and "a1" in final.audit.seen
-    assert final.inventory.collected_at_ms == T0
+    assert final.streams["audit"].cursor_ms == T0 and "a1" in final.streams["audit"].seen
+    assert final.streams["user_management"].collected_at_ms == T0
     assert host.batches[-1].table == "group_management"
 
 
@@ -1071,7 +1080,7 @@ def test_group_members_are_read_in_parallel_within_the_concurrency_bound(
     host.run(make(event_types=["user_management"], concurrency=2))
     assert active[1] == 2
     assert len(httpx_mock.get_requests(url=GROUP_MEMBERS_URL)) == 4
-    memberships = host.checkpoint.inventory.memberships
+    memberships = host.checkpoint.streams["user_management"].memberships
     assert memberships is not None and sorted(memberships) == ["g0", "g1", "g2", "g3"]
 
 
@@ -1079,7 +1088,7 @@ def test_a_record_indexed_late_near_the_overlap_edge_is_logged(
     httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector], caplog: pytest.LogCaptureFixture
 ) -> None:
     cursor = T0 - 5 * MINUTE
-    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor)).to_dict())
+    host = Host(committed=Checkpoint.of(audit=AuditState(cursor_ms=cursor)).to_dict())
     add_audit(httpx_mock, cursor - OVERLAP, T0, [rec("late", cursor - 28 * MINUTE), rec("fresh", cursor - MINUTE)])
     connector = make()
     with caplog.at_level(logging.WARNING, logger="connector.collector"):
@@ -1087,7 +1096,7 @@ def test_a_record_indexed_late_near_the_overlap_edge_is_logged(
     warnings = [r for r in caplog.records if r.getMessage().startswith("audit record indexed late")]
     assert [getattr(r, "record_id", None) for r in warnings] == ["late"]
     assert getattr(warnings[0], "overlap_minutes", None) == 30
-    assert connector.summary.lag_warnings == 1
+    assert connector.summary.sections["audit"].lag_warnings == 1
     assert any("28.0 min after the previous cursor" in line for line in connector.summary.lines())
 
 
@@ -1095,13 +1104,13 @@ def test_an_id_less_record_is_reported_at_its_position_even_after_skipped_duplic
     httpx_mock: HTTPXMock, make: Callable[..., MimecastConnector]
 ) -> None:
     cursor = T0 - 5 * MINUTE
-    host = Host(committed=Checkpoint(audit=AuditState(cursor_ms=cursor, seen={"dup": cursor - MINUTE})).to_dict())
+    host = Host(committed=Checkpoint.of(audit=AuditState(cursor_ms=cursor, seen={"dup": cursor - MINUTE})).to_dict())
     no_id = rec("", cursor)
     add_audit(httpx_mock, cursor - OVERLAP, T0, [rec("dup", cursor - MINUTE), rec("ok", cursor), no_id])
     connector = make()
     assert originals(host.run(connector)) == ["ok"]
     assert [e.record_id for e in connector.summary.report.errors] == ["#3"]  # the third record read in this pass
-    assert connector.summary.duplicates == 1
+    assert connector.summary.sections["audit"].duplicates == 1
 
 
 def test_a_record_that_is_not_an_object_is_reported_and_the_page_still_delivered(
@@ -1112,4 +1121,4 @@ def test_a_record_that_is_not_an_object_is_reported_and_the_page_still_delivered
     host = Host()
     assert originals(host.run(connector)) == ["ok"]
     assert [e.record_id for e in connector.summary.report.errors] == ["#1", "#3"]
-    assert host.checkpoint.audit.cursor_ms == T0
+    assert host.checkpoint.streams["audit"].cursor_ms == T0

@@ -368,7 +368,7 @@ def test_late_records_are_collected_by_a_later_run(scenario: Scenario) -> None:
     ]
     # Records that existed (by eventTime) before the previous run started, but only became visible afterwards.
     assert len(late) >= 5
-    assert any(run.summary is not None and run.summary.max_late_ms > 0 for run in scenario.runs[1:])
+    assert any(run.summary is not None and run.summary.sections["audit"].max_late_ms > 0 for run in scenario.runs[1:])
 
 
 def test_malformed_records_are_refused_and_counted_not_lost(scenario: Scenario) -> None:
@@ -431,8 +431,10 @@ def test_no_secret_reaches_output_logs_or_state(scenario: Scenario) -> None:
 def test_the_committed_checkpoint_is_current_and_bounded(scenario: Scenario) -> None:
     state = json.loads(scenario.state.read_text())
     last = scenario.runs[-1]
-    assert state["audit"]["cursor_ms"] == last.started_ms
-    seen_times = list(state["audit"]["seen"].values()) if isinstance(state["audit"]["seen"], dict) else []
+    assert state["streams"]["audit"]["cursor_ms"] == last.started_ms
+    seen_times = (
+        list(state["streams"]["audit"]["seen"].values()) if isinstance(state["streams"]["audit"]["seen"], dict) else []
+    )
     overlap_ms = 30 * MINUTE * 1000
     assert seen_times
     assert all(t >= last.started_ms - overlap_ms - 1000 for t in seen_times)
@@ -452,8 +454,8 @@ def test_a_crash_in_the_first_run_skips_nothing_at_the_start_of_the_lookback(tmp
             crash = host_run("crash", connector, store, sink, sim, clock, crash_after_batches=8)
         assert crash.crashed and crash.commits >= 1
         checkpoint = store.load()
-        assert checkpoint is not None and checkpoint.audit.seen
-        assert checkpoint.audit.cursor_ms == (NOW - 24 * HOUR + 30 * MINUTE) * 1000
+        assert checkpoint is not None and checkpoint.streams["audit"].seen
+        assert checkpoint.streams["audit"].cursor_ms == (NOW - 24 * HOUR + 30 * MINUTE) * 1000
         clock.advance(5 * MINUTE)
         with make_connector(sim, clock, sleeps) as connector:
             host_run("restart", connector, store, sink, sim, clock)
@@ -543,7 +545,7 @@ def test_cli_forbidden_audit_names_the_audit_events_product(
     assert "FAILED audit:" in err and "'Audit Events' product" in err, err
     # The directory does not need that product: it was still collected, and its checkpoint committed.
     assert len(read_ndjson(out / "user_inventory.ndjson")) == 20
-    assert json.loads(state.read_text())["inventory"]["collected_at_ms"] is not None
+    assert json.loads(state.read_text())["streams"]["user_management"]["collected_at_ms"] is not None
     assert not (out / "authentication.ndjson").exists()
     log = cli_log.getvalue()
     assert cli_sim.issued_tokens and "Audit Events" in log

@@ -159,16 +159,16 @@ def test_collect_accepts_the_host_checkpoint_as_a_dict(httpx_mock: HTTPXMock, au
         match_json=audit_body("2026-03-02T11:20:00+0000", "2026-03-02T12:00:00+0000"),
         json={"meta": {"status": 200, "pagination": {}}, "data": [], "fail": []},
     )
-    stored = Checkpoint(audit=AuditState(cursor_ms=T0 - 10 * MINUTE - 250)).to_dict()
+    stored = Checkpoint.of(audit=AuditState(cursor_ms=T0 - 10 * MINUTE - 250)).to_dict()
     batches = list(audit_only.collect(json.loads(json.dumps(stored))))
     assert [(b.table, b.events) for b in batches] == [(None, [])]
-    assert batches[0].checkpoint is not None and batches[0].checkpoint.audit.cursor_ms == T0
+    assert batches[0].checkpoint is not None and batches[0].checkpoint.streams["audit"].cursor_ms == T0
 
 
 @pytest.mark.parametrize(
     ("stored", "fragment"),
     [
-        ({"version": 2, "audit": {}, "inventory": {}, "updated_at_ms": None}, "version 2 is not supported"),
+        ({"version": 3, "streams": {}, "updated_at_ms": None}, "version 3 is not supported"),
         ({"version": 1, "audit": {"cursor_ms": -1, "seen": {}}, "inventory": {}, "updated_at_ms": None}, "corrupt"),
         ({"cursor": 5}, "corrupt"),
     ],
@@ -195,7 +195,7 @@ def test_summary_describes_the_last_collect(httpx_mock: HTTPXMock, audit_only: M
     assert list(batches)
     assert audit_only.summary is summary
     assert summary.ok and summary.exit_code == 0
-    assert summary.audit_window == (T0 - 60 * MINUTE, T0)
+    assert summary.sections["audit"].window == (T0 - 60 * MINUTE, T0)
     assert summary.http["requests"] == 1 and summary.http["token_refreshes"] == 1
     lines = summary.lines()
     assert lines[0] == "run summary:"
@@ -256,7 +256,7 @@ def test_domains_and_users_endpoints_are_used_for_inventory(httpx_mock: HTTPXMoc
     with connector(event_types=["user_management"]) as c:
         batches = list(c.collect(None))
     assert [(b.table, len(b.events)) for b in batches] == [("user_inventory", 4), ("group_management", 0)]
-    assert c.summary.inventory_groups == 2
+    assert c.summary.sections["user_management"].groups == 2
 
 
 def test_http_counters_in_the_summary_are_per_pass(httpx_mock: HTTPXMock, audit_only: MimecastConnector) -> None:

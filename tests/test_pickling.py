@@ -21,7 +21,7 @@ PARAMETERS = {"api_base_url": "https://api.services.mimecast.com", "client_key":
 def a_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
     """A checkpoint with seen ids and a membership snapshot, as a real run leaves it."""
     data = Checkpoint().to_dict()
-    data["audit"] = {"cursor_ms": 1_790_000_000_000, "seen": {"eNqID1": 1_790_000_000_000}}
+    data["streams"]["audit"] = {"cursor_ms": 1_790_000_000_000, "seen": {"eNqID1": 1_790_000_000_000}}
     return Checkpoint.from_dict(data)
 
 
