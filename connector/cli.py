@@ -21,7 +21,7 @@ import orjson
 
 from connector.api.transport import environment_proxy, redact_url
 from connector.api.urls import token_host_note
-from connector.checkpoint import Checkpoint, CheckpointStore
+from connector.checkpoint import CheckpointStore
 from connector.config import Config
 from connector.errors import ConfigError, ConnectorError, MappingError, SinkError
 from connector.host import MimecastConnector
@@ -29,7 +29,11 @@ from connector.log import configure_logging, safe_line
 from connector.mapping.mapper import Mapper, now_ms
 from connector.ocsf.validate import EventValidator
 from connector.pipeline import Transformer
+from connector.runner import COMMIT_INTERVAL_SECONDS, close_all, deliver
+from connector.sinks.base import Sink
 from connector.sinks.ndjson import NdjsonSink
+from connector.sinks.stdout import StdoutSink
+from connector.streams.registry import map_sources
 
 __all__ = ["main", "read_records"]
 
@@ -149,11 +153,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     stream = _open_input(args.input, "--input")
     records = read_records(stream, args.source)
     try:
-        events = (
-            transformer.audit(records, start=1)
-            if args.source == "audit"
-            else transformer.users(records, now_ms(), start=1)
-        )
+        events = map_sources()[args.source](transformer, records, now_ms())
         try:
             for mapped in events:
                 out.write(orjson.dumps(mapped.event))
@@ -212,49 +212,16 @@ def _connector(args: argparse.Namespace) -> MimecastConnector:
     return MimecastConnector(config)
 
 
-COMMIT_INTERVAL_SECONDS = 2.0
-
-
 def _run_once(
     connector: MimecastConnector,
     store: CheckpointStore,
-    sink: NdjsonSink,
+    sinks: Sequence[Sink],
     *,
     commit_interval: float = COMMIT_INTERVAL_SECONDS,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    """One pass as a host would run it: write each batch, then sync the sink and commit a checkpoint covering it.
-
-    A checkpoint covers its batch and every batch before it, so committing only the newest one every
-    ``commit_interval`` seconds (and always at the end, or when the pass fails after writing) keeps delivery
-    at-least-once while a catch-up does not rewrite and fsync the checkpoint after every page. Every commit is
-    preceded by ``sink.sync()``: the events reach the disk before the checkpoint that covers them. A sync or
-    save that fails is not tried again in this pass, and the checkpoint is then not committed.
-    """
-    pending: Checkpoint | None = None
-    last_commit = clock()
-    try:
-        for batch in connector.collect(store.load()):
-            sink.write(batch)
-            if batch.checkpoint is not None:
-                pending = batch.checkpoint
-            if pending is not None and clock() - last_commit >= commit_interval:
-                checkpoint, pending = pending, None  # a failed sync or save is not retried below
-                sink.sync()
-                store.save(checkpoint)
-                last_commit = clock()
-    except BaseException:
-        if pending is not None:  # its batches are written: committing it re-delivers less after a failure
-            try:
-                sink.sync()
-            except ConnectorError as sync_error:  # not committed; the pass's own error is the one reported
-                _log.error("checkpoint not committed: the output could not be synced", extra={"error": str(sync_error)})
-            else:
-                store.save(pending)
-        raise
-    if pending is not None:
-        sink.sync()
-        store.save(pending)
+    """One pass as a host would run it (``runner.deliver``), then the summary on stderr; the pass's exit code."""
+    deliver(connector.collect(store.load()), sinks, store, commit_interval=commit_interval, clock=clock)
     for line in connector.summary.lines():
         print(line, file=sys.stderr)
     if connector.summary.exit_code:
@@ -262,27 +229,32 @@ def _run_once(
     return EXIT_FAILED if connector.summary.report.failures else EXIT_OK
 
 
+def _sinks(args: argparse.Namespace) -> list[Sink]:
+    """The outputs ``run`` was given: one NDJSON file per table, one NDJSON file, or the standard output."""
+    if args.output_dir:
+        return [NdjsonSink(args.output_dir, per_table=True)]
+    if args.output == "-":
+        return [StdoutSink()]
+    return [NdjsonSink(args.output)]
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     store = CheckpointStore(args.state)
     # Configuration first, then the state: writable and locked for the whole run (every --loop pass), before
     # any output file is created or anything is pulled.
     with _connector(args) as connector, store.lock():
-        sink = NdjsonSink(args.output_dir, per_table=True) if args.output_dir else NdjsonSink(args.output)
+        sinks = _sinks(args)
         try:
             while True:
-                code = _run_once(connector, store, sink)
+                code = _run_once(connector, store, sinks)
                 if not args.loop:
                     break
                 print(f"next run in {args.loop:g} s (Ctrl-C to stop)", file=sys.stderr)
                 time.sleep(args.loop)
         except BaseException as exc:
-            try:
-                sink.close()
-            except Exception as close_error:  # the earlier error is the one reported
-                if close_error is not exc:  # a failed sync raises the same error again
-                    _log.error("output not synced at close", extra={"error": str(close_error)})
+            close_all(sinks, after=exc)
             raise
-        sink.close()  # syncs: an error here is reported like any other
+        close_all(sinks)  # syncs: an error here is reported like any other
         return code
 
 
@@ -319,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mimecast-connector", description="Mimecast API 2.0 → OCSF 1.8.0")
     sub = parser.add_subparsers(dest="command", required=True)
     p_map = sub.add_parser("map", help="map raw Mimecast records (NDJSON or an API response body) to OCSF NDJSON")
-    p_map.add_argument("--source", choices=["audit", "users"], required=True)
+    p_map.add_argument("--source", choices=sorted(map_sources()), required=True)
     p_map.add_argument("--input", help="file to read (default: stdin)")
     p_map.add_argument(
         "--emit-other", action="store_true", help="emit audit types outside the four tables as OCSF Base Event"

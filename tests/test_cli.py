@@ -166,7 +166,7 @@ def test_run_commits_the_newest_checkpoint_at_most_every_interval_and_at_the_end
 
     ticks = iter(range(0, 100))  # one second per clock read
     store, sink = _Store(), _Sink()
-    code = _run_once(_ScriptedConnector(_batches(6)), store, sink, commit_interval=3.0, clock=lambda: next(ticks))  # type: ignore[arg-type]
+    code = _run_once(_ScriptedConnector(_batches(6)), store, [sink], commit_interval=3.0, clock=lambda: next(ticks))  # type: ignore[arg-type]
     assert code == 0
     assert sink.written == [1, 2, 3, 4, 5, 6]
     assert store.saved[-1] == 6  # the last checkpoint is always committed
@@ -179,7 +179,7 @@ def test_run_commits_what_was_written_when_the_pass_fails() -> None:
 
     store, sink = _Store(), _Sink()
     with pytest.raises(ConnectorError):
-        _run_once(_ScriptedConnector(_batches(3), fail=True), store, sink, commit_interval=1e9, clock=lambda: 0.0)  # type: ignore[arg-type]
+        _run_once(_ScriptedConnector(_batches(3), fail=True), store, [sink], commit_interval=1e9, clock=lambda: 0.0)  # type: ignore[arg-type]
     assert sink.written == [1, 2, 3]
     assert store.saved == [3]  # covers exactly the written batches, nothing beyond
 
@@ -196,7 +196,7 @@ def test_every_commit_is_preceded_by_a_sync_of_every_batch_it_covers(
     store, sink = _Store(calls), _Sink(calls)
     connector = _ScriptedConnector(_batches(6), fail=fail)
     with pytest.raises(ConnectorError, match="page 3 failed") if fail else contextlib.nullcontext():
-        _run_once(connector, store, sink, commit_interval=interval, clock=lambda: next(ticks))  # type: ignore[arg-type]
+        _run_once(connector, store, [sink], commit_interval=interval, clock=lambda: next(ticks))  # type: ignore[arg-type]
     assert sink.written == [1, 2, 3, 4, 5, 6]
     assert store.saved == saves
     _assert_every_save_follows_a_sync_of_what_it_covers(calls)
@@ -215,7 +215,7 @@ def test_a_failed_sync_commits_nothing_and_is_not_retried(interval: float) -> No
 
     store, sink = _Store(), _Sink(sync_error=ConnectorError("cannot sync events to out.ndjson"))
     with pytest.raises(ConnectorError, match="cannot sync events to"):
-        _run_once(_ScriptedConnector(_batches(3)), store, sink, commit_interval=interval, clock=lambda: 0.0)  # type: ignore[arg-type]
+        _run_once(_ScriptedConnector(_batches(3)), store, [sink], commit_interval=interval, clock=lambda: 0.0)  # type: ignore[arg-type]
     assert store.saved == []
     assert sink.syncs == 1
     assert sink.written == ([1] if interval == 0.0 else [1, 2, 3])  # a periodic commit failing ends the pass
@@ -228,7 +228,7 @@ def test_when_the_pass_fails_and_the_sync_too_nothing_is_committed_and_the_pass_
 
     store, sink = _Store(), _Sink(sync_error=ConnectorError("cannot sync events to out.ndjson"))
     with pytest.raises(ConnectorError, match="page 3 failed"):
-        _run_once(_ScriptedConnector(_batches(3), fail=True), store, sink, commit_interval=1e9, clock=lambda: 0.0)  # type: ignore[arg-type]
+        _run_once(_ScriptedConnector(_batches(3), fail=True), store, [sink], commit_interval=1e9, clock=lambda: 0.0)  # type: ignore[arg-type]
     assert store.saved == [] and sink.syncs == 1
     assert [r.error for r in caplog.records if r.message.startswith("checkpoint not committed")] == [  # type: ignore[attr-defined]
         "cannot sync events to out.ndjson"
@@ -255,7 +255,8 @@ def _run_cli_with_a_failing_disk(
 def test_a_sync_error_when_the_run_closes_its_output_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def run_once(connector: object, store: object, sink: NdjsonSink) -> int:
+    def run_once(connector: object, store: object, sinks: list[NdjsonSink]) -> int:
+        (sink,) = sinks
         sink.write(_batches(1)[0])  # written, never synced by the pass
         return 0
 
@@ -270,7 +271,8 @@ def test_a_sync_error_at_close_does_not_hide_the_error_that_ended_the_run(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def run_once(connector: object, store: object, sink: NdjsonSink) -> int:
+    def run_once(connector: object, store: object, sinks: list[NdjsonSink]) -> int:
+        (sink,) = sinks
         sink.write(_batches(1)[0])
         raise CheckpointError("the checkpoint file is corrupt")
 
@@ -288,7 +290,8 @@ def test_a_failed_sync_is_reported_once_even_when_close_fails_with_it_again(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def run_once(connector: object, store: object, sink: NdjsonSink) -> int:
+    def run_once(connector: object, store: object, sinks: list[NdjsonSink]) -> int:
+        (sink,) = sinks
         sink.write(_batches(1)[0])
         sink.sync()
         return 0

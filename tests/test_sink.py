@@ -18,6 +18,7 @@ from connector.checkpoint import Checkpoint
 from connector.errors import ConnectorError, SinkError
 from connector.events import Batch
 from connector.sinks.ndjson import NdjsonSink
+from connector.sinks.stdout import StdoutSink
 
 
 def event(class_uid: int, uid: str) -> dict[str, Any]:
@@ -164,7 +165,7 @@ def test_close_syncs_what_was_written_since_the_last_sync(tmp_path: Path, monkey
 
 
 def test_stdout_is_written_and_never_closed(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    sink = NdjsonSink("-")
+    sink = StdoutSink()
     sink.write(AUTH)
     sink.close()
     assert not sys.stdout.buffer.closed
@@ -179,7 +180,7 @@ def test_stdout_swapped_after_the_sink_was_built_is_neither_fsynced_nor_closed(
     original = io.TextIOWrapper(io.BufferedWriter(io.FileIO(write_fd, "wb")))
     monkeypatch.setattr(sys, "stdout", original)
     try:
-        sink = NdjsonSink("-")
+        sink = StdoutSink()
         monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BytesIO()))  # e.g. contextlib.redirect_stdout
         sink.write(AUTH)
         sink.sync()  # a pipe cannot be fsynced: must not raise EINVAL
@@ -195,7 +196,7 @@ def test_stdout_swapped_after_the_sink_was_built_is_neither_fsynced_nor_closed(
 
 def test_stdout_is_never_fsynced(monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     synced = record_fsyncs(monkeypatch)
-    sink = NdjsonSink("-")
+    sink = StdoutSink()
     sink.write(AUTH)
     sink.sync()
     sink.write(ACCOUNT)

@@ -1,4 +1,4 @@
-"""Where the CLI puts events: OCSF NDJSON, one JSON event per line.
+"""OCSF NDJSON files, one JSON event per line: one file for every table, or one file per table.
 
 ``write`` appends a batch and flushes it (a reader such as ``tail -f`` sees the lines at once, and OS errors
 surface at write time) but does not fsync. ``sync`` fsyncs every file written to since the previous sync (and
@@ -21,7 +21,6 @@ import errno
 import logging
 import os
 import stat
-import sys
 from pathlib import Path
 from typing import IO
 
@@ -45,7 +44,7 @@ class NdjsonSink:
     """Writes batches as one JSON event per line: all tables to one stream, or one ``<table>.ndjson`` per table.
 
     Args:
-        output: a file path, ``-`` for stdout, or (with ``per_table``) a directory.
+        output: a file path, or (with ``per_table``) a directory (the standard output is ``StdoutSink``).
         per_table: write ``<directory>/<table>.ndjson`` files instead of one stream.
     """
 
@@ -54,23 +53,18 @@ class NdjsonSink:
         self._files: dict[str, IO[bytes]] = {}
         self._directory = Path(output) if per_table else None
         self._single: IO[bytes] | None = None
-        # Files written to since the last sync (an ordered set). stdout is never in it: it is not ours to sync.
+        # Files written to since the last sync (an ordered set).
         self._dirty: dict[IO[bytes], None] = {}
         # Folders in which this sink created a file since the last sync: the new entry must be durable too.
         self._new_entries: dict[Path, None] = {}
         # The first failed sync: later syncs raise it again. After fsync reported an error, Linux may have dropped
         # the unwritten pages and a second fsync can succeed without them, so no later sync can vouch for them.
         self._sync_error: SinkError | None = None
-        # Remembered here: sys.stdout may be swapped later (redirect_stdout, test capture), and the stream
-        # this sink writes to must never be closed or fsynced as if it were a file of ours.
-        self._stdout = not per_table and output == "-"
         if self._directory is not None:
             try:
                 self._directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise self._error(self._directory, exc, "create the output folder") from None
-        elif self._stdout:
-            self._single = sys.stdout.buffer
         else:
             try:
                 Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -92,15 +86,6 @@ class NdjsonSink:
             return
         stream = self._stream(batch.table)
         data = b"".join(orjson.dumps(event) + b"\n" for event in batch.events)
-        if self._stdout:
-            try:
-                stream.write(data)
-                stream.flush()
-            except BrokenPipeError:
-                raise  # the reader went away (`run | head`): the CLI ends quietly
-            except OSError as exc:
-                raise self._error(Path("-"), exc, "write events to") from None
-            return
         path = Path(getattr(stream, "name", "-"))
         self._dirty[stream] = None  # before writing: a failed write may still have left bytes in the file
         size: int | None = None
@@ -118,7 +103,7 @@ class NdjsonSink:
     def sync(self) -> None:
         """Make everything written so far durable: fsync each file written to since the last sync.
 
-        Call it right before committing a checkpoint that covers the written batches. stdout, pipes and devices
+        Call it right before committing a checkpoint that covers the written batches. Pipes and devices
         that cannot be fsynced are skipped; a sync with nothing new written does nothing.
 
         Raises:
@@ -187,7 +172,7 @@ class NdjsonSink:
         return sorted(Path(f.name) for f in self._files.values())
 
     def close(self) -> None:
-        """Sync (see ``sync``), then close every file this sink opened (never stdout).
+        """Sync (see ``sync``), then close every file this sink opened.
 
         The files are closed even when the sync fails; its ``SinkError`` is raised after that.
         """
@@ -197,7 +182,7 @@ class NdjsonSink:
             self._dirty.clear()
             for stream in self._files.values():
                 stream.close()
-            if self._single is not None and not self._stdout:
+            if self._single is not None:
                 self._single.close()
 
 
