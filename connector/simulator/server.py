@@ -28,7 +28,7 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -44,6 +44,8 @@ __all__ = ["ORDERS", "Counters", "Reply", "RequestRecord", "Simulator", "serve"]
 
 #: Orders the audit endpoint can return a window's records in.
 ORDERS = ("newest_first", "oldest_first", "shuffled")
+ListingRoute = Callable[[Mapping[str, Any], float], list[Any]]
+"""A listing route: (the request's ``data[0]``, now in epoch seconds) -> every record the query matches."""
 
 _AUDIT_PATHS = frozenset({"/api/audit/get-audit-events", "/api/audit/get-categories"})
 _DIRECTORY_PATHS = frozenset(
@@ -178,6 +180,7 @@ class Simulator:
         faults: FaultPlan | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        routes: Mapping[str, ListingRoute] | None = None,
     ) -> None:
         """Configure the simulator (the tenant is built now, the server starts in :meth:`start`).
 
@@ -199,6 +202,9 @@ class Simulator:
             faults: initial fault plan; default all off.
             host: interface to bind.
             port: port to bind; 0 picks a free one.
+            routes: more ``POST /api/...`` listings (a new stream's routes, or a test's made-up one): path ->
+                a function of the request's ``data[0]`` and now (epoch s) that returns every record the query
+                matches; the simulator pages them with its usual tokens, auth, rate limits and faults.
         """
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
@@ -217,6 +223,7 @@ class Simulator:
         self.rate_limit_window_seconds = rate_limit_window_seconds
         self.record_served_ids = record_served_ids
         self.faults = faults or FaultPlan()
+        self.routes: dict[str, ListingRoute] = dict(routes or {})
         self._host = host
         self._port = port
         self._lock = threading.Lock()
@@ -539,6 +546,10 @@ class Simulator:
         token = pagination.get("pageToken")
         data = request.get("data")
         item = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+        route = self.routes.get(path)
+        if route is not None:
+            query = orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode()
+            return self._listing(path, query, route(item, now), size, token, lambda page: page)
         if path == "/api/audit/get-audit-events":
             return self._audit(item, size, token, now)
         if path == "/api/domain/get-internal-domain":
