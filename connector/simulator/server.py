@@ -418,7 +418,7 @@ class Simulator:
         """Gateway checks and injected gateway faults, in the gateway's order. Caller holds the lock."""
         faults = self.faults
         rate, _ = self._rate_headers(now, consume=False)
-        known = path in _AUDIT_PATHS or path in _DIRECTORY_PATHS
+        known = path in _AUDIT_PATHS or path in _DIRECTORY_PATHS or path in self.routes
         if not known:
             return Reply(404, {"fail": [{"code": "not_found", "message": f"No such endpoint: {path}"}]}), rate
         auth = headers.get("authorization", "")
