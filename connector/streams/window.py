@@ -1,7 +1,7 @@
 """The time-window cursor: read ``[cursor - overlap, now)`` in slices, skip what was delivered, move past whole slices.
 
 Shared by every stream whose API is queried by a time window (audit today; TTP and DLP logs next). See
-docs/mimecast-api.md, "Index lag":
+docs/mimecast-api.md, "Audit events" (history, ordering, index lag):
 
 * The window runs from the cursor minus the overlap (or now minus the initial lookback) to now, clamped to the
   API's history with a warning for what cannot be collected.
