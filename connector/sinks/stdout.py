@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from collections.abc import Callable
 from typing import IO
 
 import orjson
@@ -36,20 +37,19 @@ class StdoutSink:
         if not batch.events or batch.table is None:
             return
         data = b"".join(orjson.dumps(event) + b"\n" for event in batch.events)
-        try:
-            self._stream.write(data)
-            self._stream.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise _error(exc) from None
+        self._do(lambda: self._stream.write(data))
+        self.sync()
 
     def sync(self) -> None:
         """Flush (there is nothing to fsync on a pipe or a terminal)."""
+        self._do(self._stream.flush)
+
+    @staticmethod
+    def _do(operation: Callable[[], object]) -> None:
         try:
-            self._stream.flush()
+            operation()
         except BrokenPipeError:
-            raise
+            raise  # the reader went away (`run | head`): the CLI ends quietly
         except OSError as exc:
             raise _error(exc) from None
 
