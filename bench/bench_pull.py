@@ -57,7 +57,8 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
-from connector.checkpoint import Checkpoint, CheckpointStore  # noqa: E402
+from connector.checkpoint import Checkpoint  # noqa: E402
+from connector.store import CheckpointStore  # noqa: E402
 from connector.streams.audit import SLICE_MS  # noqa: E402
 
 try:

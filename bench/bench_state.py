@@ -26,7 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import best_of, machine_description
-from connector.checkpoint import Checkpoint, CheckpointStore
+from connector.checkpoint import Checkpoint
+from connector.store import CheckpointStore
 from connector.streams.keys import KeyLog, content_key
 from connector.streams.window import KeyedWindowState, WindowState
 

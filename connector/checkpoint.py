@@ -1,4 +1,4 @@
-"""The connector's durable state: a versioned checkpoint of per-stream states, and an atomic file store for it.
+"""The connector's durable state: a versioned checkpoint of per-stream states (``connector.store`` writes it).
 
 Version 2: ``{"version": 2, "updated_at_ms": ..., "streams": {name: state}}``. Each registered stream
 (``connector.streams``) parses and writes its own slice with its own schema: positions and record keys, never
@@ -16,21 +16,14 @@ a file is never overwritten; the error tells the operator how to start over.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import logging
-import os
-import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
-from connector.durability import fsync_directory
-from connector.errors import CheckpointError, StateLockedError
+from connector.errors import CheckpointError
 from connector.streams.base import Stream
 from connector.streams.directory_state import GroupMembership, InventoryState
 from connector.streams.registry import streams as registered_streams
@@ -41,15 +34,11 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "AuditState",
     "Checkpoint",
-    "CheckpointStore",
     "GroupMembership",
     "InventoryState",
     "RawState",
-    "StateLock",
+    "corrupt",
 ]
-
-if sys.platform != "win32":
-    import fcntl
 
 _log = logging.getLogger("connector.checkpoint")
 
@@ -63,13 +52,6 @@ AuditState = WindowState
 """The audit stream's state (a window state with audit ids): the name version 1 used."""
 
 HOST_SOURCE = "host checkpoint"
-
-Writer = Callable[[IO[bytes], bytes], None]
-"""Writes the serialized checkpoint into the open temporary file (injectable to simulate a crash)."""
-
-
-def _write_all(stream: IO[bytes], data: bytes) -> None:
-    stream.write(data)
 
 
 @dataclass(frozen=True)
@@ -193,10 +175,11 @@ def _parse(source: str, parse: Callable[[], _T]) -> _T:
     try:
         return parse()
     except InvalidState as exc:
-        raise _corrupt(source, str(exc)) from None
+        raise corrupt(source, str(exc)) from None
 
 
-def _corrupt(source: str, detail: str) -> CheckpointError:
+def corrupt(source: str, detail: str) -> CheckpointError:
+    """The error for a checkpoint that is not fully understood: it names the source and says how to start over."""
     return CheckpointError(
         f"{source}: checkpoint is corrupt ({detail}). Move it away to start over from initial_lookback_hours "
         "(records already delivered may be sent again); the connector will not overwrite it.",
@@ -206,239 +189,3 @@ def _corrupt(source: str, detail: str) -> CheckpointError:
 
 def _checkpoint_from_dict(data: dict[str, Any]) -> Checkpoint:
     return Checkpoint.from_dict(data)
-
-
-class CheckpointStore:
-    """Reads and atomically writes one checkpoint file.
-
-    A save writes a temporary file in the same directory, flushes and fsyncs it, renames it over the
-    checkpoint with ``os.replace`` (atomic on POSIX and Windows) and fsyncs the directory, so a crash at any
-    point leaves either the old or the new checkpoint, never a torn one. After ``load()`` found a corrupt or
-    unknown-version file, ``save()`` refuses to replace it: an operator decides, not the connector.
-
-    Args:
-        path: The checkpoint file. Its directory is created on the first save.
-        writer: Writes the bytes into the open temporary file; injectable so tests can simulate a crash
-            mid-write without patching ``os``.
-        replace: Renames the temporary file over the checkpoint; injectable for the same reason.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        writer: Writer = _write_all,
-        replace: Callable[[str, str], None] = os.replace,
-    ) -> None:
-        self.path = Path(path)
-        self._writer = writer
-        self._replace = replace
-        self._refuse_overwrite = False
-
-    def __repr__(self) -> str:
-        return f"CheckpointStore({str(self.path)!r})"
-
-    def load(self) -> Checkpoint | None:
-        """Read the checkpoint.
-
-        Returns:
-            The checkpoint, or ``None`` when the file does not exist yet (first run).
-
-        Raises:
-            CheckpointError: The file cannot be read, is not JSON, or is not a version-1 checkpoint. The file
-                is left untouched and later saves through this store are refused.
-        """
-        source = str(self.path)
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise CheckpointError(
-                f"{source}: cannot read the checkpoint ({exc.strerror or exc}). Check its permissions.",
-                path=source,
-            ) from None
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            self._refuse_overwrite = True
-            raise _corrupt(source, "not UTF-8 text") from None
-        except json.JSONDecodeError as exc:
-            self._refuse_overwrite = True
-            raise _corrupt(source, f"not JSON: {exc.msg} at line {exc.lineno}") from None
-        except RecursionError:  # a checkpoint is a few levels deep; this one was not written by the connector
-            self._refuse_overwrite = True
-            raise _corrupt(source, "nested too deeply to be a checkpoint") from None
-        try:
-            return Checkpoint.from_dict(data, source=source)
-        except CheckpointError:
-            self._refuse_overwrite = True
-            raise
-
-    def check_writable(self) -> None:
-        """Fail before a pass pulls anything when ``save`` could not write: creates the folder if needed, then
-        creates and removes a temporary file there (what ``save`` does before its rename).
-
-        Without it an unwritable ``--state`` was found only at the first commit, after a whole pull (and its
-        output) had been made for nothing.
-
-        Raises:
-            CheckpointError: the folder cannot be created or written, or the checkpoint path is a folder.
-        """
-        source = str(self.path)
-        directory = self.path.parent
-        try:
-            if self.path.is_dir():
-                raise IsADirectoryError(errno.EISDIR, "it is a folder, not a file")
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-            os.close(fd)
-            os.unlink(tmp_name)
-        except OSError as exc:
-            raise CheckpointError(
-                f"{source}: the checkpoint could not be written ({exc.strerror or exc}); nothing was collected. "
-                "Make its folder writable (or choose another --state).",
-                path=source,
-            ) from None
-
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[StateLock]:
-        """For the whole of a ``run`` (all its passes): check that the checkpoint can be written, then hold its
-        ``StateLock``, so a second collector on the same state stops before it pulls anything.
-
-        Raises:
-            CheckpointError: the checkpoint cannot be written (see ``check_writable``).
-            StateLockedError: another process holds the lock.
-        """
-        self.check_writable()
-        with StateLock(self.path) as held:
-            yield held
-
-    def save(self, checkpoint: Checkpoint) -> None:
-        """Atomically replace the checkpoint file with ``checkpoint``.
-
-        Raises:
-            CheckpointError: The file could not be written (the previous checkpoint is intact), or ``load()``
-                found the existing file unreadable and it must not be overwritten.
-        """
-        source = str(self.path)
-        if self._refuse_overwrite:
-            raise CheckpointError(
-                f"{source}: not overwriting a checkpoint that could not be read; move it away to start over.",
-                path=source,
-            )
-        text = json.dumps(checkpoint.to_dict(), sort_keys=True, separators=(",", ":"))
-        data = (text + "\n").encode("utf-8")
-        directory = self.path.parent
-        tmp_name: str | None = None
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-            with os.fdopen(fd, "wb") as stream:
-                self._writer(stream, data)
-                stream.flush()
-                os.fsync(stream.fileno())
-            self._replace(tmp_name, source)
-            tmp_name = None
-            fsync_directory(directory)
-        except OSError as exc:
-            raise CheckpointError(
-                f"{source}: cannot write the checkpoint ({exc.strerror or exc}); the previous checkpoint is "
-                "unchanged. Check free space and permissions of its directory.",
-                path=source,
-            ) from exc
-        finally:
-            if tmp_name is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
-
-
-class StateLock:
-    """An exclusive ``flock`` on ``<checkpoint>.lock``, holding the holder's pid: one collector per state.
-
-    Two runs on one checkpoint both read the same cursor and write every event twice. The lock is advisory,
-    taken without waiting (``LOCK_EX | LOCK_NB``), and released by the kernel when the holder's file closes,
-    even when the process is killed, so a crash never leaves a stale lock: the file stays (removing it would
-    let a third run lock a new file while a second still holds the old one) and only its lock matters. flock
-    locks belong to the open file, so two ``StateLock`` objects conflict inside one process too. On Windows,
-    which has no ``flock``, no lock is taken (a warning says so).
-
-    Args:
-        checkpoint: the checkpoint file; the lock file is that path with ``.lock`` appended.
-    """
-
-    def __init__(self, checkpoint: str | os.PathLike[str]) -> None:
-        self.checkpoint = Path(checkpoint)
-        self.path = self.checkpoint.with_name(self.checkpoint.name + ".lock")
-        self._fd: int | None = None
-
-    def __repr__(self) -> str:
-        return f"StateLock({str(self.path)!r}, held={self._fd is not None})"
-
-    def acquire(self) -> None:
-        """Take the lock and write this process's pid into the lock file.
-
-        Raises:
-            StateLockedError: another open file (another process, or another ``StateLock``) holds it.
-            CheckpointError: the lock file cannot be created or locked.
-        """
-        if sys.platform == "win32":  # pragma: no cover - no flock
-            _log.warning("no lock on this platform: run one collector per state", extra={"path": str(self.path)})
-            return
-        source = str(self.checkpoint)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise CheckpointError(
-                f"{source}: cannot create the lock file {self.path} ({exc.strerror or exc}). Check the permissions "
-                "of its folder.",
-                path=source,
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder_pid(fd)
-            os.close(fd)
-            who = f"pid {holder}" if holder is not None else "a process that is just starting (pid not written yet)"
-            raise StateLockedError(
-                f"{source}: another collector ({who}) is running on this checkpoint and holds {self.path}; two "
-                "runs on one state would deliver every event twice. Let it finish (or stop it), or give this run "
-                "its own --state.",
-                path=source,
-                holder_pid=holder,
-            ) from None
-        except OSError as exc:
-            os.close(fd)
-            raise CheckpointError(
-                f"{source}: cannot lock {self.path} ({exc.strerror or exc}); the file system may not support locks.",
-                path=source,
-            ) from None
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:  # the lock is held all the same; only the pid in messages is missing
-            _log.warning("could not write the pid into the lock file", extra={"path": str(self.path)})
-        self._fd = fd
-
-    def release(self) -> None:
-        """Release the lock (closing the file releases it); a second call does nothing."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-    def __enter__(self) -> StateLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
-def _holder_pid(fd: int) -> int | None:
-    """The pid the holder wrote into the lock file, or None (not written yet, or not a number)."""
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return int(text) if text.isdigit() and len(text) <= 10 else None

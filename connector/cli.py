@@ -21,7 +21,6 @@ import orjson
 
 from connector.api.transport import environment_proxy, redact_url
 from connector.api.urls import token_host_note
-from connector.checkpoint import CheckpointStore
 from connector.config import Config
 from connector.errors import ConfigError, ConnectorError, MappingError, SinkError
 from connector.host import MimecastConnector
@@ -33,6 +32,7 @@ from connector.runner import COMMIT_INTERVAL_SECONDS, close_all, deliver
 from connector.sinks.base import Sink
 from connector.sinks.ndjson import NdjsonSink
 from connector.sinks.stdout import StdoutSink
+from connector.store import CheckpointStore
 from connector.streams.registry import map_sources
 
 __all__ = ["main", "read_records"]

@@ -14,14 +14,13 @@ from connector.checkpoint import (
     CHECKPOINT_VERSION,
     AuditState,
     Checkpoint,
-    CheckpointStore,
     GroupMembership,
     InventoryState,
     RawState,
-    StateLock,
 )
 from connector.config import Config
 from connector.errors import CheckpointError, StateLockedError
+from connector.store import CheckpointStore, StateLock
 from connector.streams.audit import AUDIT
 from connector.streams.directory import DIRECTORY
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from connector.checkpoint import CheckpointStore
 from connector.host import MimecastConnector
 from connector.mapping.values import record_uid
 from connector.simulator.faults import FaultPlan
 from connector.simulator.server import Simulator
 from connector.simulator.tenant import TenantSpec
+from connector.store import CheckpointStore
 
 FIXTURE = Path(__file__).parent / "fixtures" / "checkpoint-v1"
 # The generator's tenant and clock (tests/fixtures/checkpoint-v1/generate.py).

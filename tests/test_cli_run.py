@@ -37,9 +37,9 @@ from helpers_http import (
 from pytest_httpx import HTTPXMock
 
 import connector.sinks.ndjson as sink_module
-from connector.checkpoint import StateLock
 from connector.cli import main
 from connector.errors import StateLockedError
+from connector.store import StateLock
 
 MC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+0000")
 
@@ -468,7 +468,7 @@ def test_run_on_a_full_disk_exits_7_leaves_no_torn_line_and_keeps_the_checkpoint
 
 _HOLD_LOCK = """
 import sys
-from connector.checkpoint import StateLock
+from connector.store import StateLock
 with StateLock(sys.argv[1]):
     print("locked", flush=True)
     sys.stdin.read()

@@ -29,7 +29,6 @@ from typing import Any
 import pytest
 
 import connector.cli
-from connector.checkpoint import CheckpointStore
 from connector.cli import main
 from connector.collector import RunSummary
 from connector.host import MimecastConnector
@@ -37,6 +36,7 @@ from connector.log import configure_logging
 from connector.ocsf.validate import EventValidator
 from connector.simulator import FaultPlan, MembershipChanges, Reply, Simulator, TenantSpec
 from connector.sinks.ndjson import NdjsonSink
+from connector.store import CheckpointStore
 
 NOW = calendar.timegm((2026, 6, 15, 12, 0, 0, 0, 0, 0))  # the fake clock's start, epoch seconds
 HOUR = 3600

@@ -7,12 +7,13 @@ import pickle
 
 import pytest
 
-from connector.checkpoint import Checkpoint, CheckpointStore
+from connector.checkpoint import Checkpoint
 from connector.config import Config
 from connector.errors import ConfigError
 from connector.events import Batch
 from connector.host import MimecastConnector
 from connector.secret import Secret
+from connector.store import CheckpointStore
 
 SECRET = "pickle-me-never-0123456789"
 PARAMETERS = {"api_base_url": "https://api.services.mimecast.com", "client_key": "key", "client_secret": SECRET}

@@ -20,13 +20,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.checkpoint import Checkpoint, CheckpointStore
+from connector.checkpoint import Checkpoint
 from connector.cli import read_records
 from connector.config import Config, parameter_specs
 from connector.errors import CheckpointError, ConfigError, MappingError
 from connector.mapping.mapper import Mapper
 from connector.ocsf.validate import EventValidator
 from connector.pipeline import Report, Transformer
+from connector.store import CheckpointStore
 
 SAMPLES = [json.loads(line) for line in (Path(__file__).parent / "fixtures" / "audit-records.jsonl").open()]
 CLOCK = 1_790_000_000_000

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.checkpoint import Checkpoint, CheckpointStore
+from connector.checkpoint import Checkpoint
 from connector.collector import Collector
 from connector.config import Config
 from connector.events import MappedEvent
@@ -26,6 +26,7 @@ from connector.runner import deliver
 from connector.simulator.server import Simulator
 from connector.simulator.tenant import TenantSpec
 from connector.sinks.ndjson import NdjsonSink
+from connector.store import CheckpointStore
 from connector.streams import registry as stream_registry
 from connector.streams.base import CursorKind, Endpoint, RecordKey, Stream, StreamContext, StreamState
 from connector.streams.keys import BUCKET_MS, KeyLog, KeySnapshot, content_key
