@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["WITHHELD", "Secret"]
+__all__ = ["NOT_SET", "WITHHELD", "Secret"]
 
 
 class Secret:
@@ -54,13 +54,20 @@ class _Withheld(Secret):
 
     def reveal(self) -> str:
         raise ValueError(
-            "The client secret was withheld when this configuration was pickled; in the worker, call "
+            "This secret was withheld when the configuration was pickled; in the worker, call "
             "config.with_secret(...) with it before use."
         )
 
     @property
     def withheld(self) -> bool:
         return True
+
+    # A stand-in equals only itself: a withheld secret is not the same configuration as an absent one.
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __hash__(self) -> int:
+        return id(self)
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_withheld, ())
@@ -70,6 +77,39 @@ def _withheld() -> Secret:
     return WITHHELD
 
 
+class _NotSet(Secret):
+    """The value of a secret parameter the chosen ``auth_method`` does not use: falsy, reveals an empty string
+    (which ``register_secret`` ignores and every auth refuses), and it pickles, since there is nothing to hide."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def __repr__(self) -> str:
+        return "Secret(not set)"
+
+    def __str__(self) -> str:
+        return ""
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_not_set, ())
+
+
+def _not_set() -> Secret:
+    return NOT_SET
+
+
 WITHHELD: Secret = _Withheld()
 """What a pickled ``Config`` holds instead of its secret: pickling never copies the secret into another process's
 memory, a file or a queue; the receiving side gives it back with ``Config.with_secret``."""
+
+NOT_SET: Secret = _NotSet()
+"""What a ``Config`` holds for a secret parameter its ``auth_method`` does not use (``client_secret`` with API 1.0
+keys; ``app_key`` and ``secret_key`` with OAuth 2.0)."""
