@@ -42,7 +42,7 @@ from connector.errors import ConfigError
 from connector.log import register_secret
 from connector.secret import Secret
 
-__all__ = ["ApiKeysV1Auth", "decode_secret_key", "format_mc_date"]
+__all__ = ["ApiKeysV1Auth", "check_api_keys", "decode_secret_key", "format_mc_date"]
 
 # Fixed English names: strftime's %a and %b follow the process locale, and Mimecast expects these.
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -85,14 +85,25 @@ def decode_secret_key(secret_key: Secret) -> bytes:
     return key
 
 
-def _header_value(value: str, parameter: str, label: str) -> str:
+def _check_header_value(value: str, parameter: str, label: str) -> None:
     if not isinstance(value, str) or _HEADER_SAFE.fullmatch(value) is None:
         raise ConfigError(
             f"Parameter '{parameter}' must be the {label} as Mimecast shows it: visible ASCII characters, no "
             f"spaces or line breaks.",
             parameter=parameter,
         )
-    return value
+
+
+def check_api_keys(app_id: str, access_key: str, secret_key: Secret) -> None:
+    """Check what the keys must be before anything is signed: the two ids can be sent in a header, and the Secret
+    Key is base64 (``Config`` calls this so a bad key fails at start-up).
+
+    Raises:
+        ConfigError: naming ``app_id``, ``access_key`` or ``secret_key``; no message shows a secret.
+    """
+    _check_header_value(app_id, "app_id", "Application ID")
+    _check_header_value(access_key, "access_key", "Access Key")
+    decode_secret_key(secret_key)
 
 
 def _secret(value: Secret, parameter: str) -> Secret:
@@ -146,11 +157,11 @@ class ApiKeysV1Auth(httpx.Auth):
             ConfigError: A key is missing, withheld, holds characters a header cannot carry, or the Secret Key is
                 not base64. ``parameter`` names it; no message shows a secret.
         """
-        self.app_id = _header_value(app_id, "app_id", "Application ID")
-        self._access_key = _header_value(access_key, "access_key", "Access Key")
         self._app_key = _secret(app_key, "app_key")
         self._secret_key = _secret(secret_key, "secret_key")
-        decode_secret_key(self._secret_key)  # fail now, not on the first request
+        check_api_keys(app_id, access_key, self._secret_key)  # fail now, not on the first request
+        self.app_id = app_id
+        self._access_key = access_key
         # Masked in logs and printed lines from now on, whoever built this auth.
         register_secret(self._app_key)
         register_secret(self._secret_key)
