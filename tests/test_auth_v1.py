@@ -12,13 +12,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from helpers_v1 import ACCESS_KEY, APP_ID, APP_KEY, SECRET_KEY, SECRET_KEY_BYTES
+from helpers_v1 import ACCESS_KEY, APP_ID, APP_KEY, SECRET_KEY, SECRET_KEY_BYTES, V1_PARAMETERS
 from pytest_httpx import HTTPXMock
 
+from connector.api.auth_select import build_auth
 from connector.api.auth_v1 import ApiKeysV1Auth, decode_secret_key, format_mc_date
+from connector.config import Config
 from connector.errors import ConfigError
 from connector.log import MASK, redact_text, safe_line
 from connector.secret import NOT_SET, WITHHELD, Secret
+from connector.simulator import ApiV1Keys, Simulator, TenantSpec
 
 BASE = "https://eu-api.mimecast.com"
 AUDIT_PATH = "/api/audit/get-audit-events"
@@ -246,3 +249,70 @@ def test_missing_or_withheld_secrets_are_config_errors_naming_them(field: str) -
 def test_a_plain_string_secret_is_refused() -> None:
     with pytest.raises(TypeError):
         ApiKeysV1Auth(APP_ID, APP_KEY, ACCESS_KEY, Secret(SECRET_KEY))  # type: ignore[arg-type]
+
+
+# -- end to end, against the simulator as an API 1.0 host on 127.0.0.1 ------------------------------------------
+
+SIM_KEYS = ApiV1Keys(app_id=APP_ID, app_key=APP_KEY, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+SIM_SPEC = TenantSpec(seed=3, users=30, groups=4, audit_events_per_day=400, days=1, end=1_781_524_800)
+
+
+def audit_pages(client: httpx.Client) -> tuple[int, int]:
+    """Read one audit window to its end with plain httpx; (pages, records)."""
+    window = {"startDateTime": "2026-06-14T00:00:00+0000", "endDateTime": "2026-06-15T12:00:00+0000"}
+    pages = records = 0
+    token: str | None = None
+    while True:
+        pagination: dict[str, object] = {"pageSize": 100, **({"pageToken": token} if token else {})}
+        response = client.post(AUDIT_PATH, json={"meta": {"pagination": pagination}, "data": [window]})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["fail"] == []
+        pages, records = pages + 1, records + len(body["data"])
+        token = body["meta"]["pagination"].get("next")
+        if not token:
+            return pages, records
+
+
+@pytest.mark.httpx_mock(should_mock=lambda request: request.url.host != "127.0.0.1")
+def test_end_to_end_a_raw_httpx_client_reads_the_simulator_with_api_v1_keys() -> None:
+    with Simulator(SIM_SPEC, clock=lambda: 1_781_524_800.0, api_keys_v1=SIM_KEYS) as sim:
+        auth = ApiKeysV1Auth(APP_ID, Secret(APP_KEY), ACCESS_KEY, Secret(SECRET_KEY))
+        with httpx.Client(base_url=sim.base_url, auth=auth, timeout=10) as client:
+            pages, records = audit_pages(client)
+            domains = client.post("/api/domain/get-internal-domain", json={"data": []})
+        assert pages > 1 and records > 100
+        assert domains.status_code == 200 and domains.json()["data"]
+        counters = sim.counters
+        assert counters.unauthorized == 0 and counters.repeated_request_ids == 0
+        assert counters.api_requests == pages + 1 and counters.token_requests == 0
+
+
+@pytest.mark.httpx_mock(should_mock=lambda request: request.url.host != "127.0.0.1")
+def test_end_to_end_from_parameters_to_a_signed_request() -> None:
+    with Simulator(SIM_SPEC, clock=lambda: 1_781_524_800.0, api_keys_v1=SIM_KEYS) as sim:
+        config = Config.from_parameters({**V1_PARAMETERS, "api_base_url": sim.base_url}, environ={})
+        with httpx.Client(base_url=config.api_base_url, auth=build_auth(config), timeout=10) as client:
+            assert audit_pages(client)[1] > 100
+
+
+@pytest.mark.httpx_mock(should_mock=lambda request: request.url.host != "127.0.0.1")
+def test_end_to_end_wrong_keys_get_the_api_1_0_error_once() -> None:
+    wrong = base64.b64encode(b"not the simulator's secret key").decode()
+    with Simulator(SIM_SPEC, clock=lambda: 1_781_524_800.0, api_keys_v1=SIM_KEYS) as sim:
+        auth = ApiKeysV1Auth(APP_ID, Secret(APP_KEY), ACCESS_KEY, Secret(wrong))
+        with httpx.Client(base_url=sim.base_url, auth=auth, timeout=10) as client:
+            response = client.post(AUDIT_PATH, json={"data": []})
+        assert response.status_code == 401
+        assert response.json() == {
+            "meta": {"status": 401},
+            "data": [],
+            "fail": [
+                {
+                    "errors": [
+                        {"code": "err_xdk_invalid_signature", "message": "0004 Invalid Signature", "retryable": False}
+                    ]
+                }
+            ],
+        }
+        assert sim.counters.api_requests == 1  # a 401 is final: not re-sent
