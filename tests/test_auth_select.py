@@ -11,8 +11,9 @@ from helpers_v1 import ACCESS_KEY, APP_ID, V1_PARAMETERS
 from pytest_httpx import HTTPXMock
 
 from connector.api.auth import MimecastAuth
-from connector.api.auth_select import build_auth
+from connector.api.auth_select import auth_method_note, build_auth
 from connector.api.auth_v1 import ApiKeysV1Auth
+from connector.api.urls import token_host_note
 from connector.config import Config
 from connector.errors import ConfigError
 
@@ -55,3 +56,13 @@ def test_a_configuration_without_its_secrets_is_refused_naming_the_first(params:
     with pytest.raises(ConfigError) as caught:
         build_auth(copy)
     assert caught.value.parameter == first
+
+
+def test_check_warns_about_api_v1_keys_and_says_nothing_for_oauth2() -> None:
+    assert auth_method_note(Config.from_parameters(OAUTH2, environ={})) is None
+    config = Config.from_parameters(V1_PARAMETERS, environ={})
+    note = auth_method_note(config)
+    assert note is not None and note.startswith("WARNING: auth_method api_keys_v1")
+    assert config.api_base_url in note and APP_ID in note and "API 2.0" in note and "/api/..." in note
+    # There is no token URL, so the token-host warning has nothing to say.
+    assert token_host_note(config.token_url, config.api_base_url) is None

@@ -12,7 +12,7 @@ from connector.api.auth import MimecastAuth
 from connector.api.auth_v1 import ApiKeysV1Auth
 from connector.config import Config
 
-__all__ = ["ConnectorAuth", "build_auth"]
+__all__ = ["ConnectorAuth", "auth_method_note", "build_auth"]
 
 ConnectorAuth = MimecastAuth | ApiKeysV1Auth
 """Either auth. Both are ``httpx.Auth`` with ``token_refreshes`` (0 for API 1.0 keys) and ``token_url`` (None for
@@ -45,3 +45,19 @@ def build_auth(
     if config.auth_method == "api_keys_v1":
         return ApiKeysV1Auth(config.app_id, config.app_key, config.access_key, config.secret_key, clock=wall_clock)
     return MimecastAuth(config.token_url, config.client_key, config.client_secret, clock=clock, skew=token_skew)
+
+
+def auth_method_note(config: Config) -> str | None:
+    """The warning ``check`` prints (and a run logs once) for a legacy auth method; None for ``oauth2``.
+
+    API 1.0 keys keep working only until Mimecast expires existing API 1.0 applications (no new ones since June
+    2025), and they reach only the ``/api/...`` endpoints, so the user is told both, with the application used.
+    """
+    if config.auth_method != "api_keys_v1":
+        return None
+    return (
+        f"WARNING: auth_method api_keys_v1: requests to {config.api_base_url} are signed with the API 1.0 keys of "
+        f"application {config.app_id}. No new API 1.0 applications can be created since June 2025, and Mimecast "
+        f"will expire the existing ones: move to an API 2.0 application (auth_method oauth2) before then. API 1.0 "
+        f"keys reach only the /api/... endpoints (see docs/mimecast-api-v1.md)."
+    )

@@ -201,7 +201,10 @@ def check_token_host(token_url: str, base_url: str, *, allow_other: bool) -> Non
 
 def token_host_note(token_url: str, base_url: str) -> str | None:
     """The warning ``check`` prints when the client secret goes to a host that is not Mimecast's (the API's own
-    host, or one allowed by ``allow_external_token_url``); None for a Mimecast or loopback host."""
+    host, or one allowed by ``allow_external_token_url``); None for a Mimecast or loopback host, and for an empty
+    ``token_url`` (``auth_method`` ``api_keys_v1`` has no token endpoint)."""
+    if not token_url:  # api_keys_v1: no token endpoint, nothing is sent anywhere but api_base_url
+        return None
     host = _host(token_url)
     if is_mimecast_host(host) or host in LOOPBACK_HOSTS:
         return None
