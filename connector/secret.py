@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 __all__ = ["NOT_SET", "WITHHELD", "Secret"]
 
 
@@ -44,13 +46,35 @@ class Secret:
         return False
 
 
-class _Withheld(Secret):
-    """The stand-in for a secret that was not pickled: masked like any secret, and it has nothing to reveal."""
+class _StandIn(Secret):
+    """A one-of-a-kind value held where a secret is not: it equals only itself (a withheld secret is not the same
+    configuration as an absent one) and unpickles as itself."""
 
     __slots__ = ()
+    _name: ClassVar[str]
 
     def __init__(self) -> None:
         super().__init__("")
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_stand_in, (self._name,))
+
+
+def _stand_in(name: str) -> Secret:
+    return {"WITHHELD": WITHHELD, "NOT_SET": NOT_SET}[name]
+
+
+class _Withheld(_StandIn):
+    """The stand-in for a secret that was not pickled: masked like any secret, and it has nothing to reveal."""
+
+    __slots__ = ()
+    _name = "WITHHELD"
 
     def reveal(self) -> str:
         raise ValueError(
@@ -62,48 +86,19 @@ class _Withheld(Secret):
     def withheld(self) -> bool:
         return True
 
-    # A stand-in equals only itself: a withheld secret is not the same configuration as an absent one.
-    def __eq__(self, other: object) -> bool:
-        return other is self
 
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_withheld, ())
-
-
-def _withheld() -> Secret:
-    return WITHHELD
-
-
-class _NotSet(Secret):
+class _NotSet(_StandIn):
     """The value of a secret parameter the chosen ``auth_method`` does not use: falsy, reveals an empty string
-    (which ``register_secret`` ignores and every auth refuses), and it pickles, since there is nothing to hide."""
+    (which ``register_secret`` ignores and every auth refuses), shown as empty, and nothing to withhold."""
 
     __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__("")
+    _name = "NOT_SET"
 
     def __repr__(self) -> str:
         return "Secret(not set)"
 
     def __str__(self) -> str:
         return ""
-
-    def __eq__(self, other: object) -> bool:
-        return other is self
-
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_not_set, ())
-
-
-def _not_set() -> Secret:
-    return NOT_SET
 
 
 WITHHELD: Secret = _Withheld()

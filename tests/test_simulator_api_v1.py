@@ -214,23 +214,6 @@ def test_serve_prints_the_api_1_0_keys(capsys: pytest.CaptureFixture[str]) -> No
     assert "client_secret" not in out
 
 
-def test_cli_auth_api_keys_v1_passes_the_keys_to_serve(monkeypatch: pytest.MonkeyPatch) -> None:
-    import connector.simulator.cli as cli
-
-    calls: list[dict[str, Any]] = []
-
-    def fake_serve(**kwargs: Any) -> int:
-        calls.append(kwargs)
-        return 0
-
-    monkeypatch.setattr(cli, "serve", fake_serve)
-    assert cli.main(["--port", "0", "--auth", "api_keys_v1", "--app-id", "a1", "--access-key", "k1"]) == 0
-    assert cli.main(["--port", "0"]) == 0
-    v1, oauth2 = calls
-    assert v1["api_keys_v1"] == ApiV1Keys(app_id="a1", access_key="k1")
-    assert oauth2["api_keys_v1"] is None
-
-
 def test_cli_refuses_a_secret_key_that_is_not_base64(capsys: pytest.CaptureFixture[str]) -> None:
     from connector.simulator.cli import main
 
