@@ -230,8 +230,8 @@ class Config:
             The validated configuration.
 
         Raises:
-            ConfigError: A parameter is unknown, missing (a credential: for the chosen ``auth_method``, which the
-                message names), of the wrong type, out of range or not one of its choices, or ``api_base_url``
+            ConfigError: A parameter is unknown, missing (for a credential, the message names the ``auth_method``
+                that needs it), of the wrong type, out of range or not one of its choices, or ``api_base_url``
                 does not fit ``auth_method``. ``parameter`` names it and the message says what is expected.
         """
         specs = parameter_specs()

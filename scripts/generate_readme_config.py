@@ -78,8 +78,8 @@ def _required(param: Mapping[str, Any]) -> str:
 def render_table(manifest: Mapping[str, Any]) -> str:
     """The Markdown table of the manifest's parameters (Parameter | Type | Required | Default | Description).
 
-    A parameter that applies to one ``auth_method`` only says so in its Required cell (``yes, if `auth_method` =
-    `oauth2```), so is one required under a condition although it has a default.
+    A parameter that applies to one ``auth_method`` only, or that is required under a condition although it has a
+    default, says so in its Required cell (``yes, if `auth_method` = `oauth2```).
 
     Args:
         manifest: The decoded ``manifest.json``.

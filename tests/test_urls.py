@@ -148,8 +148,8 @@ def test_other_hosts_are_refused_for_api_keys_v1_naming_the_hosts_that_fit(host:
     assert all(f"https://{name}" in message for name in API_V1_HOSTS)
 
 
-@pytest.mark.parametrize("host", API_V1_HOSTS)
-def test_oauth2_refuses_every_api_v1_host_and_points_to_api_keys_v1(host: str) -> None:
+@pytest.mark.parametrize("host", [host for host in API_V1_HOSTS if host.endswith("-api.mimecast.com")])
+def test_oauth2_refuses_the_api_v1_hosts_and_points_to_api_keys_v1(host: str) -> None:
     with pytest.raises(ConfigError) as info:
         validate_base_url(f"https://{host}", auth_method="oauth2")
     message = str(info.value)

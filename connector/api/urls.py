@@ -129,7 +129,7 @@ def _check_host(host: str, parameter: str, auth_method: str) -> None:
     """Refuse a host that cannot serve ``auth_method``; the message says which hosts fit."""
     name = host.rstrip(".")
     if auth_method == "oauth2":
-        if _LEGACY_HOST.match(name) or name in API_V1_HOSTS:
+        if _LEGACY_HOST.match(name):
             raise ConfigError(
                 f"{parameter} names {host}, a legacy Mimecast host that serves API 1.0 only and rejects API 2.0 "
                 f"tokens. With auth_method oauth2 use {_V2_EXAMPLES}; or, if this tenant's integration runs on "
