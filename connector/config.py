@@ -9,6 +9,13 @@ Strings are accepted for numbers, booleans and lists (``"30"``, ``"true"``, ``"a
 purpose: hosts often store every form field as a string (Splunk UCC, environment variables, key=value files),
 and refusing them would push each host to write its own converter. The string must still parse exactly;
 ``"30 minutes"`` or ``"maybe"`` are errors.
+
+``auth_method`` chooses the credentials: ``oauth2`` (``client_key``, ``client_secret``, ``token_url``) or
+``api_keys_v1`` (``app_id``, ``app_key``, ``access_key``, ``secret_key``). The manifest marks each credential with
+``only_when``: the parameters of the other method are not read at all (not even from the environment), so a
+configuration never holds a secret it does not use; those fields hold their default (``""``, or ``NOT_SET`` for a
+secret). ``required_when`` makes a parameter with a default required under a condition (``api_base_url`` with
+``api_keys_v1``: the default is an API 2.0 host).
 """
 
 from __future__ import annotations
@@ -29,14 +36,17 @@ from typing import Any
 
 import yaml
 
+from connector.api.auth_v1 import check_api_keys
 from connector.api.transport import redact_url, validate_proxy_url
 from connector.api.urls import check_token_host, default_token_url, validate_base_url
 from connector.errors import ConfigError
 from connector.resources import manifest_text
-from connector.secret import WITHHELD, Secret
+from connector.secret import NOT_SET, WITHHELD, Secret
 
 __all__ = [
+    "APP_KEY_ENV",
     "CLIENT_SECRET_ENV",
+    "SECRET_KEY_ENV",
     "Config",
     "ParameterSpec",
     "parameter_specs",
@@ -44,6 +54,10 @@ __all__ = [
 
 CLIENT_SECRET_ENV = "MIMECAST_CLIENT_SECRET"
 """Environment variable read for ``client_secret`` when the parameter is absent (keeps it out of files)."""
+APP_KEY_ENV = "MIMECAST_APP_KEY"
+"""Environment variable read for ``app_key`` (``auth_method`` ``api_keys_v1``) when the parameter is absent."""
+SECRET_KEY_ENV = "MIMECAST_SECRET_KEY"
+"""Environment variable read for ``secret_key`` (``auth_method`` ``api_keys_v1``) when the parameter is absent."""
 
 # ASCII digits only: int() and float() also read Arabic-Indic or full-width digits, which no form field means.
 _INT_RE = re.compile(r"[+-]?[0-9]+")
@@ -85,6 +99,25 @@ class ParameterSpec:
     choices: tuple[str, ...] = ()
     min_items: int = 0
     min_length: int = 0
+    only_when: tuple[str, str] | None = None
+    required_when: tuple[str, str] | None = None
+
+    def applies(self, values: Mapping[str, object]) -> bool:
+        """Whether the parameter is read, given the values of the parameters declared before it."""
+        return self.only_when is None or values.get(self.only_when[0]) == self.only_when[1]
+
+    def required_by(self, values: Mapping[str, object]) -> bool:
+        """Whether the parameter must be given, given the values of the parameters declared before it."""
+        condition = self.required_when
+        return self.required or (condition is not None and values.get(condition[0]) == condition[1])
+
+
+def _condition(raw: object) -> tuple[str, str] | None:
+    """A manifest ``only_when``/``required_when`` object (one name and value; the schema checks it) as a pair."""
+    if not isinstance(raw, dict):
+        return None
+    ((name, value),) = raw.items()
+    return str(name), str(value)
 
 
 @functools.cache
@@ -112,6 +145,8 @@ def parameter_specs() -> Mapping[str, ParameterSpec]:
             choices=tuple(raw.get("choices", ())),
             min_items=raw.get("min_items", 0),
             min_length=raw.get("min_length", 0),
+            only_when=_condition(raw.get("only_when")),
+            required_when=_condition(raw.get("required_when")),
         )
     return MappingProxyType(specs)
 
@@ -124,11 +159,17 @@ class Config:
     ``redacted()`` never show the client secret (``Secret`` masks it).
 
     Attributes:
-        api_base_url: Mimecast API 2.0 base URL, without a trailing slash.
-        token_url: OAuth 2.0 token endpoint, already resolved to ``api_base_url + "/oauth/token"`` when empty.
+        auth_method: ``oauth2`` (an API 2.0 application) or ``api_keys_v1`` (API 1.0 keys).
+        api_base_url: Mimecast API base URL, without a trailing slash; an API 1.0 host with ``api_keys_v1``.
+        token_url: OAuth 2.0 token endpoint, already resolved to ``api_base_url + "/oauth/token"`` when empty;
+            ``""`` with ``api_keys_v1`` (no token endpoint).
         allow_external_token_url: ``token_url`` may be on a host that is neither Mimecast's nor the API's.
-        client_key: Client ID of the API 2.0 application.
-        client_secret: Client secret of the API 2.0 application.
+        client_key: Client ID of the API 2.0 application (``""`` with ``api_keys_v1``).
+        client_secret: Client secret of the API 2.0 application (``NOT_SET`` with ``api_keys_v1``).
+        app_id: Application ID of the API 1.0 application (``""`` with ``oauth2``).
+        app_key: Application Key of the API 1.0 application (``NOT_SET`` with ``oauth2``).
+        access_key: Access Key of the API 1.0 binding (``""`` with ``oauth2``).
+        secret_key: Secret Key of the API 1.0 binding, base64 (``NOT_SET`` with ``oauth2``).
         event_types: What to collect: a non-empty subset of ``("audit", "user_management")``, manifest order.
         initial_lookback_hours: First-run audit lookback.
         overlap_minutes: Trailing audit window re-read every run (Mimecast index lag).
@@ -145,11 +186,16 @@ class Config:
         lag_warning_minutes: Index lag that triggers a warning; 0 disables it.
     """
 
+    auth_method: str
     api_base_url: str
     token_url: str
     allow_external_token_url: bool
     client_key: str
     client_secret: Secret
+    app_id: str
+    app_key: Secret
+    access_key: str
+    secret_key: Secret
     event_types: tuple[str, ...]
     initial_lookback_hours: int
     overlap_minutes: int
@@ -170,8 +216,10 @@ class Config:
 
         A parameter whose value is ``None`` counts as absent (hosts send ``null`` for unset fields), so its
         default applies; so does a blank string for secret, numeric, boolean and enum parameters (form
-        fields left empty). ``client_secret`` falls back to the ``MIMECAST_CLIENT_SECRET`` environment variable
-        so that it need not be written into a parameter file.
+        fields left empty). The secrets fall back to environment variables (``client_secret`` to
+        ``MIMECAST_CLIENT_SECRET``, ``app_key`` to ``MIMECAST_APP_KEY``, ``secret_key`` to ``MIMECAST_SECRET_KEY``)
+        so that they need not be written into a parameter file. The credentials of the ``auth_method`` not chosen
+        are ignored.
 
         Args:
             params: Parameter name to value, as the host or a parameter file provides them.
@@ -182,8 +230,9 @@ class Config:
             The validated configuration.
 
         Raises:
-            ConfigError: A parameter is unknown, missing, of the wrong type, out of range or not one of its
-                choices. ``parameter`` names it and the message says what is expected.
+            ConfigError: A parameter is unknown, missing (for a credential, the message names the ``auth_method``
+                that needs it), of the wrong type, out of range or not one of its choices, or ``api_base_url``
+                does not fit ``auth_method``. ``parameter`` names it and the message says what is expected.
         """
         specs = parameter_specs()
         env = os.environ if environ is None else environ
@@ -193,6 +242,9 @@ class Config:
 
         values: dict[str, object] = {}
         for name, spec in specs.items():
+            if not spec.applies(values):  # a credential of the other auth_method: not read at all
+                values[name] = _unused(spec)
+                continue
             raw = params.get(name)
             if spec.type in _BLANK_IS_ABSENT and isinstance(raw, str) and not raw.strip():
                 raw = None
@@ -200,21 +252,27 @@ class Config:
                 env_value = env.get(spec.env)
                 raw = env_value if env_value else None
             if raw is None:
-                if spec.required:
+                if spec.required_by(values):
                     raise ConfigError(_missing_message(spec), parameter=name)
                 raw = spec.default
             values[name] = _convert(spec, raw)
 
-        # https only (except loopback), no legacy API 1.0 hosts: see connector/urls.py.
-        api_base_url = validate_base_url(str(values["api_base_url"]), parameter="api_base_url")
+        # https only (except loopback), and only hosts that fit the auth method: see connector/api/urls.py.
+        auth_method = str(values["auth_method"])
+        api_base_url = validate_base_url(str(values["api_base_url"]), auth_method=auth_method)
         values["api_base_url"] = api_base_url
-        token_url = str(values["token_url"])
-        values["token_url"] = (
-            validate_base_url(token_url, parameter="token_url") if token_url else default_token_url(api_base_url)
-        )
         values["proxy_url"] = validate_proxy_url(str(values["proxy_url"]))
-        # The client secret is sent to token_url: only to a host the user has reason to trust, unless allowed.
-        check_token_host(str(values["token_url"]), api_base_url, allow_other=bool(values["allow_external_token_url"]))
+        if auth_method == "oauth2":
+            token_url = str(values["token_url"])
+            values["token_url"] = (
+                validate_base_url(token_url, parameter="token_url") if token_url else default_token_url(api_base_url)
+            )
+            # The client secret is sent to token_url: only to a host the user has reason to trust, unless allowed.
+            check_token_host(
+                str(values["token_url"]), api_base_url, allow_other=bool(values["allow_external_token_url"])
+            )
+        else:  # fail now, not on the first request: a Secret Key that is not base64, ids a header cannot carry
+            check_api_keys(str(values["app_id"]), str(values["access_key"]), _as_secret(values["secret_key"]))
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
@@ -291,41 +349,93 @@ class Config:
 
     def __post_init__(self) -> None:
         # A plain str here would show in repr() and redacted(); fail loudly rather than leak.
-        if not isinstance(self.client_secret, Secret):
-            raise TypeError("Config.client_secret must be a connector.secret.Secret")
+        for name in _SECRET_NAMES:
+            if not isinstance(getattr(self, name), Secret):
+                raise TypeError(f"Config.{name} must be a connector.secret.Secret")
 
     def __reduce__(self) -> tuple[object, ...]:
-        """Pickle every field but the secret (a host may run ``collect()`` in a worker process): the copy holds
-        ``WITHHELD`` instead, and the worker gives the secret back with ``with_secret``."""
+        """Pickle every field but the secrets (a host may run ``collect()`` in a worker process): the copy holds
+        ``WITHHELD`` instead of each secret that is set, and the worker gives them back with ``with_secret``."""
         state = {field.name: getattr(self, field.name) for field in fields(self)}
-        state["client_secret"] = WITHHELD
+        for name in _SECRET_NAMES:
+            if state[name]:  # NOT_SET (a secret of the other auth_method) and WITHHELD pickle as they are
+                state[name] = WITHHELD
         return (_unpickle_config, (state,))
 
-    def with_secret(self, client_secret: str | Secret) -> Config:
-        """This configuration with ``client_secret`` (checked as ``from_parameters`` checks it).
+    def _secrets_in_use(self) -> list[str]:
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        specs = parameter_specs()
+        return [name for name in _SECRET_NAMES if specs[name].applies(values)]
+
+    def with_secret(
+        self,
+        client_secret: str | Secret | None = None,
+        *,
+        app_key: str | Secret | None = None,
+        secret_key: str | Secret | None = None,
+    ) -> Config:
+        """This configuration with the secrets given (each checked as ``from_parameters`` checks it); the others
+        stay as they are. With ``oauth2`` give ``client_secret``; with ``api_keys_v1``, ``app_key`` and
+        ``secret_key``.
 
         Raises:
-            ConfigError: The secret is empty or too short (``parameter`` is ``client_secret``).
+            ConfigError: A secret is empty, too short, not base64 (``secret_key``), or not used by this
+                configuration's ``auth_method``; ``parameter`` names it.
+            TypeError: No secret was given.
         """
-        value = _convert(parameter_specs()["client_secret"], client_secret)
-        return replace(self, client_secret=value)  # type: ignore[arg-type]
+        given = {"client_secret": client_secret, "app_key": app_key, "secret_key": secret_key}
+        in_use = self._secrets_in_use()
+        changes: dict[str, Secret] = {}
+        for name, raw in given.items():
+            if raw is None:
+                continue
+            if name not in in_use:
+                raise ConfigError(
+                    f"Parameter '{name}' is not used with auth_method {self.auth_method}; it was not set.",
+                    parameter=name,
+                )
+            changes[name] = _as_secret(_convert(parameter_specs()[name], raw))
+        if not changes:
+            raise TypeError("with_secret() needs at least one secret")
+        if "secret_key" in changes:
+            check_api_keys(self.app_id, self.access_key, changes["secret_key"])
+        return replace(self, **changes)  # type: ignore[arg-type]
 
     def require_secret(self) -> None:
-        """Raise unless the secret is present (a configuration unpickled without ``with_secret`` has none).
+        """Raise unless every secret the ``auth_method`` uses is present (a configuration unpickled without
+        ``with_secret`` has none).
 
         Raises:
-            ConfigError: The secret was withheld by pickling (``parameter`` is ``client_secret``).
+            ConfigError: A secret was withheld by pickling; ``parameter`` names it.
         """
-        if self.client_secret.withheld:
-            raise ConfigError(
-                "Parameter 'client_secret' was withheld when this configuration was pickled (secrets never are); "
-                "call config.with_secret(secret) in the process that runs the connector.",
-                parameter="client_secret",
-            )
+        for name in self._secrets_in_use():
+            if getattr(self, name).withheld:
+                call = "config.with_secret(secret)" if name == "client_secret" else f"config.with_secret({name}=...)"
+                raise ConfigError(
+                    f"Parameter '{name}' was withheld when this configuration was pickled (secrets never are); "
+                    f"call {call} in the process that runs the connector.",
+                    parameter=name,
+                )
+
+
+_SECRET_NAMES = tuple(name for name, spec in parameter_specs().items() if spec.secret)
 
 
 def _unpickle_config(state: dict[str, object]) -> Config:
     return Config(**state)  # type: ignore[arg-type]
+
+
+def _unused(spec: ParameterSpec) -> object:
+    """The value of a parameter its ``only_when`` excludes: its default, else empty (``NOT_SET`` for a secret)."""
+    if spec.default is not None:
+        return _convert(spec, spec.default)
+    return NOT_SET if spec.secret else ""
+
+
+def _as_secret(value: object) -> Secret:
+    if not isinstance(value, Secret):
+        raise TypeError("expected a connector.secret.Secret")
+    return value
 
 
 def _unknown_message(unknown: list[str], known: list[str]) -> str:
@@ -340,6 +450,9 @@ def _unknown_message(unknown: list[str], known: list[str]) -> str:
 
 def _missing_message(spec: ParameterSpec) -> str:
     message = f"Parameter '{spec.name}' ({spec.label}) is required"
+    condition = spec.only_when or spec.required_when
+    if condition is not None:
+        message += f" when {condition[0]} is {condition[1]}"
     if spec.env is not None:
         message += f": set it, or set the environment variable {spec.env}"
     return message + "."

@@ -9,9 +9,9 @@ at any depth, exception and stack text):
 
 - every registered secret value (the client secret at start-up; every access token, registered by the auth the
   moment it is minted; the newest ``_MAX_TRANSIENT`` tokens are kept, older ones have long expired);
-- ``Bearer <token>``;
-- the value after ``client_secret``, ``access_token`` or ``refresh_token`` in ``key=value``, ``key: value``
-  and JSON ``"key": "value"`` form;
+- ``Bearer <token>``, and an API 1.0 ``MC <access key>:<signature>`` credential;
+- the value after ``client_secret``, ``access_token``, ``refresh_token``, ``app_key`` or ``secret_key`` in
+  ``key=value``, ``key: value`` and JSON ``"key": "value"`` form;
 - values of ``extra`` keys that name a credential (``authorization``, ``client_secret``, ``access_token``...).
 
 Redaction is a safety net, not a licence: code must still never log token requests or responses.
@@ -54,20 +54,25 @@ MASK = "**********"
 """What a redacted value is replaced with (the same mask ``Secret`` uses)."""
 
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9\-._~+/]+=*")
+# Mimecast's API 1.0 realm is upper-case "MC"; matched case-sensitively so the word "mc" in prose is left alone.
+# The signature is replayable on the same path for as long as Mimecast accepts its date.
+_MC_SIGNATURE = re.compile(r"\b(MC)(\s+)[A-Za-z0-9\-._~+/=]+:[A-Za-z0-9+/]+=*")
 _KEY_VALUE = re.compile(
-    r"(?i)(?P<key>\b(?:client_secret|access_token|refresh_token)\b)"
+    r"(?i)(?P<key>\b(?:client_secret|access_token|refresh_token|app_key|secret_key)\b)"
     r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)"
     r"(?P<value>[^\s&\"',;}\]]+)"
 )
 _SENSITIVE_KEYS = frozenset(
     {
         "access_token",
+        "app_key",
         "authorization",
         "client_secret",
         "password",
         "proxy-authorization",
         "refresh_token",
         "secret",
+        "secret_key",
         "token",
     }
 )
@@ -152,6 +157,7 @@ def redact_text(text: str) -> str:
     if pattern is not None:
         text = pattern.sub(MASK, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _MC_SIGNATURE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     return _KEY_VALUE.sub(lambda m: f"{m.group('key')}{m.group('sep')}{MASK}", text)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["WITHHELD", "Secret"]
+from typing import ClassVar
+
+__all__ = ["NOT_SET", "WITHHELD", "Secret"]
 
 
 class Secret:
@@ -44,17 +46,39 @@ class Secret:
         return False
 
 
-class _Withheld(Secret):
-    """The stand-in for a secret that was not pickled: masked like any secret, and it has nothing to reveal."""
+class _StandIn(Secret):
+    """A one-of-a-kind value held where a secret is not: it equals only itself (a withheld secret is not the same
+    configuration as an absent one) and unpickles as itself."""
 
     __slots__ = ()
+    _name: ClassVar[str]
 
     def __init__(self) -> None:
         super().__init__("")
 
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_stand_in, (self._name,))
+
+
+def _stand_in(name: str) -> Secret:
+    return {"WITHHELD": WITHHELD, "NOT_SET": NOT_SET}[name]
+
+
+class _Withheld(_StandIn):
+    """The stand-in for a secret that was not pickled: masked like any secret, and it has nothing to reveal."""
+
+    __slots__ = ()
+    _name = "WITHHELD"
+
     def reveal(self) -> str:
         raise ValueError(
-            "The client secret was withheld when this configuration was pickled; in the worker, call "
+            "This secret was withheld when the configuration was pickled; in the worker, call "
             "config.with_secret(...) with it before use."
         )
 
@@ -62,14 +86,25 @@ class _Withheld(Secret):
     def withheld(self) -> bool:
         return True
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_withheld, ())
 
+class _NotSet(_StandIn):
+    """The value of a secret parameter the chosen ``auth_method`` does not use: falsy, reveals an empty string
+    (which ``register_secret`` ignores and every auth refuses), shown as empty, and nothing to withhold."""
 
-def _withheld() -> Secret:
-    return WITHHELD
+    __slots__ = ()
+    _name = "NOT_SET"
+
+    def __repr__(self) -> str:
+        return "Secret(not set)"
+
+    def __str__(self) -> str:
+        return ""
 
 
 WITHHELD: Secret = _Withheld()
 """What a pickled ``Config`` holds instead of its secret: pickling never copies the secret into another process's
 memory, a file or a queue; the receiving side gives it back with ``Config.with_secret``."""
+
+NOT_SET: Secret = _NotSet()
+"""What a ``Config`` holds for a secret parameter its ``auth_method`` does not use (``client_secret`` with API 1.0
+keys; ``app_key`` and ``secret_key`` with OAuth 2.0)."""

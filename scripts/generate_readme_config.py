@@ -60,8 +60,26 @@ def _default(param: Mapping[str, Any]) -> str:
     return f"`{_number(value)}`"
 
 
+def _condition(raw: Mapping[str, str]) -> str:
+    ((name, value),) = raw.items()
+    return f"`{name}` = `{value}`"
+
+
+def _required(param: Mapping[str, Any]) -> str:
+    """``yes``/``no``, with the condition a parameter's ``only_when`` or ``required_when`` puts on it."""
+    only = param.get("only_when")
+    if param["required"]:
+        return f"yes, if {_condition(only)}" if only else "yes"
+    if "required_when" in param:
+        return f"yes, if {_condition(param['required_when'])}"
+    return f"no ({_condition(only)} only)" if only else "no"
+
+
 def render_table(manifest: Mapping[str, Any]) -> str:
     """The Markdown table of the manifest's parameters (Parameter | Type | Required | Default | Description).
+
+    A parameter that applies to one ``auth_method`` only, or that is required under a condition although it has a
+    default, says so in its Required cell (``yes, if `auth_method` = `oauth2```).
 
     Args:
         manifest: The decoded ``manifest.json``.
@@ -80,7 +98,7 @@ def render_table(manifest: Mapping[str, Any]) -> str:
         if param.get("advanced"):
             description = "(Advanced) " + description
         lines.append(
-            f"| {name} | {_cell(_type(param))} | {'yes' if param['required'] else 'no'} | "
+            f"| {name} | {_cell(_type(param))} | {_cell(_required(param))} | "
             f"{_cell(_default(param))} | {_cell(description)} |"
         )
     return "\n".join(lines) + "\n"

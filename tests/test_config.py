@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers_v1 import ACCESS_KEY, APP_ID, APP_KEY, SECRET_KEY, V1_PARAMETERS
 
-from connector.config import CLIENT_SECRET_ENV, Config, parameter_specs
+from connector.config import APP_KEY_ENV, CLIENT_SECRET_ENV, SECRET_KEY_ENV, Config, parameter_specs
 from connector.errors import ConfigError
-from connector.secret import Secret
+from connector.secret import NOT_SET, Secret
 
 SECRET = "s3cr3t+&=value-long-enough"
 BASE = {"client_key": "client-id-1", "client_secret": SECRET}
@@ -378,3 +379,123 @@ def test_the_proxy_password_is_masked_in_the_logs() -> None:
 
     MimecastConnector({**BASE, "proxy_url": "http://alice:pr0xy-pa55word-2@proxy.example.com:3128"}, environ={})
     assert "pr0xy-pa55word-2" not in safe_line("proxy said pr0xy-pa55word-2")
+
+
+# -- auth_method: OAuth 2.0 or API 1.0 keys --------------------------------------------------------------------
+
+
+def build_v1(environ: dict[str, str] | None = None, **params: object) -> Config:
+    merged = {**V1_PARAMETERS, **params}
+    return Config.from_parameters({k: v for k, v in merged.items() if v is not None}, environ=environ or {})
+
+
+def v1_error(environ: dict[str, str] | None = None, **params: object) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        build_v1(environ, **params)
+    return info.value
+
+
+def test_oauth2_is_the_default_and_holds_no_api_v1_keys() -> None:
+    config = build()
+    assert config.auth_method == "oauth2"
+    assert (config.app_id, config.access_key) == ("", "")
+    assert config.app_key is NOT_SET and config.secret_key is NOT_SET
+
+
+def test_api_keys_v1_holds_its_four_keys_and_no_oauth2_credentials() -> None:
+    config = build_v1()
+    assert config.auth_method == "api_keys_v1"
+    assert config.api_base_url == "https://eu-api.mimecast.com"
+    assert (config.app_id, config.access_key) == (APP_ID, ACCESS_KEY)
+    assert config.app_key == Secret(APP_KEY) and config.secret_key == Secret(SECRET_KEY)
+    assert (config.client_key, config.token_url, config.allow_external_token_url) == ("", "", False)
+    assert config.client_secret is NOT_SET
+
+
+def test_auth_method_is_matched_without_regard_to_case() -> None:
+    assert build_v1(auth_method="API_Keys_V1").auth_method == "api_keys_v1"
+    error = v1_error(auth_method="hmac")
+    assert error.parameter == "auth_method" and "oauth2, api_keys_v1" in str(error)
+
+
+def test_the_other_methods_credentials_are_not_read_at_all() -> None:
+    # A MIMECAST_CLIENT_SECRET left in the environment (even one too short to accept) does not matter with v1 keys.
+    config = build_v1(environ={CLIENT_SECRET_ENV: "short"}, client_key="ignored", token_url="https://x.example/t")
+    assert config.client_key == "" and config.client_secret is NOT_SET and config.token_url == ""
+    # Nor do API 1.0 keys, even malformed ones, with OAuth 2.0.
+    config = build(app_id="bad id", secret_key="not base64!", environ={APP_KEY_ENV: "short"})
+    assert config.app_id == "" and config.secret_key is NOT_SET and config.app_key is NOT_SET
+
+
+@pytest.mark.parametrize("name", ["app_id", "app_key", "access_key", "secret_key"])
+def test_each_api_v1_key_is_required_for_api_keys_v1(name: str) -> None:
+    error = v1_error(**{name: None})
+    assert error.parameter == name
+    assert f"'{name}'" in str(error) and "required when auth_method is api_keys_v1" in str(error)
+
+
+@pytest.mark.parametrize(("name", "env"), [("app_key", APP_KEY_ENV), ("secret_key", SECRET_KEY_ENV)])
+def test_api_v1_secrets_come_from_the_environment_when_absent(name: str, env: str) -> None:
+    value = APP_KEY if name == "app_key" else SECRET_KEY
+    assert getattr(build_v1(environ={env: value}, **{name: None}), name) == Secret(value)
+    error = v1_error(**{name: None})
+    assert env in str(error)
+
+
+@pytest.mark.parametrize("name", ["client_key", "client_secret"])
+def test_oauth2_credentials_are_required_for_oauth2_naming_the_method(name: str) -> None:
+    error = config_error(**{key: value for key, value in BASE.items() if key != name})
+    assert error.parameter == name and "required when auth_method is oauth2" in str(error)
+
+
+def test_api_keys_v1_needs_an_explicit_api_1_0_base_url() -> None:
+    error = v1_error(api_base_url=None)
+    assert error.parameter == "api_base_url" and "required when auth_method is api_keys_v1" in str(error)
+
+
+def test_base_urls_must_fit_the_auth_method() -> None:
+    error = v1_error(api_base_url="https://api.services.mimecast.com")
+    assert error.parameter == "api_base_url" and "not API 1.0 keys" in str(error)
+    error = config_error(**BASE, api_base_url="https://eu-api.mimecast.com")
+    assert error.parameter == "api_base_url" and "api_keys_v1" in str(error)
+    assert build_v1(api_base_url="http://127.0.0.1:8080").api_base_url == "http://127.0.0.1:8080"
+    assert build_v1(api_base_url="https://us-api.mimecast.com/").api_base_url == "https://us-api.mimecast.com"
+
+
+@pytest.mark.parametrize("bad", ["not base64 at all!", "c2VjcmV0c2VjcmV0c2VjcmV", "c2VjcmV0c2VjcmV0\n"])
+def test_a_secret_key_that_is_not_base64_fails_fast_without_being_shown(bad: str) -> None:
+    error = v1_error(secret_key=bad)
+    assert error.parameter == "secret_key" and "base64" in str(error)
+    assert bad.strip() not in str(error)
+
+
+@pytest.mark.parametrize(("name", "value"), [("app_id", "an id"), ("access_key", "key\r\nX-Injected: 1")])
+def test_ids_that_cannot_go_in_a_header_fail_fast(name: str, value: str) -> None:
+    assert v1_error(**{name: value}).parameter == name
+
+
+@pytest.mark.parametrize("name", ["app_key", "secret_key"])
+def test_a_short_api_v1_secret_is_refused_without_showing_it(name: str) -> None:
+    error = v1_error(**{name: "c2hvcnQ="})
+    assert error.parameter == name and "at least 16 characters" in str(error) and "c2hvcnQ=" not in str(error)
+
+
+def test_repr_and_redacted_never_show_the_api_v1_secrets() -> None:
+    config = build_v1()
+    shown = f"{config!r} {config} {json.dumps(config.redacted())}"
+    assert APP_KEY not in shown and SECRET_KEY not in shown
+    summary = config.redacted()
+    assert summary["app_key"] == summary["secret_key"] == "**********"
+    assert summary["client_secret"] == ""  # not set, and nothing to hide
+    assert summary["access_key"] == ACCESS_KEY and summary["auth_method"] == "api_keys_v1"
+
+
+def test_no_config_error_shows_an_api_v1_secret() -> None:
+    messages = [
+        str(v1_error(api_base_url="https://api.services.mimecast.com")),
+        str(v1_error(app_id="bad id")),
+        str(v1_error(page_size=0)),
+        str(v1_error(unknown_thing=1)),
+    ]
+    for message in messages:
+        assert APP_KEY not in message and SECRET_KEY not in message

@@ -150,6 +150,9 @@ def test_records_from_other_libraries_are_redacted(stream: io.StringIO) -> None:
             f'{{"access_token": "{MASK}", "expires_in": 1800}}',
         ),
         ("refresh_token: zzz", f"refresh_token: {MASK}"),
+        ("Authorization: MC acc-KEY_1/x=:c2lnbmF0dXJl+/9=", f"Authorization: MC {MASK}"),
+        ('{"secret_key": "c2VjcmV0", "app_key": "k-1"}', f'{{"secret_key": "{MASK}", "app_key": "{MASK}"}}'),
+        ("mc data: the MC realm", "mc data: the MC realm"),
         ("nothing to hide here", "nothing to hide here"),
     ],
 )

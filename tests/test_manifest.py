@@ -15,7 +15,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from connector.config import Config, parameter_specs
+from connector.api.urls import AUTH_METHODS
+from connector.config import APP_KEY_ENV, CLIENT_SECRET_ENV, SECRET_KEY_ENV, Config, parameter_specs
 from connector.resources import manifest_text
 from connector.secret import Secret
 
@@ -70,6 +71,9 @@ def _param(manifest: dict[str, Any], name: str) -> dict[str, Any]:
         lambda m: _param(m, "initial_lookback_hours").pop("max"),
         lambda m: _param(m, "client_key").update(default="x"),
         lambda m: _param(m, "page_size").update(min_length=3),
+        lambda m: _param(m, "app_id").update(required_when={"auth_method": "api_keys_v1"}),
+        lambda m: _param(m, "app_id").update(only_when={"auth_method": "api_keys_v1", "log_level": "DEBUG"}),
+        lambda m: _param(m, "app_id").update(only_when={"Auth-Method": "api_keys_v1"}),
         lambda m: m["tables"][0].update(schema="/etc/passwd"),
         lambda m: m.update(extra=True),
     ],
@@ -130,13 +134,48 @@ def test_secret_flags_match_secret_typed_fields() -> None:
     hints = typing.get_type_hints(Config)
     secret_fields = {name for name, hint in hints.items() if hint is Secret}
     secret_params = {name for name, spec in parameter_specs().items() if spec.secret}
-    assert secret_fields == secret_params == {"client_secret"}
+    assert secret_fields == secret_params == {"client_secret", "app_key", "secret_key"}
 
 
-def test_client_secret_mentions_its_environment_variable() -> None:
-    spec = parameter_specs()["client_secret"]
-    assert spec.env == "MIMECAST_CLIENT_SECRET"
-    assert "MIMECAST_CLIENT_SECRET" in spec.description
+@pytest.mark.parametrize(
+    ("name", "env"), [("client_secret", CLIENT_SECRET_ENV), ("app_key", APP_KEY_ENV), ("secret_key", SECRET_KEY_ENV)]
+)
+def test_each_secret_mentions_its_environment_variable(name: str, env: str) -> None:
+    spec = parameter_specs()[name]
+    assert spec.env == env
+    assert env in spec.description
+
+
+def test_auth_method_choices_are_the_ones_the_code_knows() -> None:
+    spec = parameter_specs()["auth_method"]
+    assert spec.choices == AUTH_METHODS and spec.default == "oauth2"
+
+
+def test_conditions_name_an_earlier_enum_parameter_and_one_of_its_choices() -> None:
+    seen: dict[str, tuple[str, ...]] = {}
+    for name, spec in parameter_specs().items():
+        for condition in (spec.only_when, spec.required_when):
+            if condition is not None:
+                other, value = condition
+                assert other in seen, f"{name}: {other} must be declared before it"
+                assert value in seen[other], f"{name}: {value!r} is not a choice of {other}"
+        if spec.type == "enum":
+            seen[name] = spec.choices
+
+
+def test_each_auth_method_has_its_own_credentials() -> None:
+    only = {name: spec.only_when for name, spec in parameter_specs().items() if spec.only_when}
+    assert only == {
+        "token_url": ("auth_method", "oauth2"),
+        "allow_external_token_url": ("auth_method", "oauth2"),
+        "client_key": ("auth_method", "oauth2"),
+        "client_secret": ("auth_method", "oauth2"),
+        "app_id": ("auth_method", "api_keys_v1"),
+        "app_key": ("auth_method", "api_keys_v1"),
+        "access_key": ("auth_method", "api_keys_v1"),
+        "secret_key": ("auth_method", "api_keys_v1"),
+    }
+    assert parameter_specs()["api_base_url"].required_when == ("auth_method", "api_keys_v1")
 
 
 def test_readme_table_in_sync(manifest: dict[str, Any]) -> None:
@@ -157,6 +196,9 @@ def test_readme_generator_check_mode(tmp_path: Path, manifest: dict[str, Any]) -
     text = readme.read_text(encoding="utf-8")
     assert text.startswith("# T\n\n") and text.endswith(f"{generator.END_MARKER}\ntail\n")
     assert "| `page_size` | integer (1..1000) | no | `500` |" in text
+    assert "| `client_key` | string | yes, if `auth_method` = `oauth2` | — |" in text
+    assert "| `token_url` | string | no (`auth_method` = `oauth2` only) | (empty) |" in text
+    assert "| `api_base_url` | string | yes, if `auth_method` = `api_keys_v1` |" in text
 
 
 def test_the_declared_entry_point_is_installed_and_loads_the_host_class() -> None:

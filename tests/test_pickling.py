@@ -6,13 +6,14 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from helpers_v1 import APP_KEY, SECRET_KEY, V1_PARAMETERS
 
 from connector.checkpoint import Checkpoint
 from connector.config import Config
 from connector.errors import ConfigError
 from connector.events import Batch
 from connector.host import MimecastConnector
-from connector.secret import Secret
+from connector.secret import NOT_SET, WITHHELD, Secret
 from connector.store import CheckpointStore
 
 SECRET = "pickle-me-never-0123456789"
@@ -80,3 +81,52 @@ def test_a_checkpoint_store_state_survives_a_pickled_round_trip(tmp_path_factory
     checkpoint = a_checkpoint(tmp_path_factory)
     store.save(pickle.loads(pickle.dumps(checkpoint)))
     assert store.load() == checkpoint
+
+
+def test_a_config_with_api_v1_keys_pickles_without_them() -> None:
+    config = Config.from_parameters(V1_PARAMETERS, environ={})
+    data = pickle.dumps(config)
+    assert APP_KEY.encode() not in data and SECRET_KEY.encode() not in data
+    copy = pickle.loads(data)
+    assert copy.app_key.withheld and copy.secret_key.withheld
+    assert copy.client_secret is NOT_SET  # not used by api_keys_v1: nothing to withhold, nothing to give back
+    assert copy.app_id == config.app_id and copy.access_key == config.access_key
+    with pytest.raises(ConfigError) as caught:
+        copy.require_secret()
+    assert caught.value.parameter == "app_key" and "with_secret(app_key=...)" in str(caught.value)
+    half = copy.with_secret(app_key=APP_KEY)
+    with pytest.raises(ConfigError) as caught:
+        half.require_secret()
+    assert caught.value.parameter == "secret_key"
+    whole = half.with_secret(secret_key=Secret(SECRET_KEY))
+    whole.require_secret()
+    assert whole == config
+    assert copy.with_secret(app_key=APP_KEY, secret_key=SECRET_KEY) == config
+
+
+def test_with_secret_refuses_a_secret_the_auth_method_does_not_use() -> None:
+    v1 = Config.from_parameters(V1_PARAMETERS, environ={})
+    with pytest.raises(ConfigError) as caught:
+        v1.with_secret(SECRET)
+    assert caught.value.parameter == "client_secret" and "api_keys_v1" in str(caught.value)
+    oauth2 = Config.from_parameters(PARAMETERS, environ={})
+    with pytest.raises(ConfigError) as caught:
+        oauth2.with_secret(secret_key=SECRET_KEY)
+    assert caught.value.parameter == "secret_key"
+    with pytest.raises(TypeError):
+        oauth2.with_secret()
+
+
+def test_with_secret_checks_the_secret_key_is_base64() -> None:
+    copy = pickle.loads(pickle.dumps(Config.from_parameters(V1_PARAMETERS, environ={})))
+    with pytest.raises(ConfigError) as caught:
+        copy.with_secret(secret_key="this is no base64 at all")
+    assert caught.value.parameter == "secret_key" and "this is no" not in str(caught.value)
+
+
+def test_the_stand_ins_equal_only_themselves_and_pickle_as_themselves() -> None:
+    assert NOT_SET != WITHHELD and Secret("") != NOT_SET and Secret("") != WITHHELD
+    assert pickle.loads(pickle.dumps(NOT_SET)) is NOT_SET
+    assert pickle.loads(pickle.dumps(WITHHELD)) is WITHHELD
+    assert not NOT_SET and NOT_SET.reveal() == "" and not NOT_SET.withheld
+    assert repr(NOT_SET) == "Secret(not set)"

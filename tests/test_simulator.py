@@ -21,6 +21,7 @@ from connector.simulator import (
     LAYOUTS,
     MALFORMED_KINDS,
     SIZE_PRESETS,
+    ApiV1Keys,
     FaultPlan,
     Simulator,
     Tenant,
@@ -882,6 +883,9 @@ def test_cli_main_passes_options_to_serve(monkeypatch: pytest.MonkeyPatch) -> No
     (call,) = calls
     assert (call["port"], call["size_preset"], call["future_days"]) == (0, "tiny", 1.0)
     assert call["faults"].quota_limit == 5 and call["faults"].lag_max_seconds == 60
+    assert call["api_keys_v1"] is None
+    assert cli.main(["--port", "0", "--auth", "api_keys_v1", "--app-id", "a1", "--access-key", "k1"]) == 0
+    assert calls[1]["api_keys_v1"] == ApiV1Keys(app_id="a1", access_key="k1")
 
 
 def test_serve_with_future_days_keeps_records_arriving() -> None:

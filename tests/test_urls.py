@@ -1,10 +1,10 @@
-"""Tests for connector.api.urls: https enforcement, loopback exception and the legacy API 1.0 hosts."""
+"""Tests for connector.api.urls: https enforcement, loopback exception, and the hosts that fit each auth_method."""
 
 from __future__ import annotations
 
 import pytest
 
-from connector.api.urls import default_token_url, validate_base_url
+from connector.api.urls import API_V1_HOSTS, default_token_url, validate_base_url
 from connector.config import Config
 from connector.errors import ConfigError
 
@@ -110,3 +110,52 @@ def test_hidden_characters_are_refused_by_config_too() -> None:
     with pytest.raises(ConfigError) as caught:
         Config.from_parameters({**params, "api_base_url": "https://api.services.mimecast.com"}, environ={})
     assert caught.value.parameter == "token_url"
+
+
+# -- per auth_method ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", API_V1_HOSTS)
+def test_api_v1_hosts_are_the_base_urls_of_api_keys_v1(host: str) -> None:
+    assert validate_base_url(f"https://{host}/", auth_method="api_keys_v1") == f"https://{host}"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:9000/", "http://[::1]:9000"])
+def test_loopback_http_stays_allowed_for_api_keys_v1(url: str) -> None:
+    assert validate_base_url(url, auth_method="api_keys_v1") == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "host", ["api.services.mimecast.com", "uk-api.services.mimecast.com", "us-api.services.mimecast.com"]
+)
+def test_api_v2_hosts_are_refused_for_api_keys_v1_with_the_reason(host: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_base_url(f"https://{host}", auth_method="api_keys_v1")
+    message = str(info.value)
+    assert info.value.parameter == "api_base_url"
+    assert host in message and "API 2.0" in message and "not API 1.0 keys" in message
+    assert "auth_method api_keys_v1" in message and "https://eu-api.mimecast.com" in message
+    assert "auth_method to oauth2" in message
+
+
+@pytest.mark.parametrize("host", ["proxy.example.org", "api.mimecast.com", "eu-api.mimecast.com.evil.example"])
+def test_other_hosts_are_refused_for_api_keys_v1_naming_the_hosts_that_fit(host: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_base_url(f"https://{host}", auth_method="api_keys_v1")
+    message = str(info.value)
+    assert info.value.parameter == "api_base_url"
+    assert "not a Mimecast API 1.0 host" in message and "replayed" in message
+    assert all(f"https://{name}" in message for name in API_V1_HOSTS)
+
+
+@pytest.mark.parametrize("host", [host for host in API_V1_HOSTS if host.endswith("-api.mimecast.com")])
+def test_oauth2_refuses_the_api_v1_hosts_and_points_to_api_keys_v1(host: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_base_url(f"https://{host}", auth_method="oauth2")
+    message = str(info.value)
+    assert "API 1.0 only" in message and "auth_method oauth2" in message and "api_keys_v1" in message
+
+
+def test_an_unknown_auth_method_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="auth_method"):
+        validate_base_url("https://api.services.mimecast.com", auth_method="basic")

@@ -1,9 +1,14 @@
 """Validation of the Mimecast base URL and token URL parameters.
 
-The connector sends a client secret and bearer tokens to these URLs, so they must be https. Plain http is only
-accepted for loopback hosts, which the tests and the embedded simulator use. The legacy API 1.0 hosts
-(``eu-api.mimecast.com`` and friends) reject API 2.0 bearer tokens; a user who configures one gets a plain
-explanation instead of a confusing 401 later.
+The connector sends credentials to these URLs (a client secret and bearer tokens, or API 1.0 request
+signatures), so they must be https. Plain http is only accepted for loopback hosts, which the tests and the
+embedded simulator use. Which hosts fit depends on ``auth_method`` (see ``docs/mimecast-api-v1.md``):
+
+* ``oauth2``: any https host except the regional API 1.0 hosts (``eu-api.mimecast.com`` and friends), which
+  reject API 2.0 bearer tokens; a user who configures one gets a plain explanation instead of a confusing 401.
+* ``api_keys_v1``: only the regional API 1.0 hosts (:data:`API_V1_HOSTS`). The API 2.0 gateway
+  (``*.services.mimecast.com``) does not accept API 1.0 signatures, and since a signature covers neither the host
+  nor the body, one sent to any other host could be replayed against Mimecast.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import httpx
 from connector.errors import ConfigError
 
 __all__ = [
+    "API_V1_HOSTS",
+    "AUTH_METHODS",
     "LOOPBACK_HOSTS",
     "check_token_host",
     "default_token_url",
@@ -32,14 +39,39 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 _LEGACY_HOST = re.compile(r"^[a-z]{2,}-api\.mimecast\.com$")
+_API_V2_HOST = re.compile(r"^(?:[a-z0-9-]+\.)*services\.mimecast\.com$")
+
+AUTH_METHODS = ("oauth2", "api_keys_v1")
+"""The values of the ``auth_method`` parameter, in manifest order (the first is the default)."""
+
+API_V1_HOSTS = (
+    "eu-api.mimecast.com",
+    "de-api.mimecast.com",
+    "us-api.mimecast.com",
+    "usb-api.mimecast.com",
+    "ca-api.mimecast.com",
+    "za-api.mimecast.com",
+    "au-api.mimecast.com",
+    "jer-api.mimecast.com",
+    "je-api.mimecast.com",
+    "uspcom-api.mimecast-pscom-us.com",
+)
+"""The regional API 1.0 hosts, the only base URLs accepted with ``auth_method`` ``api_keys_v1`` (besides loopback).
+Mimecast's own pages spell the offshore (Jersey) host both ``jer-api`` and ``je-api``; both are listed."""
+
+_V2_EXAMPLES = (
+    "https://api.services.mimecast.com or your regional host, such as https://uk-api.services.mimecast.com or "
+    "https://us-api.services.mimecast.com (any *-api.services.mimecast.com)"
+)
 
 
-def validate_base_url(url: str, parameter: str = "api_base_url") -> str:
+def validate_base_url(url: str, parameter: str = "api_base_url", *, auth_method: str = "oauth2") -> str:
     """Check a Mimecast URL parameter and return it without a trailing slash.
 
     Args:
         url: The configured URL, e.g. ``https://api.services.mimecast.com``.
         parameter: The parameter name reported in errors, so the user knows which setting to fix.
+        auth_method: ``oauth2`` or ``api_keys_v1``: which hosts fit (see the module docstring).
 
     Returns:
         The URL, stripped of surrounding whitespace and trailing slashes.
@@ -47,8 +79,11 @@ def validate_base_url(url: str, parameter: str = "api_base_url") -> str:
     Raises:
         ConfigError: The URL is empty or malformed (httpx would not accept it), holds a control, format or
             whitespace character, is not https (and not a loopback host), carries user
-            credentials, a query or a fragment, or names a legacy API 1.0 host.
+            credentials, a query or a fragment, or names a host that does not fit ``auth_method``.
+        ValueError: ``auth_method`` is not one of :data:`AUTH_METHODS` (a programming error).
     """
+    if auth_method not in AUTH_METHODS:
+        raise ValueError(f"auth_method must be one of {AUTH_METHODS}, not {auth_method!r}")
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"{parameter} is required (e.g. https://api.services.mimecast.com)", parameter=parameter)
     text = url.strip().rstrip("/")
@@ -74,26 +109,49 @@ def validate_base_url(url: str, parameter: str = "api_base_url") -> str:
         )
     if parts.username is not None or parts.password is not None:
         raise ConfigError(
-            f"{parameter} must not contain a user name or password; credentials go in client_key and client_secret",
+            f"{parameter} must not contain a user name or password; credentials go in their own parameters",
             parameter=parameter,
         )
     if parts.query or parts.fragment:
         raise ConfigError(f"{parameter} must not contain a query string or fragment", parameter=parameter)
     if scheme == "http" and host not in LOOPBACK_HOSTS:
         raise ConfigError(
-            f"{parameter} must use https: the client secret and access tokens would travel in clear "
-            f"text over http (plain http is only allowed for 127.0.0.1, ::1 and localhost)",
+            f"{parameter} must use https: the credentials would travel in clear text over http (plain http is "
+            f"only allowed for 127.0.0.1, ::1 and localhost)",
             parameter=parameter,
         )
-    if _LEGACY_HOST.match(host):
-        raise ConfigError(
-            f"{parameter} names {host}, a legacy Mimecast host that serves API 1.0 only and rejects API 2.0 "
-            f"tokens. Use https://api.services.mimecast.com or your regional host, such as "
-            f"https://uk-api.services.mimecast.com or https://us-api.services.mimecast.com "
-            f"(any *-api.services.mimecast.com).",
-            parameter=parameter,
-        )
+    if host not in LOOPBACK_HOSTS:
+        _check_host(host, parameter, auth_method)
     return text
+
+
+def _check_host(host: str, parameter: str, auth_method: str) -> None:
+    """Refuse a host that cannot serve ``auth_method``; the message says which hosts fit."""
+    name = host.rstrip(".")
+    if auth_method == "oauth2":
+        if _LEGACY_HOST.match(name):
+            raise ConfigError(
+                f"{parameter} names {host}, a legacy Mimecast host that serves API 1.0 only and rejects API 2.0 "
+                f"tokens. With auth_method oauth2 use {_V2_EXAMPLES}; or, if this tenant's integration runs on "
+                f"API 1.0 keys, set auth_method to api_keys_v1.",
+                parameter=parameter,
+            )
+        return
+    v1_hosts = ", ".join(f"https://{name}" for name in API_V1_HOSTS)
+    if _API_V2_HOST.match(name):
+        raise ConfigError(
+            f"{parameter} names {host}, a Mimecast API 2.0 host: it accepts OAuth 2.0 tokens only, not API 1.0 "
+            f"keys. With auth_method api_keys_v1 use your region's API 1.0 host, one of {v1_hosts}; or set "
+            f"auth_method to oauth2 with the Client ID and Client Secret of an API 2.0 application.",
+            parameter=parameter,
+        )
+    if name not in API_V1_HOSTS:
+        raise ConfigError(
+            f"{parameter} names {host}, which is not a Mimecast API 1.0 host. With auth_method api_keys_v1 it must "
+            f"be your region's API 1.0 host, one of {v1_hosts}: an API 1.0 signature covers neither the host nor "
+            f"the body, so one sent anywhere else could be replayed against Mimecast.",
+            parameter=parameter,
+        )
 
 
 def default_token_url(base: str) -> str:
@@ -143,7 +201,10 @@ def check_token_host(token_url: str, base_url: str, *, allow_other: bool) -> Non
 
 def token_host_note(token_url: str, base_url: str) -> str | None:
     """The warning ``check`` prints when the client secret goes to a host that is not Mimecast's (the API's own
-    host, or one allowed by ``allow_external_token_url``); None for a Mimecast or loopback host."""
+    host, or one allowed by ``allow_external_token_url``); None for a Mimecast or loopback host, and for an empty
+    ``token_url`` (``auth_method`` ``api_keys_v1`` has no token endpoint)."""
+    if not token_url:  # api_keys_v1: no token endpoint, nothing is sent anywhere but api_base_url
+        return None
     host = _host(token_url)
     if is_mimecast_host(host) or host in LOOPBACK_HOSTS:
         return None

@@ -1,4 +1,5 @@
-"""An embedded Mimecast API 2.0 simulator for tests, benchmarks and demos.
+"""An embedded Mimecast API 2.0 simulator for tests, benchmarks and demos (or, with :class:`ApiV1Keys`, an API 1.0
+host that checks request signatures).
 
 It serves a seeded, deterministic tenant (:class:`TenantSpec`, :class:`Tenant`) over real HTTP on 127.0.0.1
 (:class:`Simulator`), injects faults on demand (:class:`FaultPlan`) and records what it served. It imports
@@ -7,6 +8,7 @@ nothing from the rest of ``connector``, so the client under test cannot share a 
 
 from __future__ import annotations
 
+from connector.simulator.api_v1 import ApiV1Keys
 from connector.simulator.faults import MALFORMED_KINDS, FaultPlan
 from connector.simulator.layouts import LAYOUTS, Layout
 from connector.simulator.server import ORDERS, Counters, Reply, RequestRecord, Simulator, serve
@@ -25,6 +27,7 @@ __all__ = [
     "MALFORMED_KINDS",
     "ORDERS",
     "SIZE_PRESETS",
+    "ApiV1Keys",
     "Counters",
     "FaultPlan",
     "Group",

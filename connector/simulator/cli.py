@@ -11,6 +11,7 @@ import math
 import sys
 from collections.abc import Callable
 
+from connector.simulator.api_v1 import ApiV1Keys
 from connector.simulator.faults import FaultPlan
 from connector.simulator.server import ORDERS, serve
 from connector.simulator.tenant import SIZE_PRESETS
@@ -52,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``simulate`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="mimecast-connector simulate",
-        description="Run an embedded Mimecast API 2.0 simulator on 127.0.0.1 until interrupted.",
+        description=(
+            "Run an embedded Mimecast API 2.0 simulator on 127.0.0.1 until interrupted (with --auth api_keys_v1, an "
+            "API 1.0 host that checks request signatures)."
+        ),
     )
     parser.add_argument(
         "--port", type=_bounded(int, 0, 65535), default=8080, help="port to listen on (0 picks a free one)"
@@ -64,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", choices=sorted(SIZE_PRESETS), default="small", help="tenant size preset")
     parser.add_argument("--client-id", default="simulator-client-id", help="accepted client id")
     parser.add_argument("--client-secret", default="simulator-client-secret", help="accepted client secret")
+    defaults = ApiV1Keys()
+    parser.add_argument(
+        "--auth",
+        choices=("oauth2", "api_keys_v1"),
+        default="oauth2",
+        help="oauth2: an API 2.0 host (bearer tokens); api_keys_v1: an API 1.0 host that checks request signatures",
+    )
+    parser.add_argument("--app-id", default=defaults.app_id, help="accepted API 1.0 Application ID")
+    parser.add_argument("--app-key", default=defaults.app_key, help="accepted API 1.0 Application Key")
+    parser.add_argument("--access-key", default=defaults.access_key, help="accepted API 1.0 Access Key")
+    parser.add_argument("--secret-key", default=defaults.secret_key, help="accepted API 1.0 Secret Key (base64)")
     parser.add_argument(
         "--future-days",
         type=_bounded(float, 0, 3650),
@@ -95,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    keys = None
+    if args.auth == "api_keys_v1":
+        try:
+            keys = ApiV1Keys(args.app_id, args.app_key, args.access_key, args.secret_key)
+        except ValueError as exc:
+            print(f"simulate: error: --secret-key: {exc}", file=sys.stderr)
+            return 2
     faults = FaultPlan(
         quota_limit=args.quota,
         quota_window_seconds=args.quota_window,
@@ -113,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             token_ttl=args.token_ttl,
             order=args.order,
             faults=faults,
+            api_keys_v1=keys,
         )
     except OSError as exc:  # the port is taken, or the address is not on this machine
         print(f"simulate: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)

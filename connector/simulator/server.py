@@ -11,6 +11,10 @@ Endpoints (all ``POST`` with the ``{"meta": {"pagination": ...}, "data": [...]}`
     /api/directory/find-groups          data[0].query/source, paginated -> data[0].folders
     /api/directory/get-group-members    data[0].id, paginated -> data[0].group, data[0].groupMembers
 
+Configured with :class:`~connector.simulator.api_v1.ApiV1Keys` (``api_keys_v1=``), it answers as a regional API
+1.0 host instead: the same ``/api/...`` endpoints, each request authenticated by its HMAC-SHA1 signature (see
+``api_v1.py``), and no ``/oauth/token``. Without them the OAuth 2.0 behaviour is unchanged.
+
 Every response carries ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` (Reset in milliseconds until the quota
 window resets). Page tokens are opaque, signed and bound to the query they came from, and an audit token also
 pins the "as of" instant of its first page so a listing stays consistent while the clock moves. The server
@@ -36,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from connector.simulator.api_v1 import ApiV1Keys, verify_request
 from connector.simulator.faults import MALFORMED_KINDS, FaultPlan
 from connector.simulator.layouts import mix64, parse_request_time
 from connector.simulator.tenant import SIZE_PRESETS, MembershipChanges, Tenant, TenantSpec
@@ -57,6 +62,7 @@ _DIRECTORY_PATHS = frozenset(
     }
 )
 _LAG_SALT = 0x5DEECE66D
+_REMEMBERED_REQUEST_IDS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,7 @@ class Counters:
     fail_responses: int = 0
     audit_records_served: int = 0
     malformed_served: int = 0
+    repeated_request_ids: int = 0  # API 1.0: correctly signed requests whose x-mc-req-id was seen before
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +188,7 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         routes: Mapping[str, ListingRoute] | None = None,
+        api_keys_v1: ApiV1Keys | None = None,
     ) -> None:
         """Configure the simulator (the tenant is built now, the server starts in :meth:`start`).
 
@@ -205,6 +213,8 @@ class Simulator:
             routes: more ``POST /api/...`` listings (a new stream's routes, or a test's made-up one): path ->
                 a function of the request's ``data[0]`` and now (epoch s) that returns every record the query
                 matches; the simulator pages them with its usual tokens, auth, rate limits and faults.
+            api_keys_v1: answer as an API 1.0 host that accepts requests signed with these keys (and no
+                bearer tokens); None: an API 2.0 host (OAuth 2.0).
         """
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
@@ -224,6 +234,10 @@ class Simulator:
         self.record_served_ids = record_served_ids
         self.faults = faults or FaultPlan()
         self.routes: dict[str, ListingRoute] = dict(routes or {})
+        self.api_keys_v1 = api_keys_v1
+        self._binding_expired = False
+        self._request_ids: set[str] = set()
+        self._request_id_order: deque[str] = deque()
         self._host = host
         self._port = port
         self._lock = threading.Lock()
@@ -290,6 +304,12 @@ class Simulator:
         """Expire every issued token now (the next API call answers 401 ``token_expired``)."""
         with self._lock:
             self._tokens.clear()
+
+    def expire_binding(self) -> None:
+        """API 1.0: from now on every request answers 418 ``err_xdk_binding_expired`` (the access and secret key
+        pair has outlived its TTL)."""
+        with self._lock:
+            self._binding_expired = True
 
     def mutate_memberships(self, seed: int, changes: int = 10) -> MembershipChanges:
         """Add and remove some group members (deterministic from ``seed``); return what changed."""
@@ -386,7 +406,7 @@ class Simulator:
 
     def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes, now: float) -> Reply:
         faults = self.faults
-        if path == "/oauth/token":
+        if path == "/oauth/token" and self.api_keys_v1 is None:  # an API 1.0 host has no token endpoint
             with self._lock:
                 self._count("requests")
                 self._count("token_requests")
@@ -421,25 +441,11 @@ class Simulator:
         known = path in _AUDIT_PATHS or path in _DIRECTORY_PATHS or path in self.routes
         if not known:
             return Reply(404, {"fail": [{"code": "not_found", "message": f"No such endpoint: {path}"}]}), rate
-        auth = headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        keys = self.api_keys_v1
+        refusal = self._bearer_refusal(headers, now) if keys is None else self._v1_refusal(keys, path, headers)
+        if refusal is not None:
             self._count("unauthorized")
-            return _gateway(401, "unauthorized", "Bearer token required"), rate
-        expiry = self._tokens.get(token.strip())
-        if expiry is not None and now >= expiry:
-            del self._tokens[token.strip()]
-            expiry = None
-        if expiry is not None and faults.expire_tokens_after_calls is not None:
-            if faults.expire_tokens_after_calls <= 0:
-                faults.expire_tokens_after_calls = None
-                self._tokens.clear()
-                expiry = None
-            else:
-                faults.expire_tokens_after_calls -= 1
-        if expiry is None:
-            self._count("unauthorized")
-            return _gateway(401, "token_expired", "The access token is invalid or has expired"), rate
+            return refusal, rate
         if (faults.forbid_audit and path in _AUDIT_PATHS) or (faults.forbid_directory and path in _DIRECTORY_PATHS):
             self._count("forbidden")
             return _gateway(403, "app_forbidden", "Forbidden to perform the requested operation"), rate
@@ -485,6 +491,45 @@ class Simulator:
         if self._take("fail_next"):
             return _fail(faults.fail_code, "Injected failure", key={}, retryable=faults.fail_retryable), rate
         return None, rate
+
+    def _bearer_refusal(self, headers: dict[str, str], now: float) -> Reply | None:
+        """The OAuth gateway's answer to a missing, unknown or expired bearer token. Caller holds the lock."""
+        faults = self.faults
+        auth = headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _gateway(401, "unauthorized", "Bearer token required")
+        expiry = self._tokens.get(token.strip())
+        if expiry is not None and now >= expiry:
+            del self._tokens[token.strip()]
+            expiry = None
+        if expiry is not None and faults.expire_tokens_after_calls is not None:
+            if faults.expire_tokens_after_calls <= 0:
+                faults.expire_tokens_after_calls = None
+                self._tokens.clear()
+                expiry = None
+            else:
+                faults.expire_tokens_after_calls -= 1
+        if expiry is None:
+            return _gateway(401, "token_expired", "The access token is invalid or has expired")
+        return None
+
+    def _v1_refusal(self, keys: ApiV1Keys, path: str, headers: dict[str, str]) -> Reply | None:
+        """The API 1.0 answer to a request not correctly signed with ``keys``. Caller holds the lock."""
+        if self._binding_expired:
+            return _fail("err_xdk_binding_expired", "The access key binding has expired", status=418)
+        refusal = verify_request(keys, path, headers)
+        if refusal is not None:
+            return _fail(refusal.code, refusal.message, status=refusal.status)
+        request_id = headers.get("x-mc-req-id", "")
+        if request_id in self._request_ids:
+            self._count("repeated_request_ids")
+        else:
+            self._request_ids.add(request_id)
+            self._request_id_order.append(request_id)
+            if len(self._request_id_order) > _REMEMBERED_REQUEST_IDS:
+                self._request_ids.discard(self._request_id_order.popleft())
+        return None
 
     def _token(self, method: str, headers: dict[str, str], body: bytes, now: float) -> Reply:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -847,6 +892,7 @@ def serve(
     token_ttl: float = 1799,
     order: str = "newest_first",
     faults: FaultPlan | None = None,
+    api_keys_v1: ApiV1Keys | None = None,
 ) -> int:
     """Run a simulator in the foreground until interrupted (the ``simulate`` CLI command).
 
@@ -864,6 +910,7 @@ def serve(
         token_ttl: ``expires_in`` of issued tokens.
         order: order of audit records within a window, one of :data:`ORDERS`.
         faults: faults to inject from the start (for example a quota).
+        api_keys_v1: serve as an API 1.0 host accepting requests signed with these keys (no OAuth 2.0).
 
     Returns:
         0, the process exit code.
@@ -885,6 +932,7 @@ def serve(
         token_ttl=token_ttl,
         order=order,
         faults=faults,
+        api_keys_v1=api_keys_v1,
     )
     simulator.start()
     try:
@@ -892,7 +940,14 @@ def serve(
             ready(simulator)
         else:
             print(f"Mimecast simulator listening on {simulator.base_url}", flush=True)
-            print(f"  client_id={client_id} client_secret={client_secret}", flush=True)
+            if api_keys_v1 is None:
+                print(f"  client_id={client_id} client_secret={client_secret}", flush=True)
+            else:
+                print(
+                    f"  API 1.0 keys: app_id={api_keys_v1.app_id} app_key={api_keys_v1.app_key} "
+                    f"access_key={api_keys_v1.access_key} secret_key={api_keys_v1.secret_key}",
+                    flush=True,
+                )
             print(
                 f"  tenant: preset={size_preset} seed={seed} audit events={simulator.tenant.event_count}",
                 flush=True,
