@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import orjson
 
+from connector.api.auth_select import auth_method_note
 from connector.api.transport import environment_proxy, redact_url
 from connector.api.urls import token_host_note
 from connector.config import Config
@@ -208,7 +209,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _connector(args: argparse.Namespace) -> MimecastConnector:
     config = Config.from_file(args.config)
-    configure_logging(args.log_level or config.log_level, secrets=[config.client_secret.reveal()])
+    secrets = [secret.reveal() for secret in (config.client_secret, config.app_key, config.secret_key)]
+    configure_logging(args.log_level or config.log_level, secrets=secrets)
     return MimecastConnector(config)
 
 
@@ -261,9 +263,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     with _connector(args) as connector:
         config = connector.config
-        note = token_host_note(config.token_url, config.api_base_url)
-        if note is not None:
-            print(safe_line(note), file=sys.stderr)
+        for note in (auth_method_note(config), token_host_note(config.token_url, config.api_base_url)):
+            if note is not None:
+                print(safe_line(note), file=sys.stderr)
         proxy = config.proxy_url or environment_proxy(config.api_base_url)
         if proxy:
             source = "proxy_url" if config.proxy_url else "the environment"

@@ -8,26 +8,49 @@ values, so the host (or the SIEM) can drop the rare duplicate after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
 
+from connector.api.auth_select import API_GENERATION, auth_method_note
 from connector.api.client import MimecastClient
 from connector.api.ratelimit import RetryPolicy
 from connector.api.transport import proxy_password
 from connector.checkpoint import Checkpoint
 from connector.collector import Collector, RunSummary
 from connector.config import Config
+from connector.errors import ConfigError
 from connector.events import Batch
 from connector.log import register_secret
 from connector.mapping.mapper import Mapper, now_ms
 from connector.ocsf.validate import EventValidator
 from connector.pipeline import Transformer
+from connector.streams.base import Stream
 from connector.streams.registry import selected
 from connector.timefmt import ms_to_datetime
 
 __all__ = ["Batch", "MimecastConnector"]
+
+_log = logging.getLogger("connector.host")
+
+
+def _require_api_generation(config: Config, streams: Iterable[Stream]) -> None:
+    """Fail fast when a selected stream exists only on an API generation the configured credentials cannot reach.
+
+    Raises:
+        ConfigError: names ``auth_method`` and the streams.
+    """
+    generation = API_GENERATION[config.auth_method]
+    missing = [stream.name for stream in streams if generation not in stream.api_versions]
+    if missing:
+        raise ConfigError(
+            f"event types {', '.join(missing)} exist only on Mimecast API 2.0, and auth_method {config.auth_method} "
+            f"reaches API {generation}: use an API 2.0 application (auth_method oauth2) for them, or remove them "
+            "from event_types.",
+            parameter="auth_method",
+        )
 
 
 def _timeout(seconds: float) -> httpx.Timeout:
@@ -64,6 +87,11 @@ class MimecastConnector:
         else:
             self.config = Config.from_parameters(parameters, environ=environ)
         self.config.require_secret()
+        self._streams = selected(self.config.event_types)
+        _require_api_generation(self.config, self._streams)
+        note = auth_method_note(self.config)
+        if note is not None:
+            _log.warning(note)
         register_secret(self.config.client_secret)
         register_secret(proxy_password(self.config.proxy_url))
         self._now_ms = now_ms
@@ -101,7 +129,7 @@ class MimecastConnector:
             PermissionDeniedError: names the event type and the Mimecast product the API application lacks.
         """
         now = self._now_ms()
-        for stream in selected(self.config.event_types):
+        for stream in self._streams:
             self.client.probe(stream.probe(now), stream.name)
 
     def collect(self, checkpoint: Checkpoint | Mapping[str, Any] | None) -> Iterator[Batch]:
@@ -117,7 +145,7 @@ class MimecastConnector:
         collector = Collector(
             self.client,
             Transformer(self._mapper, self._validator),
-            streams=selected(self.config.event_types),
+            streams=self._streams,
             config=self.config,
             now_ms=self._now_ms,
         )

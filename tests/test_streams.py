@@ -240,3 +240,19 @@ def test_a_made_up_stream_is_collected_end_to_end_without_duplicates_across_runs
     kept = KeySnapshot.parse(stored["streams"]["widgets"]["keys"], "keys")
     assert 0 < len(kept) <= 2 * 40  # pruned to the overlap and the last slice, not every key ever seen
     assert isinstance(Checkpoint.from_dict(stored).streams["widgets"], KeyedWindowState)
+
+
+def test_a_stream_that_exists_only_on_api_2_is_refused_with_api_1_keys_naming_auth_method() -> None:
+    from helpers_v1 import V1_PARAMETERS
+
+    from connector.errors import ConfigError
+    from connector.host import _require_api_generation
+
+    only_v2 = dataclasses.replace(widget_stream(widget_route), api_versions=frozenset({"2.0"}))
+    v1 = Config.from_parameters(V1_PARAMETERS, environ={})
+    with pytest.raises(ConfigError, match=r"event types widgets exist only on Mimecast API 2\.0") as caught:
+        _require_api_generation(v1, [stream_registry.stream("audit"), only_v2])
+    assert caught.value.parameter == "auth_method"
+    _require_api_generation(v1, stream_registry.streams())  # audit and directory are served by API 1.0 too
+    v2 = Config.from_parameters({"client_key": "id", "client_secret": "s" * 16}, environ={})
+    _require_api_generation(v2, [only_v2])

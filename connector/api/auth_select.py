@@ -12,7 +12,10 @@ from connector.api.auth import MimecastAuth
 from connector.api.auth_v1 import ApiKeysV1Auth
 from connector.config import Config
 
-__all__ = ["ConnectorAuth", "auth_method_note", "build_auth"]
+__all__ = ["API_GENERATION", "ConnectorAuth", "auth_method_note", "build_auth"]
+
+API_GENERATION = {"oauth2": "2.0", "api_keys_v1": "1.0"}
+"""The Mimecast API generation each ``auth_method`` reaches (a stream declares the generations that serve it)."""
 
 ConnectorAuth = MimecastAuth | ApiKeysV1Auth
 """Either auth. Both are ``httpx.Auth`` with ``token_refreshes`` (0 for API 1.0 keys) and ``token_url`` (None for
