@@ -23,8 +23,6 @@ shares no code with the connector: it formats dates, builds envelopes and checks
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import math
 import secrets
@@ -34,15 +32,19 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from http.server import ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 
 from connector.simulator.api_v1 import ApiV1Keys, verify_request
+from connector.simulator.audit_plans import AuditPlans
 from connector.simulator.faults import MALFORMED_KINDS, FaultPlan
-from connector.simulator.layouts import mix64, parse_request_time
+from connector.simulator.http import Handler, Server
+from connector.simulator.layouts import parse_request_time
+from connector.simulator.paging import PageTokens
+from connector.simulator.replies import Reply, fail_reply, gateway_reply, ok_reply
 from connector.simulator.tenant import SIZE_PRESETS, MembershipChanges, Tenant, TenantSpec
 
 __all__ = ["ORDERS", "Counters", "Reply", "RequestRecord", "Simulator", "serve"]
@@ -61,7 +63,6 @@ _DIRECTORY_PATHS = frozenset(
         "/api/directory/get-group-members",
     }
 )
-_LAG_SALT = 0x5DEECE66D
 _REMEMBERED_REQUEST_IDS = 100_000
 
 
@@ -91,50 +92,6 @@ class Counters:
     audit_records_served: int = 0
     malformed_served: int = 0
     repeated_request_ids: int = 0  # API 1.0: correctly signed requests whose x-mc-req-id was seen before
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """The visible, matching records of one audit query as of one instant, in ascending index order."""
-
-    bulk_rank: int  # rank (among matching events) of the first bulk record
-    bulk_count: int
-    tail: tuple[int, ...]  # near-"now" records that passed the per-record lag check
-    categories: frozenset[str] | None
-    multiplier: int  # for the shuffled order
-
-    @property
-    def total(self) -> int:
-        return self.bulk_count + len(self.tail)
-
-
-class Reply:
-    """What the server answers: a status, a JSON-able body (or raw ``bytes``, sent as HTML) and headers."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
-
-
-def _fail(code: str, message: str, *, key: object = None, retryable: bool = False, status: int = 200) -> Reply:
-    entry: dict[str, object] = {"errors": [{"code": code, "message": message, "retryable": retryable}]}
-    if key is not None:
-        entry = {"key": key, **entry}
-    return Reply(status, {"meta": {"status": status}, "data": [], "fail": [entry]})
-
-
-def _gateway(status: int, code: str, message: str) -> Reply:
-    return Reply(status, {"fail": [{"code": code, "message": message}]})
-
-
-def _ok(data: list[Any], page_size: int, total: int, next_token: str | None) -> Reply:
-    pagination: dict[str, object] = {"pageSize": page_size, "totalCount": total}
-    if next_token:
-        pagination["next"] = next_token
-    return Reply(200, {"meta": {"status": 200, "pagination": pagination}, "data": data, "fail": []})
 
 
 def _malformed(kind: str, serial: int) -> object:
@@ -249,8 +206,8 @@ class Simulator:
         self._malformed_serial = 0
         self._window_start = -1.0
         self._window_count = 0
-        self._plans: dict[tuple[object, ...], _Plan] = {}
-        self._page_key = secrets.token_bytes(16)
+        self._plans = AuditPlans(self.tenant, self)
+        self._page_tokens = PageTokens()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
@@ -261,8 +218,8 @@ class Simulator:
         """Start serving in a background thread; return the base URL (``http://127.0.0.1:<port>``)."""
         if self._server is not None:
             return self.base_url
-        handler = type("BoundHandler", (_Handler,), {"simulator": self})
-        server = _Server((self._host, self._port), handler)
+        handler = type("BoundHandler", (Handler,), {"simulator": self})
+        server = Server((self._host, self._port), handler)
         self._server = server
         port = server.server_address[1]
         self.base_url = f"http://{self._host}:{port}"
@@ -448,7 +405,7 @@ class Simulator:
             return refusal, rate
         if (faults.forbid_audit and path in _AUDIT_PATHS) or (faults.forbid_directory and path in _DIRECTORY_PATHS):
             self._count("forbidden")
-            return _gateway(403, "app_forbidden", "Forbidden to perform the requested operation"), rate
+            return gateway_reply(403, "app_forbidden", "Forbidden to perform the requested operation"), rate
         rate, refused = self._rate_headers(now, consume=True)
         if refused or self._take("rate_limit_next"):
             self._count("rate_limited")
@@ -482,14 +439,14 @@ class Simulator:
                 # What a load balancer in front of the API answers: not JSON at all.
                 page = f"<html><body><h1>{status} Service Unavailable</h1></body></html>".encode()
                 return Reply(status, page), rate
-            return _fail(
+            return fail_reply(
                 "err_server_unavailable",
                 "The service is temporarily unavailable",
                 retryable=True,
                 status=status,
             ), rate
         if self._take("fail_next"):
-            return _fail(faults.fail_code, "Injected failure", key={}, retryable=faults.fail_retryable), rate
+            return fail_reply(faults.fail_code, "Injected failure", key={}, retryable=faults.fail_retryable), rate
         return None, rate
 
     def _bearer_refusal(self, headers: dict[str, str], now: float) -> Reply | None:
@@ -498,7 +455,7 @@ class Simulator:
         auth = headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return _gateway(401, "unauthorized", "Bearer token required")
+            return gateway_reply(401, "unauthorized", "Bearer token required")
         expiry = self._tokens.get(token.strip())
         if expiry is not None and now >= expiry:
             del self._tokens[token.strip()]
@@ -511,16 +468,16 @@ class Simulator:
             else:
                 faults.expire_tokens_after_calls -= 1
         if expiry is None:
-            return _gateway(401, "token_expired", "The access token is invalid or has expired")
+            return gateway_reply(401, "token_expired", "The access token is invalid or has expired")
         return None
 
     def _v1_refusal(self, keys: ApiV1Keys, path: str, headers: dict[str, str]) -> Reply | None:
         """The API 1.0 answer to a request not correctly signed with ``keys``. Caller holds the lock."""
         if self._binding_expired:
-            return _fail("err_xdk_binding_expired", "The access key binding has expired", status=418)
+            return fail_reply("err_xdk_binding_expired", "The access key binding has expired", status=418)
         refusal = verify_request(keys, path, headers)
         if refusal is not None:
-            return _fail(refusal.code, refusal.message, status=refusal.status)
+            return fail_reply(refusal.code, refusal.message, status=refusal.status)
         request_id = headers.get("x-mc-req-id", "")
         if request_id in self._request_ids:
             self._count("repeated_request_ids")
@@ -571,22 +528,24 @@ class Simulator:
 
     def _route(self, method: str, path: str, headers: dict[str, str], body: bytes, now: float) -> Reply:
         if path == "/api/audit/get-categories":
-            return _ok([{"category": c} for c in self.tenant.categories()], 100, len(self.tenant.categories()), None)
+            return ok_reply(
+                [{"category": c} for c in self.tenant.categories()], 100, len(self.tenant.categories()), None
+            )
         if method != "POST":
-            return _fail("err_method_not_allowed", f"{path} answers POST only", status=405)
+            return fail_reply("err_method_not_allowed", f"{path} answers POST only", status=405)
         try:
             request = orjson.loads(body) if body else {}
         except orjson.JSONDecodeError:
-            return _fail("err_request_malformed", "The request body is not JSON", status=400)
+            return fail_reply("err_request_malformed", "The request body is not JSON", status=400)
         if not isinstance(request, dict):
-            return _fail("err_request_malformed", "The request body is not a JSON object", status=400)
+            return fail_reply("err_request_malformed", "The request body is not a JSON object", status=400)
         meta = request.get("meta")
         pagination = meta.get("pagination") if isinstance(meta, dict) else None
         if not isinstance(pagination, dict):
             pagination = {}
         size = pagination.get("pageSize", self.default_page_size)
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            return _fail("err_validation_page_size", "pageSize must be a positive integer", key={"pageSize": size})
+            return fail_reply("err_validation_page_size", "pageSize must be a positive integer", key={"pageSize": size})
         size = min(size, self.max_page_size)
         token = pagination.get("pageToken")
         data = request.get("data")
@@ -603,28 +562,28 @@ class Simulator:
         if path == "/api/user/get-internal-users":
             domain = item.get("domain")
             if not isinstance(domain, str) or not domain:
-                return _fail("err_validation_null", "domain is required", key=item)
+                return fail_reply("err_validation_null", "domain is required", key=item)
             users = [u.to_api() for u in self.tenant.users_in(domain)]
             return self._listing(path, domain.lower(), users, size, token, lambda page: [{"users": page}])
         if path == "/api/directory/find-groups":
             query = item.get("query", "")
             source = item.get("source", "")
             if not isinstance(query, str) or not isinstance(source, str):
-                return _fail("err_validation_type", "query and source must be strings", key=item)
+                return fail_reply("err_validation_type", "query and source must be strings", key=item)
             if source and source not in ("cloud", "ldap"):
-                return _fail("err_validation_source", "source must be cloud or ldap", key=item)
+                return fail_reply("err_validation_source", "source must be cloud or ldap", key=item)
             with self._lock:
                 groups = [g.to_api() for g in self.tenant.find_groups(query, source)]
             return self._listing(path, f"{query}\x00{source}", groups, size, token, lambda page: [{"folders": page}])
         # /api/directory/get-group-members
         group_id = item.get("id")
         if not isinstance(group_id, str) or not group_id:
-            return _fail("err_validation_null", "id is required", key=item)
+            return fail_reply("err_validation_null", "id is required", key=item)
         with self._lock:
             group = self.tenant.group(group_id)
             members = [m.to_api() for m in group.members] if group is not None else []
         if group is None:
-            return _fail("err_folder_not_found", f"No group with id {group_id}", key=item)
+            return fail_reply("err_folder_not_found", f"No group with id {group_id}", key=item)
         summary = {"id": group.id, "description": group.description, "source": group.source}
         return self._listing(
             path, group_id, members, size, token, lambda page: [{"group": summary, "groupMembers": page}]
@@ -632,48 +591,16 @@ class Simulator:
 
     # --- pagination tokens --------------------------------------------------------------------------------
 
-    def _digest(self, *parts: object) -> str:
-        return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:16]
-
-    def _encode_token(self, query: str, offset: int, asof: int) -> str:
-        payload = base64.urlsafe_b64encode(orjson.dumps([query, offset, asof])).decode().rstrip("=")
-        mac = hmac.new(self._page_key, payload.encode(), hashlib.sha256).hexdigest()[:16]
-        return f"eNp{payload}.{mac}"
-
-    def _decode_token(self, token: object, query: str) -> tuple[int, int] | Reply:
-        bad = _fail(
-            "err_pagination_token_invalid",
-            "pageToken is not valid for this request",
-            key={"pageToken": token},
-        )
-        if not isinstance(token, str) or not token.startswith("eNp") or "." not in token:
-            return bad
-        payload, _, mac = token[3:].partition(".")
-        expected = hmac.new(self._page_key, payload.encode(), hashlib.sha256).hexdigest()[:16]
-        if not hmac.compare_digest(mac, expected):
-            return bad
-        try:
-            bound, offset, asof = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        except (ValueError, TypeError):
-            return bad
-        if bound != query:
-            return _fail(
-                "err_pagination_token_invalid",
-                "pageToken belongs to a different query",
-                key={"pageToken": token},
-            )
-        return int(offset), int(asof)
-
     def _next_token(self, query: str, offset: int, size: int, total: int, asof: int, used: object) -> str | None:
         with self._lock:
             repeat = self._take("repeat_page_token_next")
             tail = self.faults.next_on_last_page
         if repeat:
-            return used if isinstance(used, str) and used else self._encode_token(query, offset, asof)
+            return used if isinstance(used, str) and used else self._page_tokens.encode(query, offset, asof)
         if offset + size < total:
-            return self._encode_token(query, offset + size, asof)
+            return self._page_tokens.encode(query, offset + size, asof)
         if tail and total > 0 and offset < total:
-            return self._encode_token(query, total, asof)
+            return self._page_tokens.encode(query, total, asof)
         return None
 
     def _listing(
@@ -685,85 +612,30 @@ class Simulator:
         token: object,
         wrap: Callable[[list[Any]], list[Any]],
     ) -> Reply:
-        query = self._digest(path, key)
+        query = self._page_tokens.digest(path, key)
         offset = 0
         if token is not None and token != "":
-            decoded = self._decode_token(token, query)
+            decoded = self._page_tokens.decode(token, query)
             if isinstance(decoded, Reply):
                 return decoded
             offset = decoded[0]
         page = items[offset : offset + size]
-        return _ok(wrap(page), size, len(items), self._next_token(query, offset, size, len(items), 0, token))
+        return ok_reply(wrap(page), size, len(items), self._next_token(query, offset, size, len(items), 0, token))
 
     # --- audit events -------------------------------------------------------------------------------------
-
-    def _lag(self, index: int, fraction: float, max_lag: float) -> float:
-        h = mix64(_LAG_SALT ^ index)
-        if (h >> 11) / 9007199254740992.0 >= fraction:
-            return 0.0
-        return (mix64(h) >> 11) / 9007199254740992.0 * max_lag
-
-    def _plan(self, start: int, end: int, categories: frozenset[str] | None, asof: int) -> _Plan:
-        faults = self.faults
-        max_lag = faults.lag_max_seconds if faults.lag_fraction > 0 else 0.0
-        fraction = faults.lag_fraction
-        key = (start, end, categories, asof, max_lag, fraction, self.history_days, self.end_inclusive)
-        plan = self._plans.get(key)
-        if plan is not None:
-            return plan
-        tenant = self.tenant
-        low = max(start, math.ceil(asof - self.history_days * 86400))
-        high = min(end if self.end_inclusive else end - 1, asof)
-        if high < low:
-            first = last = 0
-        else:
-            first = tenant.first_index_at_or_after(low)
-            last = tenant.first_index_at_or_after(high + 1)
-        settled = tenant.first_index_at_or_after(math.floor(asof - max_lag) + 1) if max_lag > 0 else last
-        bulk_end = max(first, min(last, settled))
-        bulk_rank = tenant.count_matching_before(first, categories)
-        bulk_count = tenant.count_matching_before(bulk_end, categories) - bulk_rank
-        tail = tuple(
-            i
-            for i in range(max(first, settled), last)
-            if tenant.matches(i, categories) and tenant.event_time(i) + self._lag(i, fraction, max_lag) <= asof
-        )
-        total = bulk_count + len(tail)
-        multiplier = 1
-        if total > 1:
-            multiplier = max(1, int(total * 0.6180339887)) | 1
-            while math.gcd(multiplier, total) != 1:
-                multiplier += 2
-        plan = _Plan(bulk_rank, bulk_count, tail, categories, multiplier)
-        if len(self._plans) > 256:
-            self._plans.clear()
-        self._plans[key] = plan
-        return plan
-
-    def _position(self, plan: _Plan, k: int) -> int:
-        total = plan.total
-        if self.order == "newest_first":
-            p = total - 1 - k
-        elif self.order == "oldest_first":
-            p = k
-        else:
-            p = (plan.multiplier * k + 7) % total
-        if p < plan.bulk_count:
-            return self.tenant.nth_matching(plan.bulk_rank + p, plan.categories)
-        return plan.tail[p - plan.bulk_count]
 
     def _audit(self, item: dict[str, Any], size: int, token: object, now: float) -> Reply:
         raw_start, raw_end = item.get("startDateTime"), item.get("endDateTime")
         if raw_start is None or raw_end is None:
             missing = "startDateTime" if raw_start is None else "endDateTime"
-            return _fail("err_validation_null", f"{missing} must not be null", key={missing: None})
+            return fail_reply("err_validation_null", f"{missing} must not be null", key={missing: None})
         start, end = parse_request_time(raw_start), parse_request_time(raw_end)
         if start is None or end is None:
             # The key names only the offending field, as the real API's fail entries do.
             field = "startDateTime" if start is None else "endDateTime"
-            return _fail("err_validation_date_format", "Invalid date format", key={field: item[field]})
+            return fail_reply("err_validation_date_format", "Invalid date format", key={field: item[field]})
         if start > end:
-            return _fail(
+            return fail_reply(
                 "err_validation_date_range",
                 "startDateTime is after endDateTime",
                 key={"startDateTime": raw_start, "endDateTime": raw_end},
@@ -772,17 +644,17 @@ class Simulator:
         categories: frozenset[str] | None = None
         if raw_categories is not None and raw_categories != []:
             if not isinstance(raw_categories, list) or not all(isinstance(c, str) for c in raw_categories):
-                return _fail("err_validation_type", "categories must be a list of strings", key=item)
+                return fail_reply("err_validation_type", "categories must be a list of strings", key=item)
             categories = frozenset(raw_categories)
-        query = self._digest("/api/audit/get-audit-events", start, end, sorted(categories or ()))
+        query = self._page_tokens.digest("/api/audit/get-audit-events", start, end, sorted(categories or ()))
         offset, asof = 0, int(now)
         if token is not None and token != "":
-            decoded = self._decode_token(token, query)
+            decoded = self._page_tokens.decode(token, query)
             if isinstance(decoded, Reply):
                 return decoded
             offset, asof = decoded
         with self._lock:
-            plan = self._plan(start, end, categories, asof)
+            plan = self._plans.plan(start, end, categories, asof, self.faults)
             malformed_count = 0
             if self.faults.malformed_per_page > 0 and self.faults.malformed_pages != 0:
                 malformed_count = self.faults.malformed_per_page
@@ -790,7 +662,7 @@ class Simulator:
                     self.faults.malformed_pages -= 1
         total = plan.total
         stop = min(total, offset + size)
-        indices = [self._position(plan, k) for k in range(offset, stop)] if offset < total else []
+        indices = [self._plans.position(plan, k) for k in range(offset, stop)] if offset < total else []
         records: list[object] = [self.tenant.audit_record(i) for i in indices]
         served = array("q", indices)
         if malformed_count:
@@ -809,73 +681,11 @@ class Simulator:
                 self._served.extend(served)
             self._count("audit_records_served", len(indices))
         next_token = self._next_token(query, offset, size, total, asof, token)
-        return _ok(records, size, total, next_token)
+        return ok_reply(records, size, total, next_token)
 
     def _record(self, method: str, path: str, status: int) -> None:
         with self._lock:
             self._log.append(RequestRecord(method, path, status, time.time()))
-
-
-class _Server(ThreadingHTTPServer):
-    """A threading server with a listen backlog deep enough for clients with bounded concurrency."""
-
-    request_queue_size = 128
-    daemon_threads = True
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 keep-alive handler that defers to :meth:`Simulator.handle`."""
-
-    simulator: ClassVar[Simulator]
-    _received: float = 0.0
-    protocol_version = "HTTP/1.1"
-    server_version = "MimecastSimulator/1.0"
-    timeout = 60
-    # Buffer the reply and send headers and body in one segment: two small writes meet Nagle's algorithm and
-    # delayed ACKs and cost ~40 ms per request.
-    wbufsize = -1
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: the simulator keeps its own request log."""
-
-    def parse_request(self) -> bool:
-        """Note when the request line came in (the latency runs from there), then parse the headers."""
-        self._received = time.perf_counter()
-        return super().parse_request()
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        path = urlsplit(self.path).path
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        simulator = self.simulator
-        try:
-            reply = simulator.handle(method, path, headers, body, received=self._received)
-        except Exception as exc:  # a simulator bug must show up as a 500, not a dropped connection
-            reply = Reply(500, {"fail": [{"code": "simulator_error", "message": repr(exc)}]})
-        simulator._record(method, path, reply.status)
-        raw = isinstance(reply.body, bytes)
-        payload = reply.body if isinstance(reply.body, bytes) else orjson.dumps(reply.body)
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "text/html" if raw else "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if method != "HEAD":
-                self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    def do_POST(self) -> None:
-        """Every API call."""
-        self._serve("POST")
-
-    def do_GET(self) -> None:
-        """``GET /api/audit/get-categories``; other paths answer an error."""
-        self._serve("GET")
 
 
 def serve(
