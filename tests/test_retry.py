@@ -113,6 +113,10 @@ def test_a_retryable_error_while_sending_gives_up_with_the_callers_advice(clock:
     message = str(caught.value)
     assert "failed 3 times" in message and "HTTP 503" in message and "giving up. Check the IdP." in message
     assert "will be retried" not in message
+    assert "Splunk at https://idp.example/token failed" in message
+    anonymous = ApiError("busy", status_code=502, retryable=True)
+    with pytest.raises(ApiError, match="Splunk at hec failed 3 times"):
+        loop.call("hec", answers(anonymous, anonymous, anonymous), accept)
 
 
 def test_low_remaining_closes_the_gate_until_the_reset(clock: FakeClock) -> None:

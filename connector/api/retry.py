@@ -169,7 +169,7 @@ class Retrier:
                 if not exc.retryable:
                     raise
                 if attempt >= policy.max_attempts:
-                    raise self._gave_up(exc, attempt) from exc
+                    raise self._gave_up(name, exc, attempt) from exc
                 self._backoff(name, attempt, exc.code or "failed while sending", exc.status_code, cancel)
                 continue
             # An auth may have re-sent the call once (after a 401); that first answer is in the history.
@@ -302,14 +302,15 @@ class Retrier:
             retryable=True,
         )
 
-    def _gave_up(self, exc: ApiError, attempts: int) -> ApiError:
+    def _gave_up(self, name: str, exc: ApiError, attempts: int) -> ApiError:
         """The final error once a retryable error raised while sending came on every attempt (its own message
         says that it will be retried)."""
         status = f"HTTP {exc.status_code}" if exc.status_code is not None else "an error"
+        where = exc.endpoint or name  # the token endpoint, say, when it was what failed
         return ApiError(
-            f"{self._service} at {exc.endpoint} failed {attempts} times (last answer: {status}); giving up. "
+            f"{self._service} at {where} failed {attempts} times (last answer: {status}); giving up. "
             f"{self._give_up_advice}",
-            endpoint=exc.endpoint,
+            endpoint=where,
             status_code=exc.status_code,
             retryable=True,
         )
