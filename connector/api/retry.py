@@ -26,7 +26,8 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import httpx
 
@@ -81,6 +82,32 @@ def _certificate_error(name: str, exc: httpx.HTTPError) -> ApiError:
         f"(or SSL_CERT_FILE points to a bundle that holds it).",
         endpoint=name,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Done(Generic[T]):
+    """An attempt whose answer the interpreter accepted."""
+
+    value: T
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """An attempt worth sending again: why, and what to raise once no attempt is left.
+
+    Attributes:
+        reason: For the log (the exception's class, the error code...).
+        status: The HTTP status, if there was an answer.
+        final: The error raised when this was the last attempt.
+        cause: What ``final`` is raised from (``None``: ``final`` is the interpreter's own error, raised as it is).
+        limited: The headers of a 429: wait its reset, for every thread, instead of a backoff.
+    """
+
+    reason: str
+    status: int | None
+    final: ApiError
+    cause: BaseException | None = None
+    limited: httpx.Headers | None = None
 
 
 class Retrier:
@@ -148,63 +175,56 @@ class Retrier:
             RateLimitExhaustedError: HTTP 429 on every attempt.
             RequestCancelledError: ``cancel`` was set.
         """
-        policy = self.policy
         attempt = 0
         while True:
             attempt += 1
             self._wait_for_gate(name, cancel)
             if cancel is not None and cancel.is_set():
                 raise _cancelled(name)
-            try:
-                response = self._send(send)
-            except RETRYABLE_TRANSPORT_ERRORS as exc:
-                self.counters.add(requests=1)
-                if _is_certificate_failure(exc):  # the same certificate fails the same way on every attempt
-                    raise _certificate_error(name, exc) from exc
-                if attempt >= policy.max_attempts:
-                    raise self._transport_error(name, attempt, exc) from exc
-                self._backoff(name, attempt, type(exc).__name__, None, cancel)
-                continue
-            except ApiError as exc:  # raised while sending: a token endpoint failed, or an answer was too large
-                if not exc.retryable:
-                    raise
-                if attempt >= policy.max_attempts:
-                    raise self._gave_up(name, exc, attempt) from exc
-                self._backoff(name, attempt, exc.code or "failed while sending", exc.status_code, cancel)
-                continue
-            # An auth may have re-sent the call once (after a 401); that first answer is in the history.
-            resent = sum(1 for earlier in response.history if earlier.request.url == response.request.url)
-            self.counters.add(requests=1 + resent)
+            outcome = self._attempt(name, send, interpret, attempt)
+            if isinstance(outcome, _Done):
+                return outcome.value
+            if attempt >= self.policy.max_attempts:
+                if outcome.cause is None:
+                    raise outcome.final
+                raise outcome.final from outcome.cause
+            self._wait_to_retry(name, attempt, outcome, cancel)
 
-            if response.status_code == 429:
-                self.counters.add(rate_limited=1)
-                if attempt >= policy.max_attempts:
-                    raise RateLimitExhaustedError(
-                        f"{self._service} kept answering HTTP 429 (rate limited) to {name} after {attempt} "
-                        f"attempts; {self._rate_limit_advice}",
-                        endpoint=name,
-                        status_code=429,
-                        retryable=True,
-                    )
-                wait = policy.rate_limit_wait(response.headers, self._rng, attempt)
-                _log.warning(
-                    "rate limited, waiting", extra={"endpoint": name, "attempt": attempt, "delay_s": round(wait, 3)}
-                )
-                self.counters.add(retries=1)
-                # Every thread of this quota waits for the reset, not only this one (RateGate).
-                mine = self._clock() + wait
-                self.gate.close_for(wait)
-                self._pause(wait, name, cancel)
-                self._waited.until = max(getattr(self._waited, "until", 0.0), mine)
-                continue
-
-            self._note_rate_headers(response.headers)
-            try:
-                return interpret(response)
-            except ApiError as exc:
-                if not exc.retryable or attempt >= policy.max_attempts:
-                    raise
-                self._backoff(name, attempt, exc.code or "server error", exc.status_code, cancel)
+    def _attempt(
+        self, name: str, send: Callable[[], httpx.Response], interpret: Callable[[httpx.Response], T], attempt: int
+    ) -> _Done[T] | _Retry:
+        """Send once and say what came of it: a result, a reason to send again, or (raised) a final error."""
+        try:
+            response = self._send(send)
+        except RETRYABLE_TRANSPORT_ERRORS as exc:
+            self.counters.add(requests=1)
+            if _is_certificate_failure(exc):  # the same certificate fails the same way on every attempt
+                raise _certificate_error(name, exc) from exc
+            return _Retry(type(exc).__name__, None, self._transport_error(name, attempt, exc), exc)
+        except ApiError as exc:  # raised while sending: a token endpoint failed, or an answer was too large
+            if not exc.retryable:
+                raise
+            return _Retry(exc.code or "failed while sending", exc.status_code, self._gave_up(name, exc, attempt), exc)
+        # An auth may have re-sent the call once (after a 401); that first answer is in the history.
+        resent = sum(1 for earlier in response.history if earlier.request.url == response.request.url)
+        self.counters.add(requests=1 + resent)
+        if response.status_code == 429:
+            self.counters.add(rate_limited=1)
+            exhausted = RateLimitExhaustedError(
+                f"{self._service} kept answering HTTP 429 (rate limited) to {name} after {attempt} attempts; "
+                f"{self._rate_limit_advice}",
+                endpoint=name,
+                status_code=429,
+                retryable=True,
+            )
+            return _Retry("rate limited", 429, exhausted, limited=response.headers)
+        self._note_rate_headers(response.headers)
+        try:
+            return _Done(interpret(response))
+        except ApiError as exc:
+            if not exc.retryable:
+                raise
+            return _Retry(exc.code or "server error", exc.status_code, exc)
 
     # -- waits ---------------------------------------------------------------------------------------------
 
@@ -242,16 +262,25 @@ class Retrier:
                 self._pause(delay, name, cancel)
             self._waited.until = opens_at
 
-    def _backoff(
-        self, name: str, attempt: int, reason: str, status: int | None, cancel: threading.Event | None
-    ) -> None:
-        delay = self.policy.backoff(attempt)
-        _log.warning(
-            "retrying request",
-            extra={"endpoint": name, "attempt": attempt, "reason": reason, "status": status, "delay_s": delay},
-        )
+    def _wait_to_retry(self, name: str, attempt: int, retry: _Retry, cancel: threading.Event | None) -> None:
+        """The wait before attempt ``attempt + 1``: after a 429 its reset, for every thread (the gate closes for
+        that long); after anything else the policy's backoff, for this thread only."""
         self.counters.add(retries=1)
-        self._pause(delay, name, cancel)
+        if retry.limited is None:
+            delay = self.policy.backoff(attempt)
+            _log.warning(
+                "retrying request",
+                extra={"endpoint": name, "attempt": attempt, "reason": retry.reason, "status": retry.status,
+                       "delay_s": delay},
+            )  # fmt: skip
+            self._pause(delay, name, cancel)
+            return
+        wait = self.policy.rate_limit_wait(retry.limited, self._rng, attempt)
+        _log.warning("rate limited, waiting", extra={"endpoint": name, "attempt": attempt, "delay_s": round(wait, 3)})
+        mine = self._clock() + wait
+        self.gate.close_for(wait)
+        self._pause(wait, name, cancel)
+        self._waited.until = max(getattr(self._waited, "until", 0.0), mine)
 
     # -- pacing --------------------------------------------------------------------------------------------
 
