@@ -181,6 +181,7 @@ def test_a_download_is_bounded_and_its_signature_stays_out_of_the_error(
     assert "0f1e2d3c" not in str(caught.value) and "Signature" not in str(caught.value)
     assert caught.value.retryable is False
     assert len(httpx_mock.get_requests()) == 1
+    assert "Signature" not in repr(download_call(BLOB_URL))
 
 
 class HeaderAuth(httpx.Auth):

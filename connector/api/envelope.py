@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -80,11 +80,11 @@ class Call:
     """
 
     method: str
-    url: str
+    url: str = field(repr=False)  # a pre-signed URL's query is a credential: never in a repr
     name: str
-    params: Mapping[str, str] | None = None
-    content: bytes | None = None
-    headers: Mapping[str, str] | None = None
+    params: Mapping[str, str] | None = field(default=None, repr=False)
+    content: bytes | None = field(default=None, repr=False)
+    headers: Mapping[str, str] | None = field(default=None, repr=False)
     authenticated: bool = True
 
 
