@@ -41,7 +41,7 @@ _log = logging.getLogger("connector.api.retry")
 
 T = TypeVar("T")
 
-RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+_RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 class RetryCounters(Protocol):
@@ -196,7 +196,7 @@ class Retrier:
         """Send once and say what came of it: a result, a reason to send again, or (raised) a final error."""
         try:
             response = self._send(send)
-        except RETRYABLE_TRANSPORT_ERRORS as exc:
+        except _RETRYABLE_TRANSPORT_ERRORS as exc:
             self.counters.add(requests=1)
             if _is_certificate_failure(exc):  # the same certificate fails the same way on every attempt
                 raise _certificate_error(name, exc) from exc
