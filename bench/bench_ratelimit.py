@@ -225,8 +225,8 @@ _NOTES = """
 - No 429 in any scenario: the client pauses before the request that would exceed the window, for the
   `X-RateLimit-Reset` the server sent, so no request fails and none is retried.
 - With member reads on several threads, `X-RateLimit-Remaining` in one answer does not yet count the requests
-  other threads have in flight. The client now subtracts them before deciding to pause (`client.py`,
-  `_note_rate_headers`). Measured once while making that change, with the previous rule (pause only when
+  other threads have in flight. The client now subtracts them before deciding to pause (`retry.py`,
+  `Retrier._note_rate_headers`). Measured once while making that change, with the previous rule (pause only when
   Remaining <= 1) the 8-thread inventory got 9 x 429 per run (each retried after the reset, so the pull still
   completed, with 0.24 s more waiting than required); with the new rule, 0.
 - The sleep is within a fraction of a second of what the quota requires. The residue: the default policy keeps

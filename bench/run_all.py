@@ -8,9 +8,9 @@ In order: ``bench_mapping.py`` (mapping, validation and serialization; skipped w
 (end-to-end pull and inventory against the floor of requests x latency), ``bench_memory.py`` (peak RSS at 100k
 and 1M events), ``bench_ratelimit.py`` (quota and reset header), ``bench_event_info.py`` (eventInfo parsing of
 hostile texts, 1 KB to 1 MB), ``bench_hostile.py`` (a hostile server at the real caps: time and peak RSS per
-attack). Each prints its tables and replaces only its own section of RESULTS.md, re-reading
-the file first, so sections written by the others stay as they are. The whole run takes about 7-9 minutes on a
-2-core machine.
+attack), ``bench_client.py`` (threads per pull, read-ahead on and off, against commit 8530881). Each prints its
+tables and replaces only its own section of RESULTS.md, re-reading the file first, so sections written by the
+others stay as they are. The whole run takes about 9-11 minutes on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ SCRIPTS = {
     "ratelimit": "bench_ratelimit.py",
     "event_info": "bench_event_info.py",
     "hostile": "bench_hostile.py",
+    "client": "bench_client.py",
 }
 
 

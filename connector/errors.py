@@ -8,7 +8,8 @@ Every error the connector raises on purpose is a ``ConnectorError``::
     │   └── PermissionDeniedError 401/403 on an endpoint: the API application lacks a product
     ├── ApiError                  Mimecast answered with an error (HTTP status, meta.status or a fail[] entry)
     │   ├── RateLimitExhaustedError  429s kept coming after the retry budget was spent
-    │   └── PaginationError       the server did not advance (repeated page token) or the page cap was hit
+    │   ├── PaginationError       the server did not advance (repeated page token) or the page cap was hit
+    │   └── RequestCancelledError the caller cancelled the request (closed its listing) before it was sent
     ├── CheckpointError           checkpoint file corrupt, of an unknown version, or not writable
     │   └── StateLockedError      another run holds the checkpoint's lock (names its pid)
     ├── SinkError                 the CLI's output could not be opened, written or synced (disk full: ENOSPC)
@@ -32,6 +33,7 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitExhaustedError",
+    "RequestCancelledError",
     "SinkError",
     "StateLockedError",
 ]
@@ -97,6 +99,11 @@ class RateLimitExhaustedError(ApiError):
 
 class PaginationError(ApiError):
     """The server repeated a page token, or the configured page cap was reached."""
+
+
+class RequestCancelledError(ApiError):
+    """The caller cancelled the request (it closed the listing it belonged to): it was not sent, or its wait for a
+    retry or a rate limit was cut short. Raised on the thread that was to send it; a read-ahead drops it."""
 
 
 class CheckpointError(ConnectorError):

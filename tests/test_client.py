@@ -201,6 +201,31 @@ def test_read_ahead_requests_two_pages_ahead_and_no_further(httpx_mock: HTTPXMoc
 
 
 @pytest.mark.usefixtures("token")
+def test_read_ahead_uses_one_worker_per_listing_and_none_for_a_single_page(
+    httpx_mock: HTTPXMock, client: MimecastClient
+) -> None:
+    threads: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        threads.append(threading.current_thread().name)
+        body = json.loads(request.content)
+        if body["data"][0].get("id") == "single":
+            return httpx.Response(200, json=page([{"groupMembers": [{"emailAddress": "a@example.org"}]}]))
+        token = body["meta"]["pagination"].get("pageToken")
+        n = 1 if token is None else int(token[1:])
+        return httpx.Response(200, json=page([{"groupMembers": [{"n": n}]}], f"p{n + 1}" if n < 4 else None))
+
+    httpx_mock.add_callback(answer, url=GROUP_MEMBERS_URL, is_reusable=True)
+    client.read_ahead = True
+    caller = threading.current_thread().name
+    assert len(list(client.group_members("single"))) == 1
+    assert threads == [caller]  # one page: read on the caller's thread, no worker started
+    threads.clear()
+    assert [m["n"] for m in client.group_members("many")] == [1, 2, 3, 4]
+    assert threads[0] == caller and threads[1:] == ["read-ahead"] * 3
+
+
+@pytest.mark.usefixtures("token")
 def test_read_ahead_leaves_no_request_running_when_the_caller_stops(
     httpx_mock: HTTPXMock, client: MimecastClient
 ) -> None:
@@ -934,7 +959,7 @@ def test_no_secret_or_token_in_logs_or_errors(
 def test_page_fetched_log_carries_structured_extra(
     httpx_mock: HTTPXMock, client: MimecastClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="connector.api.client")
+    caplog.set_level(logging.DEBUG, logger="connector.api.paginate")
     httpx_mock.add_response(url=TOKEN_URL, json=token_json("t1"))
     httpx_mock.add_response(url=AUDIT_URL, json=page([record(1), record(2)]))
     list(client.audit_events(START, END))

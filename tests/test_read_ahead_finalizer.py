@@ -2,10 +2,11 @@
 
 When the generator is dropped without being closed and sits in a reference cycle, the cyclic GC closes it on
 whichever thread triggers the collection, and the reader thread is the one that allocates the most (it parses
-every page). ``_walk_read_ahead``'s ``finally`` used to wait there for the reader to end, i.e. for its own thread:
-the reader spun forever, and because the collection never returned, CPython's cyclic GC stayed "collecting" for
-the rest of the process (every later ``gc.collect()`` returned 0). Now the finalizer does not wait on the reader
-thread, and the reader ends by itself once it sees the listing closed.
+every page). The read-ahead generator's ``finally`` used to wait there for the reader to end, i.e. for its own
+thread: the reader spun forever, and because the collection never returned, CPython's cyclic GC stayed
+"collecting" for the rest of the process (every later ``gc.collect()`` returned 0). Now the finalizer
+(``connector.api.prefetch.Prefetch.close``) does not wait on the reader thread, and the reader ends by itself once
+it sees the listing closed.
 
 The scenario runs in a subprocess so that, should the bug come back, the spinning thread and the stuck GC do not
 leak into the rest of the test session.
