@@ -100,11 +100,9 @@ class MimecastConnector:
             extra["sleep"] = sleep
         if clock is not None:
             extra["clock"] = clock
-        self.client = MimecastClient.from_credentials(
-            self.config.api_base_url,
-            self.config.token_url,
-            self.config.client_key,
-            self.config.client_secret,
+        self.client = MimecastClient.from_config(
+            self.config,
+            wall_clock=lambda: now_ms() / 1000,
             page_size=self.config.page_size,
             # A reader thread fetches the next pages while this one maps (at most two pages ahead, across the
             # audit slices too): the pull then costs max(network, CPU) instead of their sum (bench/RESULTS.md).

@@ -29,6 +29,7 @@ import httpx
 
 from connector.api import paginate
 from connector.api.auth import MimecastAuth
+from connector.api.auth_select import build_auth
 from connector.api.channel import open_channel, send
 from connector.api.endpoints import (
     AUDIT_EVENTS_PATH,
@@ -44,7 +45,15 @@ from connector.api.endpoints import (
     preflight_listing,
     users_listing,
 )
-from connector.api.envelope import EVENT_TYPE_PRODUCTS, Call, Envelope, Listing, PostEnvelope
+from connector.api.envelope import (
+    API_KEYS_V1_CREDENTIALS,
+    EVENT_TYPE_PRODUCTS,
+    OAUTH2_CREDENTIALS,
+    Call,
+    Envelope,
+    Listing,
+    PostEnvelope,
+)
 from connector.api.paginate import PAGE_RECORDS_FACTOR, PAGE_RECORDS_SLACK, Page, WindowPage
 from connector.api.prefetch import Prefetch
 from connector.api.ratelimit import RateGate, RetryPolicy
@@ -52,6 +61,7 @@ from connector.api.retry import Retrier
 from connector.api.stats import ClientStats
 from connector.api.transport import Limits, validate_proxy_url
 from connector.api.urls import default_token_url, validate_base_url
+from connector.config import Config
 from connector.errors import ConfigError
 from connector.secret import Secret
 
@@ -110,6 +120,7 @@ class MimecastClient:
         gate: RateGate | None = None,
         limits: Limits | None = None,
         proxy_url: str = "",
+        auth_method: str = "oauth2",
     ) -> None:
         """Create the client; no request is sent until an endpoint method is iterated.
 
@@ -138,11 +149,14 @@ class MimecastClient:
                 defaults to the documented caps and a deadline equal to the read timeout.
             proxy_url: An http(s) proxy for every request; empty: ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``
                 and ``NO_PROXY`` from the environment. Not used with a custom ``transport``.
+            auth_method: What ``auth`` is (``oauth2`` or ``api_keys_v1``): which base URLs fit, and what the
+                messages of a refused request tell the user to check.
 
         Raises:
             ConfigError: ``base_url``, ``page_size``, ``max_pages`` or ``proxy_url`` is invalid.
         """
-        self.base_url = validate_base_url(base_url)
+        self.base_url = validate_base_url(base_url, auth_method=auth_method)
+        self._credentials = API_KEYS_V1_CREDENTIALS if auth_method == "api_keys_v1" else OAUTH2_CREDENTIALS
         proxy_url = validate_proxy_url(proxy_url)
         if page_size < 1:
             raise ConfigError("page_size must be at least 1", parameter="page_size")
@@ -190,6 +204,30 @@ class MimecastClient:
     @gate.setter
     def gate(self, gate: RateGate) -> None:
         self._retrier.gate = gate
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        token_skew: float = 60.0,
+        wall_clock: Callable[[], float] = time.time,
+        **kw: Any,
+    ) -> MimecastClient:
+        """Build the auth ``config.auth_method`` names (``build_auth``) and the client on ``config.api_base_url``.
+
+        Args:
+            config: The validated configuration, its secrets present.
+            token_skew: Seconds before expiry at which an OAuth 2.0 token is renewed.
+            wall_clock: Seconds since the epoch, for the date an API 1.0 signature covers.
+            **kw: Passed to :class:`MimecastClient`; ``clock`` is shared with the auth.
+
+        Raises:
+            ConfigError: A URL or a credential is invalid, or a secret is missing.
+        """
+        clock = kw.get("clock", time.monotonic)
+        auth = build_auth(config, clock=clock, token_skew=token_skew, wall_clock=wall_clock)
+        return cls(config.api_base_url, auth, auth_method=config.auth_method, **kw)
 
     @classmethod
     def from_credentials(
@@ -313,13 +351,16 @@ class MimecastClient:
         """Members of one group (``data[0].groupMembers[]``); safe to call from several threads at once."""
         yield from self._records(members_listing(group_id), page_size)
 
-    def pages(self, listings: Sequence[Listing], *, page_size: int | None = None) -> Iterator[WindowPage]:
+    def pages(
+        self, listings: Sequence[Listing], *, page_size: int | None = None, event_type: str | None = None
+    ) -> Iterator[WindowPage]:
         """The pages of several listings in a row, as one stream (see :meth:`audit_event_windows`): every listing
-        ends with a page marked ``last``, which says it was read completely."""
+        ends with a page marked ``last``, which says it was read completely. ``event_type`` is what a 401/403
+        names (with its product); default the event type of a known endpoint."""
         size = self._page_size(page_size)
         if len({listing.records_at for listing in listings}) > 1:
             raise ValueError("the listings of one pages() call must select their records the same way")
-        return self._walk([self._envelope(listing) for listing in listings], size)
+        return self._walk([self._envelope(listing, event_type) for listing in listings], size)
 
     def probe(self, listing: Listing, event_type: str) -> None:
         """One request for one record of ``listing``: a 401/403 names ``event_type`` and the product it needs.
@@ -328,7 +369,7 @@ class MimecastClient:
             PermissionDeniedError: the API application lacks the event type's product.
             AuthError, ApiError: as for any request.
         """
-        envelope = PostEnvelope(listing, event_type, probe=True)
+        envelope = PostEnvelope(listing, event_type, probe=True, credentials=self._credentials)
         self.request(envelope.call(1, None), envelope.interpret)
         _log.info("preflight passed", extra={"event_type": event_type})
 
@@ -367,9 +408,9 @@ class MimecastClient:
 
     # -- plumbing ------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _envelope(listing: Listing) -> PostEnvelope:
-        return PostEnvelope(listing, ENDPOINT_EVENT_TYPES.get(listing.endpoint))
+    def _envelope(self, listing: Listing, event_type: str | None = None) -> PostEnvelope:
+        event_type = event_type or ENDPOINT_EVENT_TYPES.get(listing.endpoint)
+        return PostEnvelope(listing, event_type, credentials=self._credentials)
 
     def _page_size(self, page_size: int | None) -> int:
         size = self.page_size if page_size is None else page_size

@@ -31,7 +31,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,8 +43,11 @@ from connector.log import redact_text
 from connector.registry import registry
 
 __all__ = [
+    "API_KEYS_V1_CREDENTIALS",
     "EVENT_TYPE_PRODUCTS",
+    "OAUTH2_CREDENTIALS",
     "Call",
+    "Credentials",
     "Envelope",
     "Listing",
     "PostEnvelope",
@@ -207,39 +210,79 @@ def http_error(
     )
 
 
-def _denied(event_type: str, name: str, status: int, code: str | None) -> PermissionDeniedError:
+@dataclass(frozen=True)
+class Credentials:
+    """What the credentials are, for the messages of a refused request.
+
+    Attributes:
+        application: Where a missing product is added.
+        rejected: What to check after a final 401 (``{product}`` is filled in).
+    """
+
+    application: str
+    rejected: str
+
+
+OAUTH2_CREDENTIALS: Final = Credentials(
+    application="on the API 2.0 application whose Client ID is the configured client_key",
+    rejected="even with a freshly issued access token. Check that the API 2.0 application is enabled and has the "
+    "'{product}' product",
+)
+API_KEYS_V1_CREDENTIALS: Final = Credentials(
+    application="on the API 1.0 application of app_id, for the role of the user whose access_key signs the requests",
+    rejected="to a request signed with the API 1.0 keys. Check app_id, app_key, access_key and secret_key (a wrong "
+    "app_id answers err_developer_key, a wrong key err_xdk_invalid_signature), and that the user's role allows "
+    "the '{product}' product",
+)
+
+
+def _denied(
+    event_type: str, name: str, status: int, code: str | None, credentials: Credentials
+) -> PermissionDeniedError:
     product = EVENT_TYPE_PRODUCTS[event_type]
     detail = f" ({code})" if code else ""
     return PermissionDeniedError(
         f"Mimecast refused the {event_type} event type: {name} answered HTTP {status}{detail}. "
         f"The API application lacks the '{product}' product (or a role that allows it). Add it in "
-        f"Administration Console → Services → API and Platform Integrations, on the API 2.0 application "
-        f"whose Client ID is the configured client_key.",
+        f"Administration Console → Services → API and Platform Integrations, {credentials.application}.",
         event_type=event_type,
         product=product,
     )
 
 
 def access_error(
-    name: str, status: int, code: str | None, event_type: str | None, *, probe: bool = False
+    name: str,
+    status: int,
+    code: str | None,
+    event_type: str | None,
+    *,
+    probe: bool = False,
+    credentials: Credentials = OAUTH2_CREDENTIALS,
 ) -> AuthError | None:
-    """The error for a 401 or 403 from an API endpoint, or None for any other status.
+    """The error for a 401, 403 or 418 from an API endpoint, or None for any other status.
 
-    A 401 reaches here only after the auth has fetched a new token and re-sent the call once: ``AuthError``, or
-    during a probe ``PermissionDeniedError`` for ``event_type``. A 403 is ``PermissionDeniedError`` naming
-    ``event_type`` (``audit`` when unknown) and the product it needs.
+    A 401 reaches here only after the auth did what it can (a new OAuth 2.0 token and one re-send; nothing for
+    API 1.0 keys): ``AuthError``, or during a probe ``PermissionDeniedError`` for ``event_type``. A 403 is
+    ``PermissionDeniedError`` naming ``event_type`` (``audit`` when unknown) and the product it needs. A 418 is
+    Mimecast's answer once an API 1.0 binding (the access and secret key pair) has expired.
     """
     if status == 401:
         if probe and event_type is not None:
-            return _denied(event_type, name, status, code)
+            return _denied(event_type, name, status, code, credentials)
         product = EVENT_TYPE_PRODUCTS.get(event_type or "", "the needed")
+        detail = f" ({code})" if code else ""
         return AuthError(
-            f"Mimecast answered HTTP 401 to {name} even with a freshly issued access token. "
-            f"Check that the API 2.0 application is enabled and has the '{product}' product, "
+            f"Mimecast answered HTTP 401{detail} to {name} {credentials.rejected.format(product=product)}, "
             f"or run the connector's check to test each event type."
         )
     if status == 403:
-        return _denied(event_type or "audit", name, status, code)
+        return _denied(event_type or "audit", name, status, code, credentials)
+    if status == 418:
+        return AuthError(
+            f"Mimecast answered HTTP 418{f' ({code})' if code else ''} to {name}: the API 1.0 binding (access_key "
+            f"and secret_key) has expired. Create new keys for the user, and set that user's Authentication Cache "
+            f"TTL to Never Expire so that they do not expire again."
+        )
     return None
 
 
@@ -250,12 +293,21 @@ class PostEnvelope:
         listing: Endpoint, query and where the records are.
         event_type: The event type the endpoint serves, named by a 401/403 (with the product it needs).
         probe: A permission probe: a 401 is then a ``PermissionDeniedError`` too, not an ``AuthError``.
+        credentials: What the credentials are, for the messages of a refused request.
     """
 
-    def __init__(self, listing: Listing, event_type: str | None = None, *, probe: bool = False) -> None:
+    def __init__(
+        self,
+        listing: Listing,
+        event_type: str | None = None,
+        *,
+        probe: bool = False,
+        credentials: Credentials = OAUTH2_CREDENTIALS,
+    ) -> None:
         self.listing = listing
         self.event_type = event_type
         self.probe = probe
+        self.credentials = credentials
 
     @property
     def name(self) -> str:
@@ -280,9 +332,9 @@ class PostEnvelope:
         status = response.status_code
         payload = decode_json(response.content)
         code, message, fail_retryable = _first_fail(payload)
-        error = access_error(name, status, code, self.event_type, probe=self.probe) or http_error(
-            name, response, code, message
-        )
+        error = access_error(
+            name, status, code, self.event_type, probe=self.probe, credentials=self.credentials
+        ) or http_error(name, response, code, message)
         if error is not None:
             raise error
         if not isinstance(payload, dict):

@@ -30,6 +30,7 @@ USER_BATCH: Final = 1000
 GROUP_SOURCES: Final = ("cloud", "ldap")
 INVENTORY_TABLE: Final = "user_inventory"
 MEMBERSHIP_TABLE: Final = "group_management"
+DIRECTORY_NAME: Final = "user_management"  # the event type that selects it
 
 FIND_GROUPS: Final = Endpoint("/api/directory/find-groups", records_at="folders")
 GROUP_MEMBERS: Final = Endpoint("/api/directory/get-group-members", records_at="groupMembers")
@@ -67,7 +68,7 @@ class DirectoryRun:
         self.summary = DirectorySummary()
 
     def _records(self, listing: Listing) -> Iterator[Any]:
-        for page in self.context.client.pages([listing]):
+        for page in self.context.client.pages([listing], event_type=DIRECTORY_NAME):
             yield from page.records
 
     def outputs(self) -> Iterator[StreamOutput]:
@@ -165,7 +166,7 @@ def _map_users(transformer: Transformer, records: Iterable[object], collected_ms
 
 
 DIRECTORY: Final = Stream(
-    name="user_management",
+    name=DIRECTORY_NAME,
     endpoints=(FIND_GROUPS, GROUP_MEMBERS, INTERNAL_DOMAINS, INTERNAL_USERS),
     record_key=RecordKey.NONE,
     time_field=None,

@@ -164,7 +164,7 @@ class WindowSpec:
     """What a window stream declares.
 
     Attributes:
-        label: Its name in summaries and logs (``audit``).
+        label: The stream's name (``audit``): in summaries and logs, and the event type a 401/403 names.
         listing: The request for one slice ``[start, end)``.
         map_record: Maps and validates one record: the event, or None once it is counted as refused or skipped.
         time_field: The field holding the event time (Mimecast time format), used for records that were not
@@ -285,7 +285,7 @@ class WindowRun:
         # One stream of pages over all the slices: with read-ahead the client asks for the next slice's first page
         # while this one's last page is still being mapped.
         listings = [spec.listing(ms_to_datetime(a), ms_to_datetime(b)) for a, b in slices]
-        for page in self.context.client.pages(listings):
+        for page in self.context.client.pages(listings, event_type=spec.label):
             slice_end = slices[page.window][1]
             if page.records:
                 yield from self._page(page.records, slice_end, seen, cursor, previous_cursor)
