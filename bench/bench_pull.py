@@ -13,7 +13,7 @@ slices, each a sequential pagination, so the floor is (requests actually made) x
 is the theoretical floor if the whole window were one listing. Measured, each in the same run:
 
 * round trip: the smallest request (one page of internal domains), sequentially: what one request costs here;
-* HTTP pages only: ``MimecastClient.audit_event_windows`` over the collector's slices, records dropped;
+* HTTP pages only: ``MimecastClient.pages`` over the collector's slices (the audit stream's listings), records dropped;
 * ``collect()``: ``MimecastConnector.collect`` (pull + map + validate), batches dropped;
 * ``collect() -> sink``: as ``cli run`` does it: each batch to ``NdjsonSink``, the newest checkpoint committed
   every ``COMMIT_INTERVAL_SECONDS`` (2 s) and at the end, the sink fsynced before each commit;
@@ -59,7 +59,8 @@ import httpx  # noqa: E402
 
 from connector.checkpoint import Checkpoint  # noqa: E402
 from connector.store import CheckpointStore  # noqa: E402
-from connector.streams.audit import SLICE_MS  # noqa: E402
+from connector.streams.audit import AUDIT_EVENTS, SLICE_MS, audit_query  # noqa: E402
+from connector.streams.directory import INTERNAL_DOMAINS  # noqa: E402
 
 try:
     from connector.cli import COMMIT_INTERVAL_SECONDS
@@ -235,7 +236,7 @@ class Split:
 
 def _timed_pages(client: Any, split: Split) -> None:
     """Make ``client``'s page generators add the time the caller spends waiting in them to ``split.waiting``."""
-    walk = client._walk  # every listing goes through it (audit_event_windows and the single-listing pages)
+    walk = client._walk  # every listing goes through it (every pages() call)
 
     def timed(*args: Any, **kw: Any) -> Iterator[Any]:
         inner = walk(*args, **kw)
@@ -379,11 +380,11 @@ def _connector(base_url: str, *, read_ahead: bool = False, **kw: Any) -> Mimecas
 def measure_round_trip(base_url: str, latency: float, count: int = 50) -> Row:
     """Sequential smallest requests: the per-request cost floor on this machine at this latency."""
     with _connector(base_url) as connector:
-        list(connector.client.internal_domains())  # token + warm connection
+        list(connector.client.pages([INTERNAL_DOMAINS.listing([])]))  # token + warm connection
         before = connector.client.stats.requests
         started, cpu = time.perf_counter(), time.process_time()
         for _ in range(count):
-            list(connector.client.internal_domains())
+            list(connector.client.pages([INTERNAL_DOMAINS.listing([])]))
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         requests = connector.client.stats.requests - before
     return Row("round trip (1 small page, sequential)", 0, 0, requests, 0, wall, cpu, latency)
@@ -403,7 +404,8 @@ def measure_pages(base_url: str, latency: float) -> Row:
             windows.append((start, min(start + timedelta(milliseconds=SLICE_MS), end)))
             start = windows[-1][1]
         records = 0
-        for page in client.audit_event_windows(windows):
+        listings = [AUDIT_EVENTS.listing([audit_query(a, b)]) for a, b in windows]
+        for page in client.pages(listings, event_type="audit"):
             records += len(page.records)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         stats = client.stats

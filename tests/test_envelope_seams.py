@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from client_calls import audit_events
 from helpers_http import AUDIT_URL, BASE, CLIENT_KEY, SECRET_VALUE, TOKEN_URL, FakeClock, ZeroRandom, token_json
 from pytest_httpx import HTTPXMock
 
@@ -200,7 +201,7 @@ def test_any_httpx_auth_works_without_a_token_endpoint(httpx_mock: HTTPXMock, cl
     )
     with MimecastClient(BASE, HeaderAuth(), retry=POLICY, sleep=clock.sleep) as client:
         start = datetime(2026, 3, 2, tzinfo=UTC)
-        assert list(client.audit_events(start, start)) == [{"id": "a1"}]
+        assert list(audit_events(client, start, start)) == [{"id": "a1"}]
         assert client.stats.as_dict()["token_refreshes"] == 0
         assert "Authorization" not in httpx_mock.get_request().headers
         assert "signed" not in repr(client)

@@ -11,6 +11,7 @@ import time
 
 import httpx
 import pytest
+from client_calls import audit_events
 from helpers_http import AUDIT_URL, BASE, CLIENT_KEY, SECRET_VALUE, TOKEN_URL, token_json
 from hostile_server import HostileServer
 from pytest_httpx import HTTPXMock
@@ -51,7 +52,7 @@ def pull(client: MimecastClient) -> list[object]:
 
     end = datetime(2026, 3, 2, tzinfo=UTC)
     with client:
-        return list(client.audit_events(end - timedelta(hours=1), end))
+        return list(audit_events(client, end - timedelta(hours=1), end))
 
 
 SMALL = Limits(wire_bytes=MIB, body_bytes=2 * MIB, token_bytes=MAX_TOKEN_BYTES, deadline_seconds=30.0)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from client_calls import audit_events
 from helpers_http import AUDIT_URL, BASE, CLIENT_KEY, SECRET_VALUE, TOKEN_URL, token_json
 from pytest_httpx import HTTPXMock
 
@@ -98,7 +99,7 @@ def test_the_error_itself_holds_no_echoed_secret(httpx_mock: HTTPXMock) -> None:
         MimecastClient(BASE, MimecastAuth(TOKEN_URL, CLIENT_KEY, Secret(SECRET_VALUE))) as client,
         pytest.raises(ApiError) as caught,
     ):
-        list(client.audit_events(end - timedelta(hours=1), end))
+        list(audit_events(client, end - timedelta(hours=1), end))
     assert "err_echo" in str(caught.value) and MASK in str(caught.value)
     assert_clean(str(caught.value))
     assert_clean(repr(caught.value))

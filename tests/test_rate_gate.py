@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from client_calls import group_members
 from helpers_http import BASE, CLIENT_KEY, GROUP_MEMBERS_URL, SECRET_VALUE, TOKEN_URL, FakeClock, ZeroRandom, token_json
 from pytest_httpx import HTTPXMock
 
@@ -89,7 +90,7 @@ def test_a_thread_retrying_after_a_500_waits_for_another_threads_429(httpx_mock:
     with MimecastClient(BASE, auth, retry=policy, sleep=sleep, clock=clock, rng=ZeroRandom(), gate=gate) as client:
 
         def read(group: str) -> None:
-            results[group] = list(client.group_members(group))
+            results[group] = list(group_members(client, group))
 
         threads = [threading.Thread(target=read, args=(group,), name=group) for group in ("gA", "gB")]
         for thread in threads:
@@ -130,7 +131,7 @@ def test_concurrent_member_reads_send_nothing_into_a_429_block(httpx_mock: HTTPX
     with MimecastClient(BASE, auth, retry=policy) as client:
 
         def read(group: str) -> list[Any]:
-            return list(client.group_members(group))
+            return list(group_members(client, group))
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             assert all(result == [] for result in pool.map(read, [f"g{n}" for n in range(48)]))

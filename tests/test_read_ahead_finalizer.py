@@ -22,12 +22,11 @@ import textwrap
 _SCENARIO = textwrap.dedent(
     """
     import gc, json, threading, time, weakref
-    from datetime import UTC, datetime
 
     import httpx
 
     from connector.api.auth import MimecastAuth
-    from connector.api.client import MimecastClient
+    from connector.api.client import Listing, MimecastClient
     from connector.secret import Secret
 
     BASE = "https://api.services.mimecast.com"
@@ -48,7 +47,7 @@ _SCENARIO = textwrap.dedent(
 
     auth = MimecastAuth(f"{BASE}/oauth/token", "key", Secret("secret"))
     client = MimecastClient(BASE, auth, page_size=1, transport=httpx.MockTransport(handler), read_ahead=True)
-    pages = client.audit_event_pages(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
+    pages = client.pages([Listing("/api/audit/get-audit-events", [{}])])
     next(pages)
     holder = [pages]
     holder.append(holder)  # the dropped generator is cyclic garbage, e.g. held by a frame/traceback cycle

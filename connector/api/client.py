@@ -1,11 +1,13 @@
 """The Mimecast API 2.0 client the connector calls: a facade that wires the ``connector.api`` modules together.
 
-Each of them has one job: ``endpoints`` (the listings the connector reads), ``envelope`` (the ``/api`` POST
+Each of them has one job: ``envelope`` (the ``/api`` POST
 envelope and its error rules), ``retry`` (the retry loop, 429s and the shared ``RateGate``), ``paginate`` (the
 page-token walk and its loop guard), ``prefetch`` (the read-ahead worker), ``channel`` (the bounded, proxied
 ``httpx.Client``), ``transport`` (response caps and the deadline), ``stats`` (the run-summary counters).
 
-Every endpoint method is a generator that requests the next page only when the caller asks for more, so a pull
+It knows no endpoint: a stream declares what it reads (``connector.streams``) and asks for the pages of its
+listings (``pages``), or for one record to test a permission (``probe``). Pages are generated: the next page is
+requested only when the caller asks for more, so a pull
 of any size runs in the memory of a page. With ``read_ahead`` one worker thread per walk requests up to two
 pages ahead while the caller works on the page it has (memory: three pages). The client is safe to share between
 threads (the collector reads group members from a small pool): httpx's connection pool is thread-safe, the auth
@@ -21,7 +23,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -31,20 +33,6 @@ from connector.api import paginate
 from connector.api.auth import MimecastAuth
 from connector.api.auth_select import build_auth
 from connector.api.channel import open_channel, send
-from connector.api.endpoints import (
-    AUDIT_EVENTS_PATH,
-    ENDPOINT_EVENT_TYPES,
-    FIND_GROUPS_PATH,
-    GROUP_MEMBERS_PATH,
-    INTERNAL_DOMAINS_PATH,
-    INTERNAL_USERS_PATH,
-    audit_listing,
-    domains_listing,
-    groups_listing,
-    members_listing,
-    preflight_listing,
-    users_listing,
-)
 from connector.api.envelope import (
     API_KEYS_V1_CREDENTIALS,
     EVENT_TYPE_PRODUCTS,
@@ -66,13 +54,8 @@ from connector.errors import ConfigError
 from connector.secret import Secret
 
 __all__ = [
-    "AUDIT_EVENTS_PATH",
     "DEFAULT_TIMEOUT",
     "EVENT_TYPE_PRODUCTS",
-    "FIND_GROUPS_PATH",
-    "GROUP_MEMBERS_PATH",
-    "INTERNAL_DOMAINS_PATH",
-    "INTERNAL_USERS_PATH",
     "PAGE_RECORDS_FACTOR",
     "PAGE_RECORDS_SLACK",
     "READ_AHEAD_PAGES",
@@ -279,82 +262,12 @@ class MimecastClient:
     def __repr__(self) -> str:
         return f"MimecastClient(base_url={self.base_url!r})"
 
-    # -- endpoints -----------------------------------------------------------------------------------------
-
-    def audit_event_pages(
-        self,
-        start: datetime,
-        end: datetime,
-        categories: Sequence[str] | None = None,
-        page_size: int | None = None,
-    ) -> Iterator[list[Record]]:
-        """Audit events with ``start <= eventTime < end`` (as Mimecast applies it), one page at a time.
-
-        Args:
-            start: Window start, an aware datetime (sent as ``yyyy-MM-ddTHH:mm:ss+0000``).
-            end: Window end, an aware datetime.
-            categories: Only these audit categories; ``None`` or empty means all.
-            page_size: Overrides the client's page size for this pull.
-
-        Raises:
-            ValueError: A naive datetime, or ``start`` after ``end``.
-        """
-        return self._record_pages(audit_listing(start, end, categories), self._page_size(page_size))
-
-    def audit_event_windows(
-        self,
-        windows: Sequence[tuple[datetime, datetime]],
-        categories: Sequence[str] | None = None,
-        page_size: int | None = None,
-    ) -> Iterator[WindowPage]:
-        """:meth:`audit_event_pages` over several windows in a row, as one stream of pages.
-
-        Each window is its own sequential listing; every window ends with a page marked ``last`` (an empty one
-        for a window without records), so the caller knows when a window has been read completely. With
-        ``read_ahead`` the worker goes on to the next window's first page as soon as a window's last page has
-        arrived, instead of waiting for the caller to finish that page.
-
-        Raises:
-            ValueError: A naive datetime, or a window whose start is after its end (before any request).
-        """
-        listings = [audit_listing(start, end, categories) for start, end in windows]
-        return self._walk([self._envelope(listing) for listing in listings], self._page_size(page_size))
-
-    def audit_events(
-        self,
-        start: datetime,
-        end: datetime,
-        categories: Sequence[str] | None = None,
-        page_size: int | None = None,
-    ) -> Iterator[Record]:
-        """The records of :meth:`audit_event_pages`, one by one (still read page by page)."""
-        for page in self.audit_event_pages(start, end, categories, page_size):
-            yield from page
-
-    def internal_domains(self, page_size: int | None = None) -> Iterator[Record]:
-        """The tenant's internal domains (``data[]`` items with ``domain``)."""
-        yield from self._records(domains_listing(), page_size)
-
-    def internal_users(self, domain: str, page_size: int | None = None) -> Iterator[Record]:
-        """Internal users of one domain (``data[0].users[]``)."""
-        yield from self._records(users_listing(domain), page_size)
-
-    def groups(self, source: str = "cloud", query: str = "", page_size: int | None = None) -> Iterator[Record]:
-        """Directory groups from ``source`` ("cloud" or "ldap"), ``data[0].folders[]``.
-
-        Raises:
-            ConfigError: ``source`` is neither "cloud" nor "ldap".
-        """
-        yield from self._records(groups_listing(source, query), page_size)
-
-    def group_members(self, group_id: str, page_size: int | None = None) -> Iterator[Record]:
-        """Members of one group (``data[0].groupMembers[]``); safe to call from several threads at once."""
-        yield from self._records(members_listing(group_id), page_size)
+    # -- listings ------------------------------------------------------------------------------------------
 
     def pages(
         self, listings: Sequence[Listing], *, page_size: int | None = None, event_type: str | None = None
     ) -> Iterator[WindowPage]:
-        """The pages of several listings in a row, as one stream (see :meth:`audit_event_windows`): every listing
+        """The pages of several listings in a row, as one stream : every listing
         ends with a page marked ``last``, which says it was read completely. ``event_type`` is what a 401/403
         names (with its product); default the event type of a known endpoint."""
         size = self._page_size(page_size)
@@ -372,20 +285,6 @@ class MimecastClient:
         envelope = PostEnvelope(listing, event_type, probe=True, credentials=self._credentials)
         self.request(envelope.call(1, None), envelope.interpret)
         _log.info("preflight passed", extra={"event_type": event_type})
-
-    def preflight(self, event_types: Iterable[str]) -> None:
-        """Make one small request per event type, so a missing product is reported before the first run.
-
-        ``audit`` reads one audit event from the last hour; ``user_management`` reads one group.
-
-        Raises:
-            PermissionDeniedError: 401/403: the message names the event type and the missing product.
-            AuthError: The token endpoint refused the credentials.
-            ApiError: Any other failure.
-            ConfigError: An unknown event type.
-        """
-        for event_type in event_types:
-            self.probe(preflight_listing(event_type, self._now()), event_type)
 
     # -- any envelope --------------------------------------------------------------------------------------
 
@@ -409,7 +308,6 @@ class MimecastClient:
     # -- plumbing ------------------------------------------------------------------------------------------
 
     def _envelope(self, listing: Listing, event_type: str | None = None) -> PostEnvelope:
-        event_type = event_type or ENDPOINT_EVENT_TYPES.get(listing.endpoint)
         return PostEnvelope(listing, event_type, credentials=self._credentials)
 
     def _page_size(self, page_size: int | None) -> int:
@@ -423,20 +321,6 @@ class MimecastClient:
         page = envelope.page(self.request(envelope.call(size, token), envelope.interpret, cancel=cancel))
         self.stats.add(pages=1)
         return page
-
-    def _records(self, listing: Listing, page_size: int | None) -> Iterator[Record]:
-        for page in self._record_pages(listing, self._page_size(page_size)):
-            yield from page
-
-    def _record_pages(self, listing: Listing, size: int) -> Generator[list[Record], None, None]:
-        """The non-empty pages of one listing."""
-        pages = self._walk([self._envelope(listing)], size)
-        try:
-            for page in pages:
-                if page.records:
-                    yield page.records
-        finally:
-            pages.close()  # with read-ahead: stops its worker now, not when the garbage collector gets to it
 
     def _walk(
         self, envelopes: Sequence[Envelope], size: int
