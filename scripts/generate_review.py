@@ -15,7 +15,7 @@ from typing import Any
 
 from connector.mapping.rules import Classification, FieldTable, MappingRules, load_rules
 from connector.mapping.values import SOURCES, UNKNOWN_IDENTITY
-from connector.ocsf.validate import load_enums
+from connector.ocsf.catalog import load_enums
 
 ROOT = Path(__file__).resolve().parent.parent
 REVIEW = ROOT / "mappings" / "REVIEW.md"

@@ -18,7 +18,7 @@ from connector.mapping.event_info import parse_event_info
 from connector.mapping.rules import FieldTable, MappingRules, load_rules
 from connector.mapping.snapshot import MembershipChange
 from connector.mapping.values import UNKNOWN_IDENTITY, build_user, new_user, record_uid, valid_ip
-from connector.ocsf.validate import OCSF_VERSION, OcsfEnums, load_enums
+from connector.ocsf.catalog import OCSF_VERSION, OcsfEnums, load_enums
 from connector.timefmt import parse_mimecast_time_ms
 
 __all__ = ["MappedEvent", "Mapper", "now_ms"]

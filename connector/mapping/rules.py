@@ -21,7 +21,7 @@ import yaml
 
 from connector.errors import ConfigError
 from connector.mapping.values import DERIVED_INPUTS, RAW_INPUTS, SOURCES
-from connector.ocsf.validate import OcsfEnums, load_enums
+from connector.ocsf.catalog import OcsfEnums, load_enums
 from connector.resources import mappings_dir
 
 __all__ = [
