@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from connector.mapping.rules import Classification, FieldTable, MappingRules, load_rules
-from connector.mapping.values import SOURCES, UNKNOWN_IDENTITY
+from connector.mapping.tables import Classification, FieldTable, MappingRules, load_rules
+from connector.mapping.values.common import UNKNOWN_IDENTITY
 from connector.ocsf.catalog import load_enums
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def _types_table(rules: MappingRules, class_uid: int) -> list[str]:
 def _field_table(table: FieldTable) -> list[str]:
     lines = ["| OCSF attribute | ← source | how the source is computed | note |", "|---|---|---|---|"]
     for row in table.rows:
-        lines.append(f"| `{row.ocsf}` | `{row.source}` | {SOURCES[row.source]} | {row.note} |")
+        lines.append(f"| `{row.ocsf}` | `{row.source}` | {row.definition.description} | {row.note} |")
     lines.append("")
     lines.append(
         f"Raw fields consumed: {', '.join(f'`{f}`' for f in sorted(table.consumes)) or 'none'}; "

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connector.errors import ConfigError
-from connector.mapping.rules import load_rules
+from connector.mapping.tables import load_rules
 from connector.resources import mappings_dir
 
 SOURCE = Path(str(mappings_dir()))
@@ -47,6 +47,26 @@ def test_unknown_source_name(tables: Path) -> None:
     edit(tables, "authentication.yaml", "from: info.reason", "from: info.reasons")
     with pytest.raises(ConfigError, match=r"authentication.yaml: row 'status_detail': unknown source 'info.reasons'"):
         load_rules(tables)
+
+
+def test_unknown_source_lists_the_sources_of_the_tables_kind(tables: Path) -> None:
+    """A membership change is not an audit record: an audit source is unknown there, and the error says what is."""
+    edit(tables, "membership.yaml", "from: member_user}", "from: subject_user}")
+    with pytest.raises(
+        ConfigError,
+        match=r"membership.yaml: row 'user': unknown source 'subject_user' \(known membership change sources: "
+        r"collected_ms, group, member_user, message, observables, record_uid\)",
+    ):
+        load_rules(tables)
+
+
+def test_consumed_fields_are_what_the_rows_sources_read() -> None:
+    rules = load_rules()
+    authentication = rules.audit_tables[3002]
+    assert authentication.consumes == {"id", "auditType", "category", "eventTime", "eventInfo", "user"}
+    assert {"subject", "actor", "method", "two_factor", "reason", "ip", "time", "date"} <= authentication.info_consumed
+    assert rules.user_inventory.consumes == {"emailAddress", "name", "domain", "groups"}
+    assert rules.membership.consumes == frozenset()  # a membership change has no raw fields
 
 
 def test_schema_violation_names_the_path(tables: Path) -> None:

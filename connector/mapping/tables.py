@@ -1,26 +1,33 @@
-"""Load the analyst-reviewed mapping tables in ``mappings/`` and compile them once.
+"""Load the analyst-reviewed mapping tables in ``mappings/``, check them and compile them once.
 
 The YAML files hold decisions only (which class, activity, status and severity an auditType gets; which source
 value lands on which OCSF attribute; which raw fields are dropped). They are validated against
-``mappings/schema.json`` and cross-checked (activity ids exist in the class, source names exist in
-``values.SOURCES``, OCSF paths exist in the class schema) when loaded, so a bad edit fails at start-up with the
-file and row named, never per event.
+``mappings/schema.json`` and cross-checked when loaded, so a bad edit fails at start-up with the file and the row
+named, never per event:
+
+* every classification's activity exists in its class;
+* every ``from:`` is a source of the kind of records the table maps (``connector.mapping.values``).
+
+What a table consumes (the raw fields and parsed eventInfo fields that do not go to ``unmapped``) is derived from
+what its rows' sources declare they read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import Any, Final
 
 import jsonschema
 import yaml
 
 from connector.errors import ConfigError
-from connector.mapping.values import DERIVED_INPUTS, RAW_INPUTS, SOURCES
+from connector.mapping.values.audit import AUDIT
+from connector.mapping.values.directory import DIRECTORY_USER, MEMBERSHIP
+from connector.mapping.values.source import Source, SourceKind
 from connector.ocsf.catalog import OcsfEnums, load_enums
 from connector.resources import mappings_dir
 
@@ -39,6 +46,8 @@ AUDIT_CLASS_FILES: Mapping[int, str] = {
     3006: "group_management.yaml",
     0: "base_event.yaml",
 }
+# Parsed eventInfo fields the classification itself reads (outcome word, action verb).
+_CLASSIFICATION_INFO: Final = frozenset({"outcome", "verb"})
 FROM_OUTCOME = "from_outcome"
 # eventInfo lead word → (status_id, caption when the id is 99)
 _OUTCOME_STATUS: Mapping[str, tuple[int, str | None]] = {
@@ -50,12 +59,16 @@ _OUTCOME_STATUS: Mapping[str, tuple[int, str | None]] = {
 
 @dataclass(frozen=True)
 class FieldRow:
-    """One row of a field table: the OCSF attribute path and the source value that fills it."""
+    """One row of a field table: the OCSF attribute path and the source value that fills it.
+
+    ``source`` is the name the row gives in ``from:``; ``definition`` is that source as its kind registered it.
+    """
 
     ocsf: str
     source: str
     note: str
     path: tuple[str, ...]
+    definition: Source[Any]
 
 
 @dataclass(frozen=True)
@@ -162,50 +175,49 @@ def _classification(filename: str, where: str, row: Mapping[str, Any], enums: Oc
     )
 
 
-def _rows(filename: str, rows: list[Mapping[str, Any]]) -> tuple[FieldRow, ...]:
+def _rows(filename: str, rows: Iterable[Mapping[str, Any]], kind: SourceKind[Any]) -> list[FieldRow]:
+    """Compile rows; each names a source of ``kind``."""
     compiled = []
     for row in rows:
-        if row["from"] not in SOURCES:
-            known = ", ".join(sorted(SOURCES))
-            raise _fail(filename, f"row {row['ocsf']!r}: unknown source {row['from']!r} (known: {known})")
-        compiled.append(
-            FieldRow(row["ocsf"], row["from"], " ".join(row.get("note", "").split()), tuple(row["ocsf"].split(".")))
-        )
-    return tuple(compiled)
+        ocsf, name = row["ocsf"], row["from"]
+        if name not in kind:
+            known = ", ".join(kind.names())
+            raise _fail(filename, f"row {ocsf!r}: unknown source {name!r} (known {kind.name} sources: {known})")
+        compiled.append(FieldRow(ocsf, name, " ".join(row.get("note", "").split()), tuple(ocsf.split(".")), kind[name]))
+    return compiled
 
 
-def _info_consumed(rows: tuple[FieldRow, ...]) -> frozenset[str]:
-    keys: set[str] = {"outcome", "verb"}  # read by the classification itself
-    for row in rows:
-        keys.update(DERIVED_INPUTS.get(row.source, ()))
-        if row.source.startswith("info."):
-            keys.add(row.source.removeprefix("info."))
-    return frozenset(keys)
+def _table(
+    folder: Traversable,
+    validator: jsonschema.Draft202012Validator,
+    filename: str,
+    kind: SourceKind[Any],
+    common: tuple[str, Mapping[str, Any]] | None = None,
+) -> FieldTable:
+    """Load the field table in ``filename`` mapping records of ``kind``.
 
-
-def _raw_consumed(rows: tuple[FieldRow, ...]) -> frozenset[str]:
-    keys: set[str] = set()
-    for row in rows:
-        keys.update(RAW_INPUTS.get(row.source, ()))
-        if row.source in SOURCES and SOURCES[row.source].startswith("raw "):
-            keys.add(row.source)
-    return frozenset(keys)
-
-
-def _table(filename: str, data: Mapping[str, Any], common: tuple[FieldRow, ...], feature: str) -> FieldTable:
-    rows = common + _rows(filename, data["fields"])
+    ``common`` is (file name, its section) whose ``fields`` come first in the table and whose ``feature`` is the
+    default one (``common.yaml``'s audit section for the audit tables).
+    """
+    data = _read(folder, filename, validator)
+    rows: list[FieldRow] = []
+    feature = ""
+    if common is not None:
+        rows += _rows(common[0], common[1]["fields"], kind)
+        feature = common[1]["feature"]
+    rows += _rows(filename, data["fields"], kind)
     drop = frozenset(data["drop"])
-    consumed = _raw_consumed(rows)
+    consumed = frozenset(raw for row in rows for raw in row.definition.raw_inputs)
     if drop & consumed:
         raise _fail(filename, f"drop lists fields that rows map: {sorted(drop & consumed)}")
     return FieldTable(
         class_uid=data["class_uid"],
         table=data["table"],
         feature=data.get("feature", feature),
-        rows=rows,
+        rows=tuple(rows),
         consumes=consumed,
         drop=drop,
-        info_consumed=_info_consumed(rows),
+        info_consumed=_CLASSIFICATION_INFO.union(key for row in rows for key in row.definition.info_inputs),
         auth_methods=dict(data.get("auth_methods", {})),
         header={k: data[k] for k in ("activity_id", "status_id", "severity_id") if k in data},
     )
@@ -213,7 +225,7 @@ def _table(filename: str, data: Mapping[str, Any], common: tuple[FieldRow, ...],
 
 @cache
 def load_rules(folder: Traversable | None = None) -> MappingRules:
-    """Load, validate and compile every mapping table (once per process and folder).
+    """Load, check and compile every mapping table (once per process and folder).
 
     Args:
         folder: where the tables are; default the shipped ``mappings/``.
@@ -238,23 +250,19 @@ def load_rules(folder: Traversable | None = None) -> MappingRules:
         for name, row in types_doc["categories"].items()
     }
     default = _classification("audit_types.yaml", "default", types_doc["default"], enums)
-    audit = common_doc["audit"]
-    common_rows = _rows("common.yaml", audit["fields"])
-    tables: dict[int, FieldTable] = {}
+    audit = ("common.yaml", common_doc["audit"])
+    audit_tables: dict[int, FieldTable] = {}
     for class_uid, filename in AUDIT_CLASS_FILES.items():
-        doc = _read(folder, filename, validator)
-        if doc["class_uid"] != class_uid:
+        audit_tables[class_uid] = table = _table(folder, validator, filename, AUDIT, audit)
+        if table.class_uid != class_uid:
             raise _fail(filename, f"class_uid must be {class_uid}")
-        tables[class_uid] = _table(filename, doc, common_rows, audit["feature"])
-    inventory_doc = _read(folder, "user_inventory.yaml", validator)
-    membership_doc = _read(folder, "membership.yaml", validator)
     return MappingRules(
         product=dict(common_doc["product"]),
         audit_types=audit_types,
         categories=categories,
         default=default,
-        audit_feature=audit["feature"],
-        audit_tables=tables,
-        user_inventory=_table("user_inventory.yaml", inventory_doc, (), ""),
-        membership=_table("membership.yaml", membership_doc, (), ""),
+        audit_feature=common_doc["audit"]["feature"],
+        audit_tables=audit_tables,
+        user_inventory=_table(folder, validator, "user_inventory.yaml", DIRECTORY_USER),
+        membership=_table(folder, validator, "membership.yaml", MEMBERSHIP),
     )
