@@ -60,6 +60,41 @@ def test_unknown_source_lists_the_sources_of_the_tables_kind(tables: Path) -> No
         load_rules(tables)
 
 
+def test_ocsf_path_typo_fails_at_load(tables: Path) -> None:
+    edit(tables, "account_change.yaml", "ocsf: src_endpoint.ip", "ocsf: src_endpont.ip")
+    with pytest.raises(
+        ConfigError,
+        match=r"account_change.yaml: row 'src_endpont.ip': 'src_endpont' is not an attribute of Account Change "
+        r"\(3001\)",
+    ):
+        load_rules(tables)
+
+
+def test_ocsf_path_typo_in_a_nested_object_names_the_first_unknown_part(tables: Path) -> None:
+    edit(tables, "authentication.yaml", "ocsf: service.name", "ocsf: service.nmae")
+    with pytest.raises(
+        ConfigError, match=r"authentication.yaml: row 'service.nmae': 'service.nmae' is not an attribute"
+    ):
+        load_rules(tables)
+
+
+def test_a_common_row_is_checked_against_every_audit_class(tables: Path) -> None:
+    """Base Event has no ``user``: a common row setting it fails, naming common.yaml and the class."""
+    edit(tables, "common.yaml", "    - {ocsf: time,", "    - {ocsf: user.name, from: id}\n    - {ocsf: time,")
+    with pytest.raises(
+        ConfigError, match=r"common.yaml: row 'user.name': 'user' is not an attribute of Base Event \(0\)"
+    ):
+        load_rules(tables)
+
+
+def test_a_path_through_an_array_fails_at_load(tables: Path) -> None:
+    """A row sets an attribute of one object; ``user.groups`` is a list of them."""
+    edit(tables, "user_inventory.yaml", "  - {ocsf: observables,", "  - {ocsf: user.groups.name, from: collected_ms}\n"
+         "  - {ocsf: observables,")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"user_inventory.yaml: row 'user.groups.name': 'user.groups' is an array"):
+        load_rules(tables)
+
+
 def test_consumed_fields_are_what_the_rows_sources_read() -> None:
     rules = load_rules()
     authentication = rules.audit_tables[3002]
@@ -97,7 +132,7 @@ def test_a_nested_row_without_a_value_creates_no_objects_around_it(tables: Path)
         "authentication.yaml",
         "  - {ocsf: status_detail, from: info.reason, note: Reason text of failed logons}",
         "  - {ocsf: status_detail, from: info.reason, note: Reason text of failed logons}\n"
-        "  - {ocsf: device.location.city, from: info.reason, note: a made-up row for this test}",
+        "  - {ocsf: src_endpoint.location.city, from: info.reason, note: a made-up row for this test}",
     )
     mapper = Mapper(load_rules(tables), clock_ms=lambda: 1_780_000_000_000)
     record = {
@@ -108,8 +143,9 @@ def test_a_nested_row_without_a_value_creates_no_objects_around_it(tables: Path)
         "user": "a@b.example.com",
     }
     without = mapper.map_audit({**record, "eventInfo": "Failed authentication for a@b.example.com <A B>"}, 1)
-    assert without is not None and "device" not in without.event
+    assert without is not None and "src_endpoint" not in without.event
     with_reason = mapper.map_audit(
         {**record, "eventInfo": "Failed authentication for a@b.example.com <A B>, Reason: Wrong password"}, 1
     )
-    assert with_reason is not None and with_reason.event["device"] == {"location": {"city": "Wrong password"}}
+    assert with_reason is not None
+    assert with_reason.event["src_endpoint"] == {"location": {"city": "Wrong password"}}

@@ -6,7 +6,8 @@ value lands on which OCSF attribute; which raw fields are dropped). They are val
 named, never per event:
 
 * every classification's activity exists in its class;
-* every ``from:`` is a source of the kind of records the table maps (``connector.mapping.values``).
+* every ``from:`` is a source of the kind of records the table maps (``connector.mapping.values``), and every
+  ``ocsf:`` path an attribute of the class's schema (``connector.ocsf.catalog``).
 
 What a table consumes (the raw fields and parsed eventInfo fields that do not go to ``unmapped``) is derived from
 what its rows' sources declare they read.
@@ -28,7 +29,7 @@ from connector.errors import ConfigError
 from connector.mapping.values.audit import AUDIT
 from connector.mapping.values.directory import DIRECTORY_USER, MEMBERSHIP
 from connector.mapping.values.source import Source, SourceKind
-from connector.ocsf.catalog import OcsfEnums, load_enums
+from connector.ocsf.catalog import OCSF_VERSION, OcsfEnums, class_schema, load_enums, path_problem
 from connector.resources import mappings_dir
 
 __all__ = [
@@ -175,14 +176,19 @@ def _classification(filename: str, where: str, row: Mapping[str, Any], enums: Oc
     )
 
 
-def _rows(filename: str, rows: Iterable[Mapping[str, Any]], kind: SourceKind[Any]) -> list[FieldRow]:
-    """Compile rows; each names a source of ``kind``."""
+def _rows(filename: str, rows: Iterable[Mapping[str, Any]], kind: SourceKind[Any], class_uid: int) -> list[FieldRow]:
+    """Compile rows; each names a source of ``kind`` and an attribute path of the class ``class_uid``."""
+    schema = class_schema(class_uid)
     compiled = []
     for row in rows:
         ocsf, name = row["ocsf"], row["from"]
         if name not in kind:
             known = ", ".join(kind.names())
             raise _fail(filename, f"row {ocsf!r}: unknown source {name!r} (known {kind.name} sources: {known})")
+        problem = path_problem(schema, ocsf, through_arrays=False)
+        if problem is not None:
+            caption = load_enums().class_info(class_uid)["caption"]
+            raise _fail(filename, f"row {ocsf!r}: {problem} of {caption} ({class_uid}) in OCSF {OCSF_VERSION}")
         compiled.append(FieldRow(ocsf, name, " ".join(row.get("note", "").split()), tuple(ocsf.split(".")), kind[name]))
     return compiled
 
@@ -200,18 +206,19 @@ def _table(
     default one (``common.yaml``'s audit section for the audit tables).
     """
     data = _read(folder, filename, validator)
+    class_uid = data["class_uid"]
     rows: list[FieldRow] = []
     feature = ""
     if common is not None:
-        rows += _rows(common[0], common[1]["fields"], kind)
+        rows += _rows(common[0], common[1]["fields"], kind, class_uid)
         feature = common[1]["feature"]
-    rows += _rows(filename, data["fields"], kind)
+    rows += _rows(filename, data["fields"], kind, class_uid)
     drop = frozenset(data["drop"])
     consumed = frozenset(raw for row in rows for raw in row.definition.raw_inputs)
     if drop & consumed:
         raise _fail(filename, f"drop lists fields that rows map: {sorted(drop & consumed)}")
     return FieldTable(
-        class_uid=data["class_uid"],
+        class_uid=class_uid,
         table=data["table"],
         feature=data.get("feature", feature),
         rows=tuple(rows),
@@ -231,7 +238,8 @@ def load_rules(folder: Traversable | None = None) -> MappingRules:
         folder: where the tables are; default the shipped ``mappings/``.
 
     Raises:
-        ConfigError: a mapping file is malformed; the message names the file and the row.
+        ConfigError: a mapping file is malformed or names what the OCSF schema does not have; the message names
+            the file and the row.
     """
     folder = folder or mappings_dir()
     schema = json.loads(folder.joinpath("schema.json").read_text(encoding="utf-8"))
