@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from connector.errors import ConfigError
-from connector.mapping.tables import load_rules
+from connector.mapping.tables import AUDIT_CLASS_FILES, AUDIT_TABLES, load_rules
+from connector.registry import registry
 from connector.resources import mappings_dir
 
 SOURCE = Path(str(mappings_dir()))
@@ -95,9 +96,42 @@ def test_a_path_through_an_array_fails_at_load(tables: Path) -> None:
         load_rules(tables)
 
 
+def test_class_uid_must_be_the_manifests(tables: Path) -> None:
+    edit(tables, "membership.yaml", "class_uid: 3006", "class_uid: 3001")
+    with pytest.raises(
+        ConfigError,
+        match=r"membership.yaml: class_uid 3001 is not the class of table 'group_management' in manifest.json \(3006\)",
+    ):
+        load_rules(tables)
+
+
+def test_table_must_be_the_one_the_file_is_for(tables: Path) -> None:
+    edit(tables, "user_inventory.yaml", "table: user_inventory", "table: users")
+    with pytest.raises(ConfigError, match=r"user_inventory.yaml: table must be 'user_inventory', not 'users'"):
+        load_rules(tables)
+
+
+def test_an_audit_type_must_go_to_a_class_with_an_audit_table(tables: Path) -> None:
+    edit(tables, "audit_types.yaml", "class_uid: 3001", "class_uid: 5003")
+    with pytest.raises(
+        ConfigError, match=r"audit_types.yaml: audit_types\[6\] 'User Password Changed': class_uid 5003 is the class "
+        r"of no audit table"
+    ):  # fmt: skip
+        load_rules(tables)
+
+
+def test_audit_tables_are_the_manifests() -> None:
+    rules = load_rules()
+    assert {uid: f"{t.table}.yaml" for uid, t in rules.audit_tables.items()} == dict(AUDIT_CLASS_FILES)
+    for name in AUDIT_TABLES:
+        assert rules.audit_tables[registry().table(name).class_uid].table == name
+    assert rules.user_inventory.class_uid == registry().table("user_inventory").class_uid
+    assert rules.membership.class_uid == registry().table("group_management").class_uid
+
+
 def test_consumed_fields_are_what_the_rows_sources_read() -> None:
     rules = load_rules()
-    authentication = rules.audit_tables[3002]
+    authentication = rules.audit_tables[registry().table("authentication").class_uid]
     assert authentication.consumes == {"id", "auditType", "category", "eventTime", "eventInfo", "user"}
     assert {"subject", "actor", "method", "two_factor", "reason", "ip", "time", "date"} <= authentication.info_consumed
     assert rules.user_inventory.consumes == {"emailAddress", "name", "domain", "groups"}

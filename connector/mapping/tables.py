@@ -5,7 +5,8 @@ value lands on which OCSF attribute; which raw fields are dropped). They are val
 ``mappings/schema.json`` and cross-checked when loaded, so a bad edit fails at start-up with the file and the row
 named, never per event:
 
-* every classification's activity exists in its class;
+* each file's ``table`` and ``class_uid`` are the manifest's (``connector.registry``);
+* every classification targets the class of an audit table, with an activity that exists in that class;
 * every ``from:`` is a source of the kind of records the table maps (``connector.mapping.values``), and every
   ``ocsf:`` path an attribute of the class's schema (``connector.ocsf.catalog``).
 
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources.abc import Traversable
+from types import MappingProxyType
 from typing import Any, Final
 
 import jsonschema
@@ -30,10 +32,12 @@ from connector.mapping.values.audit import AUDIT
 from connector.mapping.values.directory import DIRECTORY_USER, MEMBERSHIP
 from connector.mapping.values.source import Source, SourceKind
 from connector.ocsf.catalog import OCSF_VERSION, OcsfEnums, class_schema, load_enums, path_problem
+from connector.registry import registry
 from connector.resources import mappings_dir
 
 __all__ = [
     "AUDIT_CLASS_FILES",
+    "AUDIT_TABLES",
     "Classification",
     "FieldRow",
     "FieldTable",
@@ -41,12 +45,17 @@ __all__ = [
     "load_rules",
 ]
 
-AUDIT_CLASS_FILES: Mapping[int, str] = {
-    3002: "authentication.yaml",
-    3001: "account_change.yaml",
-    3006: "group_management.yaml",
-    0: "base_event.yaml",
-}
+AUDIT_TABLES: Final = ("authentication", "account_change", "group_management", "base_event")
+"""The manifest's tables audit records are mapped to, each by the field table ``mappings/<table>.yaml``."""
+_AUDIT_FILES: Final = tuple((f"{name}.yaml", name) for name in AUDIT_TABLES)
+AUDIT_CLASS_FILES: Mapping[int, str] = MappingProxyType(
+    {registry().table(name).class_uid: filename for filename, name in _AUDIT_FILES}
+)
+"""class_uid -> field table file, for each audit table (the class is the manifest's)."""
+# The directory's tables: (file, manifest table). Its membership changes go to the same table as the audit
+# records' group changes, from a field table of their own.
+_USER_INVENTORY: Final = ("user_inventory.yaml", "user_inventory")
+_MEMBERSHIP: Final = ("membership.yaml", "group_management")
 # Parsed eventInfo fields the classification itself reads (outcome word, action verb).
 _CLASSIFICATION_INFO: Final = frozenset({"outcome", "verb"})
 FROM_OUTCOME = "from_outcome"
@@ -158,6 +167,9 @@ def _read(folder: Traversable, filename: str, validator: jsonschema.Draft202012V
 
 def _classification(filename: str, where: str, row: Mapping[str, Any], enums: OcsfEnums) -> Classification:
     class_uid = row["class_uid"]
+    if class_uid not in AUDIT_CLASS_FILES:
+        known = ", ".join(f"{uid} ({name})" for uid, name in AUDIT_CLASS_FILES.items())
+        raise _fail(filename, f"{where}: class_uid {class_uid} is the class of no audit table (known: {known})")
     activities = enums.class_info(class_uid)["activity_id"]
     for activity in (row["activity_id"], *row.get("activity_by_verb", {}).values()):
         if str(activity) not in activities:
@@ -196,17 +208,23 @@ def _rows(filename: str, rows: Iterable[Mapping[str, Any]], kind: SourceKind[Any
 def _table(
     folder: Traversable,
     validator: jsonschema.Draft202012Validator,
-    filename: str,
+    files: tuple[str, str],
     kind: SourceKind[Any],
     common: tuple[str, Mapping[str, Any]] | None = None,
 ) -> FieldTable:
-    """Load the field table in ``filename`` mapping records of ``kind``.
+    """Load the field table in ``files`` = (file name, manifest table) mapping records of ``kind``.
 
     ``common`` is (file name, its section) whose ``fields`` come first in the table and whose ``feature`` is the
     default one (``common.yaml``'s audit section for the audit tables).
     """
+    filename, name = files
     data = _read(folder, filename, validator)
-    class_uid = data["class_uid"]
+    class_uid = registry().table(name).class_uid
+    if data["table"] != name:
+        raise _fail(filename, f"table must be {name!r}, not {data['table']!r}")
+    if data["class_uid"] != class_uid:
+        wrong = data["class_uid"]
+        raise _fail(filename, f"class_uid {wrong} is not the class of table {name!r} in manifest.json ({class_uid})")
     rows: list[FieldRow] = []
     feature = ""
     if common is not None:
@@ -219,7 +237,7 @@ def _table(
         raise _fail(filename, f"drop lists fields that rows map: {sorted(drop & consumed)}")
     return FieldTable(
         class_uid=class_uid,
-        table=data["table"],
+        table=name,
         feature=data.get("feature", feature),
         rows=tuple(rows),
         consumes=consumed,
@@ -238,8 +256,8 @@ def load_rules(folder: Traversable | None = None) -> MappingRules:
         folder: where the tables are; default the shipped ``mappings/``.
 
     Raises:
-        ConfigError: a mapping file is malformed or names what the OCSF schema does not have; the message names
-            the file and the row.
+        ConfigError: a mapping file is malformed or disagrees with the manifest or the OCSF schema; the message
+            names the file and the row.
     """
     folder = folder or mappings_dir()
     schema = json.loads(folder.joinpath("schema.json").read_text(encoding="utf-8"))
@@ -259,18 +277,14 @@ def load_rules(folder: Traversable | None = None) -> MappingRules:
     }
     default = _classification("audit_types.yaml", "default", types_doc["default"], enums)
     audit = ("common.yaml", common_doc["audit"])
-    audit_tables: dict[int, FieldTable] = {}
-    for class_uid, filename in AUDIT_CLASS_FILES.items():
-        audit_tables[class_uid] = table = _table(folder, validator, filename, AUDIT, audit)
-        if table.class_uid != class_uid:
-            raise _fail(filename, f"class_uid must be {class_uid}")
+    audit_tables = [_table(folder, validator, files, AUDIT, audit) for files in _AUDIT_FILES]
     return MappingRules(
         product=dict(common_doc["product"]),
         audit_types=audit_types,
         categories=categories,
         default=default,
         audit_feature=common_doc["audit"]["feature"],
-        audit_tables=audit_tables,
-        user_inventory=_table(folder, validator, "user_inventory.yaml", DIRECTORY_USER),
-        membership=_table(folder, validator, "membership.yaml", MEMBERSHIP),
+        audit_tables={table.class_uid: table for table in audit_tables},
+        user_inventory=_table(folder, validator, _USER_INVENTORY, DIRECTORY_USER),
+        membership=_table(folder, validator, _MEMBERSHIP, MEMBERSHIP),
     )
