@@ -149,17 +149,22 @@ def service_name(record: AuditRecord) -> str:
     return application if isinstance(application, str) and application else "Mimecast"
 
 
+def _auth_protocol(record: AuditRecord) -> tuple[int, str] | None:
+    """(auth_protocol_id, auth_protocol) of the eventInfo ``Method``; None without one."""
+    method = record.info.get("method")
+    if isinstance(method, str) and method:
+        return record.auth_methods.get(method) or (99, method)
+    return None
+
+
 @AUDIT.derived(
     "auth_protocol_id",
     "eventInfo `Method` looked up in auth_methods; 99 when unlisted, absent when the text has no Method",
     info_inputs=("method",),
 )
 def auth_protocol_id(record: AuditRecord) -> int | None:
-    method = record.info.get("method")
-    if not isinstance(method, str) or not method:
-        return None
-    protocol = record.auth_methods.get(method)
-    return protocol[0] if protocol else 99
+    protocol = _auth_protocol(record)
+    return protocol[0] if protocol else None
 
 
 @AUDIT.derived(
@@ -168,11 +173,8 @@ def auth_protocol_id(record: AuditRecord) -> int | None:
     info_inputs=("method",),
 )
 def auth_protocol(record: AuditRecord) -> str | None:
-    method = record.info.get("method")
-    if not isinstance(method, str) or not method:
-        return None
-    protocol = record.auth_methods.get(method)
-    return protocol[1] if protocol else method
+    protocol = _auth_protocol(record)
+    return protocol[1] if protocol else None
 
 
 @AUDIT.derived("is_mfa", "true when eventInfo has a `2FA` field", info_inputs=("two_factor",))
