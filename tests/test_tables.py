@@ -50,73 +50,59 @@ def test_unknown_source_name(tables: Path) -> None:
         load_rules(tables)
 
 
-def test_unknown_source_lists_the_sources_of_the_tables_kind(tables: Path) -> None:
-    """A membership change is not an audit record: an audit source is unknown there, and the error says what is."""
-    edit(tables, "membership.yaml", "from: member_user}", "from: subject_user}")
-    with pytest.raises(
-        ConfigError,
-        match=r"membership.yaml: row 'user': unknown source 'subject_user' \(known membership change sources: "
-        r"collected_ms, group, member_user, message, observables, record_uid\)",
-    ):
-        load_rules(tables)
-
-
-def test_ocsf_path_typo_fails_at_load(tables: Path) -> None:
-    edit(tables, "account_change.yaml", "ocsf: src_endpoint.ip", "ocsf: src_endpont.ip")
-    with pytest.raises(
-        ConfigError,
-        match=r"account_change.yaml: row 'src_endpont.ip': 'src_endpont' is not an attribute of Account Change "
-        r"\(3001\)",
-    ):
-        load_rules(tables)
-
-
-def test_ocsf_path_typo_in_a_nested_object_names_the_first_unknown_part(tables: Path) -> None:
-    edit(tables, "authentication.yaml", "ocsf: service.name", "ocsf: service.nmae")
-    with pytest.raises(
-        ConfigError, match=r"authentication.yaml: row 'service.nmae': 'service.nmae' is not an attribute"
-    ):
-        load_rules(tables)
-
-
-def test_a_common_row_is_checked_against_every_audit_class(tables: Path) -> None:
-    """Base Event has no ``user``: a common row setting it fails, naming common.yaml and the class."""
-    edit(tables, "common.yaml", "    - {ocsf: time,", "    - {ocsf: user.name, from: id}\n    - {ocsf: time,")
-    with pytest.raises(
-        ConfigError, match=r"common.yaml: row 'user.name': 'user' is not an attribute of Base Event \(0\)"
-    ):
-        load_rules(tables)
-
-
-def test_a_path_through_an_array_fails_at_load(tables: Path) -> None:
-    """A row sets an attribute of one object; ``user.groups`` is a list of them."""
-    edit(tables, "user_inventory.yaml", "  - {ocsf: observables,", "  - {ocsf: user.groups.name, from: collected_ms}\n"
-         "  - {ocsf: observables,")  # fmt: skip
-    with pytest.raises(ConfigError, match=r"user_inventory.yaml: row 'user.groups.name': 'user.groups' is an array"):
-        load_rules(tables)
-
-
-def test_class_uid_must_be_the_manifests(tables: Path) -> None:
-    edit(tables, "membership.yaml", "class_uid: 3006", "class_uid: 3001")
-    with pytest.raises(
-        ConfigError,
-        match=r"membership.yaml: class_uid 3001 is not the class of table 'group_management' in manifest.json \(3006\)",
-    ):
-        load_rules(tables)
-
-
-def test_table_must_be_the_one_the_file_is_for(tables: Path) -> None:
-    edit(tables, "user_inventory.yaml", "table: user_inventory", "table: users")
-    with pytest.raises(ConfigError, match=r"user_inventory.yaml: table must be 'user_inventory', not 'users'"):
-        load_rules(tables)
-
-
-def test_an_audit_type_must_go_to_a_class_with_an_audit_table(tables: Path) -> None:
-    edit(tables, "audit_types.yaml", "class_uid: 3001", "class_uid: 5003")
-    with pytest.raises(
-        ConfigError, match=r"audit_types.yaml: audit_types\[6\] 'User Password Changed': class_uid 5003 is the class "
-        r"of no audit table"
-    ):  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "old", "new", "message"),
+    [
+        pytest.param(  # a membership change is not an audit record: the error lists the sources it has
+            "membership.yaml", "from: member_user}", "from: subject_user}",
+            r"membership.yaml: row 'user': unknown source 'subject_user' \(known membership change sources: "
+            r"collected_ms, group, member_user, message, observables, record_uid\)",
+            id="source of another kind",
+        ),
+        pytest.param(
+            "account_change.yaml", "ocsf: src_endpoint.ip", "ocsf: src_endpont.ip",
+            r"account_change.yaml: row 'src_endpont.ip': 'src_endpont' is not an attribute of Account Change \(3001\)",
+            id="typo in an OCSF path",
+        ),
+        pytest.param(
+            "authentication.yaml", "ocsf: service.name", "ocsf: service.nmae",
+            r"authentication.yaml: row 'service.nmae': 'service.nmae' is not an attribute",
+            id="typo in a nested attribute names the first unknown part",
+        ),
+        pytest.param(  # Base Event has no user: common.yaml is checked against every audit class
+            "common.yaml", "    - {ocsf: time,", "    - {ocsf: user.name, from: id}\n    - {ocsf: time,",
+            r"common.yaml: row 'user.name': 'user' is not an attribute of Base Event \(0\)",
+            id="common row missing from one audit class",
+        ),
+        pytest.param(  # a row sets an attribute of one object; user.groups is a list of them
+            "user_inventory.yaml", "  - {ocsf: observables,",
+            "  - {ocsf: user.groups.name, from: collected_ms}\n  - {ocsf: observables,",
+            r"user_inventory.yaml: row 'user.groups.name': 'user.groups' is an array",
+            id="path through an array",
+        ),
+        pytest.param(
+            "membership.yaml", "class_uid: 3006", "class_uid: 3001",
+            r"membership.yaml: class_uid 3001 is not the class of table 'group_management' in manifest.json \(3006\)",
+            id="class_uid not the manifest's",
+        ),
+        pytest.param(
+            "user_inventory.yaml", "table: user_inventory", "table: users",
+            r"user_inventory.yaml: table must be 'user_inventory', not 'users'",
+            id="table not the file's",
+        ),
+        pytest.param(
+            "audit_types.yaml", "class_uid: 3001", "class_uid: 5003",
+            r"audit_types.yaml: audit_types\[6\] 'User Password Changed': class_uid 5003 is the class of no "
+            r"audit table",
+            id="audit type to a class without an audit table",
+        ),
+    ],
+)  # fmt: skip
+def test_a_table_that_disagrees_with_its_kind_the_ocsf_schema_or_the_manifest_fails_at_load(
+    tables: Path, name: str, old: str, new: str, message: str
+) -> None:
+    edit(tables, name, old, new)
+    with pytest.raises(ConfigError, match=message):
         load_rules(tables)
 
 
