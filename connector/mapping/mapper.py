@@ -169,12 +169,12 @@ class Mapper:
         table, plan, methods = self._audit_plans[row.class_uid]
         text = record.get("eventInfo")
         info = parse_event_info(text) if isinstance(text, str) else {}
-        source = AuditRecord(record_id, self._clock_ms(), record, info, event_time_ms, methods)
+        record_input = AuditRecord(record_id, self._clock_ms(), record, info, event_time_ms, methods)
         status_id, status = row.outcome(info.get("outcome"))
         event = self._start_event(
             table, row.class_uid, row.activity(info.get("verb")), audit_type, status_id, status, row.severity_id
         )
-        self._fill(event, plan, source, record, info)
+        self._fill(event, plan, record_input, record, info)
         unmapped = {}
         kept_raw = plan.kept_raw
         for name, value in record.items():
@@ -185,8 +185,8 @@ class Mapper:
         for name, value in info.items():
             if name not in consumed:
                 leftover[name] = value
-        if source.rejected:
-            leftover.update(source.rejected)
+        if record_input.rejected:
+            leftover.update(record_input.rejected)
         if leftover:
             unmapped["event_info"] = leftover
         if unmapped:
@@ -208,17 +208,17 @@ class Mapper:
             raise MappingError(f"directory user #{position} has no emailAddress", record_id=f"#{position}")
         table = self.rules.user_inventory
         plan = self._user_plan
-        source = DirectoryUser(record, address, collected_ms)
+        record_input = DirectoryUser(record, address, collected_ms)
         event = self._start_event(
             table, table.class_uid, table.header["activity_id"], "", table.header["status_id"], None,
             table.header["severity_id"],
         )  # fmt: skip
-        self._fill(event, plan, source, record)
+        self._fill(event, plan, record_input, record)
         kept_raw = plan.kept_raw
         unmapped = {k: v for k, v in record.items() if k not in kept_raw}
         if unmapped:
             event["unmapped"] = unmapped
-        return MappedEvent(table.table, table.class_uid, event, source.uid)
+        return MappedEvent(table.table, table.class_uid, event, record_input.uid)
 
     def map_membership_change(self, change: MembershipChange, collected_ms: int, *, baseline_ms: int) -> MappedEvent:
         """Map a membership change seen between two inventory snapshots to Group Management Add/Remove User.
@@ -233,13 +233,13 @@ class Mapper:
         """
         table = self.rules.membership
         plan = self._membership_plan
-        source = Membership(change, collected_ms, baseline_ms)
+        record_input = Membership(change, collected_ms, baseline_ms)
         activity_id = 3 if change.added else 4
         event = self._start_event(
             table, table.class_uid, activity_id, "", table.header["status_id"], None, table.header["severity_id"]
         )
-        self._fill(event, plan, source, _NO_FIELDS)
-        return MappedEvent(table.table, table.class_uid, event, source.key)
+        self._fill(event, plan, record_input, _NO_FIELDS)
+        return MappedEvent(table.table, table.class_uid, event, record_input.key)
 
     def map_membership_changes(
         self, changes: Iterable[MembershipChange], collected_ms: int, *, baseline_ms: int

@@ -6,5 +6,5 @@
 * ``audit``: the values of an audit record and its parsed ``eventInfo`` (kind ``AUDIT``);
 * ``directory``: the values of a directory user and of a membership change (``DIRECTORY_USER``, ``MEMBERSHIP``).
 
-A new stream adds a module with its own ``SourceKind``; the rules loader binds its tables to it.
+A new stream adds a module with its own ``SourceKind``; ``mapping.tables`` binds its mapping files to it.
 """

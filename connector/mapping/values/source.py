@@ -2,8 +2,9 @@
 
 A field table row says ``{ocsf: user, from: subject_user}``. ``subject_user`` is one ``Source``, registered in the
 ``SourceKind`` of the records the table maps (audit records, directory users, membership changes). From the
-declaration alone the rules loader knows whether a row's ``from:`` exists, which raw fields and parsed eventInfo
-fields the table consumes (the others go to ``unmapped``), and the mapper computes only the values its rows read.
+declaration alone the tables loader (``mapping.tables``) knows whether a row's ``from:`` exists and which raw
+fields and parsed eventInfo fields the table consumes (the others go to ``unmapped``), and the mapper computes
+only the values its rows read.
 """
 
 from __future__ import annotations
