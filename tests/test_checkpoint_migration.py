@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from connector.host import MimecastConnector
-from connector.mapping.values import record_uid
+from connector.mapping.values.common import record_uid
 from connector.simulator.faults import FaultPlan
 from connector.simulator.server import Simulator
 from connector.simulator.tenant import TenantSpec

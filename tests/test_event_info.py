@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.mapping.event_info import parse_event_info
-from connector.mapping.values import valid_ip
+from connector.mapping.values.common import valid_ip
 
 
 def test_authentication_layout_with_commas() -> None:

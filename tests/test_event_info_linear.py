@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from connector.mapping.event_info import MAX_PARSED_CHARS, parse_event_info
 from connector.mapping.mapper import Mapper
-from connector.mapping.values import valid_ip
+from connector.mapping.values.common import valid_ip
 from connector.ocsf.validate import EventValidator
 
 SIZE = 100_000

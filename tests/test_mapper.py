@@ -175,7 +175,7 @@ def test_user_inventory_joins_audit_user_uid(mapper: Mapper) -> None:
 def test_record_uid_is_exactly_uuid5(key: str) -> None:
     import uuid
 
-    from connector.mapping.values import _UID_NAMESPACE, record_uid
+    from connector.mapping.values.common import _UID_NAMESPACE, record_uid
 
     assert record_uid("audit", key) == str(uuid.uuid5(_UID_NAMESPACE, f"mimecast:audit:{key}"))
 
@@ -185,7 +185,7 @@ def test_record_uid_is_exactly_uuid5_for_random_keys() -> None:
     import random
     import uuid
 
-    from connector.mapping.values import _UID_NAMESPACE, record_uid
+    from connector.mapping.values.common import _UID_NAMESPACE, record_uid
 
     rng = random.Random(5)
     variants = set()
@@ -209,7 +209,7 @@ def test_record_uid_is_exactly_uuid5_for_random_keys() -> None:
 def test_valid_ip_agrees_with_ipaddress(text: str) -> None:
     import ipaddress
 
-    from connector.mapping.values import valid_ip
+    from connector.mapping.values.common import valid_ip
 
     try:
         ipaddress.ip_address(text)
@@ -223,7 +223,7 @@ def test_valid_ip_agrees_with_ipaddress_on_random_ipv6_like_text() -> None:
     import ipaddress
     import random
 
-    from connector.mapping.values import valid_ip
+    from connector.mapping.values.common import valid_ip
 
     rng = random.Random(6)
     alphabet = "0123456789abcdefABCDEF:.%g "

@@ -138,6 +138,7 @@ def test_every_audit_record_is_emitted_refused_with_its_id_or_counted_as_other(r
 
 @given(st.lists(USER_RECORDS, max_size=5))
 @example([{"emailAddress": "0@A.COM"}, {"groups": [{}], "emailAddress": "0@A.COM"}])  # same id: one out, one refused
+@example([{"emailAddress": "0@a.com"}, {"emailAddress": "0@a.com", "groups": 5}])  # one address emitted and refused
 def test_every_directory_user_is_emitted_or_refused_with_its_id(records: list[Any]) -> None:
     transformer = Transformer(MAPPER, VALIDATOR)
     emitted = list(transformer.users(records, CLOCK, start=1))

@@ -13,7 +13,8 @@ import yaml
 from connector.api.client import EVENT_TYPE_PRODUCTS
 from connector.cli import build_parser
 from connector.config import parameter_specs
-from connector.ocsf.validate import OCSF_VERSION, SCHEMA_FILES, EventValidator
+from connector.ocsf.catalog import OCSF_VERSION, SCHEMA_FILES
+from connector.ocsf.validate import EventValidator
 from connector.registry import registry
 from connector.streams.registry import map_sources, streams
 

@@ -19,7 +19,7 @@ from connector.collector import Collector
 from connector.config import Config
 from connector.events import MappedEvent
 from connector.host import MimecastConnector
-from connector.mapping.values import record_uid
+from connector.mapping.values.common import record_uid
 from connector.ocsf.validate import EventValidator
 from connector.pipeline import Transformer
 from connector.runner import deliver

@@ -1,8 +1,9 @@
 """Turn raw Mimecast records into OCSF 1.8.0 events by executing the compiled field tables.
 
-Per record the work is: parse ``eventInfo`` (one regex match plus one key scan), compute the source values, copy a
-cached classification header, set each row's value at its OCSF path, and collect what is left into
-``unmapped``. Everything table-shaped (classification, captions, paths) was compiled by ``rules.load_rules``.
+Per record the work is: parse ``eventInfo`` (one regex match plus one key scan), compute the source values the
+table's rows read (``connector.mapping.values``), copy a cached classification header, set each row's value at its
+OCSF path, and collect what is left into ``unmapped``. Everything table-shaped (classification, captions, paths,
+which sources a table reads) was compiled by ``tables.load_rules`` and is prepared once per table here.
 """
 
 from __future__ import annotations
@@ -15,26 +16,18 @@ from typing import Any, Final
 from connector.errors import MappingError
 from connector.events import MappedEvent
 from connector.mapping.event_info import parse_event_info
-from connector.mapping.rules import FieldTable, MappingRules, load_rules
 from connector.mapping.snapshot import MembershipChange
-from connector.mapping.values import UNKNOWN_IDENTITY, build_user, new_user, record_uid, valid_ip
-from connector.ocsf.validate import OCSF_VERSION, OcsfEnums, load_enums
+from connector.mapping.tables import FieldTable, MappingRules, load_rules
+from connector.mapping.values.audit import AuditRecord
+from connector.mapping.values.common import OBSERVABLE_PATHS, RecordInput
+from connector.mapping.values.directory import DirectoryUser, Membership
+from connector.ocsf.catalog import OCSF_VERSION, OcsfEnums, load_enums
 from connector.timefmt import parse_mimecast_time_ms
 
 __all__ = ["MappedEvent", "Mapper", "now_ms"]
 
-# Observables the mapper adds when the attribute is present: (path, observable type_id).
-_OBSERVABLES: Final[tuple[tuple[tuple[str, ...], int], ...]] = (
-    (("user", "email_addr"), 5),
-    (("actor", "user", "email_addr"), 5),
-    (("src_endpoint", "ip"), 2),
-    (("group", "name"), 32),
-    (("group", "uid"), 33),
-)
 _HEADER_CACHE_LIMIT: Final = 4096
-# info.<key> sources whose value the mapper checks and puts in the source values (the others are read from the
-# parsed eventInfo as they are).
-_CHECKED_INFO: Final = frozenset({"info.ip"})
+_NO_FIELDS: Final[Mapping[str, Any]] = {}
 
 
 def now_ms() -> int:
@@ -42,58 +35,40 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _user_groups(raw: object, uid: str) -> list[dict[str, str]]:
-    """The ``groups`` of a directory user as OCSF groups; absent or null is none.
-
-    Anything else than a list of objects with a non-empty string ``id`` (and a string or absent ``description``)
-    refuses the user: a half-understood membership list would publish an inventory that looks complete.
-    """
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise MappingError(f"directory user {uid} has groups that are not a list", record_id=uid)
-    groups = []
-    for index, group in enumerate(raw):
-        group_id = group.get("id") if isinstance(group, dict) else None
-        description = group.get("description") if isinstance(group, dict) else None
-        if not isinstance(group_id, str) or not group_id or not isinstance(description, str | None):
-            raise MappingError(
-                f"directory user {uid} has groups[{index}] that is not an object with a string id and description",
-                record_id=uid,
-            )
-        groups.append({"uid": group_id, "name": description or group_id})
-    return groups
-
-
 @dataclass(frozen=True, slots=True)
 class _TablePlan:
     """A field table prepared for the per-record loop.
 
-    ``steps`` group the rows by the object their value lands in, keeping the table's order (so the event's
-    attributes come out in the order the analysts wrote them): each step is ``(outer keys, parent key,
-    ((attribute, source), ...))``, with ``None`` as parent key for a run of rows at the event's top level, and all
-    the rows of one parent object (``metadata.*``) in the step of its first row, so each object is built in one go.
-    ``info_sources`` are the ``info.<key>`` sources read as they are from the parsed eventInfo (``info.ip`` is
-    checked by the mapper first). The observables row, wherever it is in the table, is filled last, from
-    everything the other rows set. ``kept_raw`` names the raw fields that do not go to ``unmapped`` (consumed or
-    dropped); ``sources`` the source values the rows read (the mapper skips computing the others); ``observables``
-    the observable kinds (see ``Mapper._observable_kinds``) whose path starts at an attribute some row sets (the
-    others cannot be in the event).
+    The source values the rows read, and only those, are computed per record, each once however many rows read
+    it, into a list of ``size`` slots: ``raw_copies`` and ``info_copies`` as ``(slot, field)`` copied from the raw
+    record and the parsed eventInfo, ``computed`` as ``(slot, compute)``. ``steps`` group the rows by the object
+    their value lands in, keeping the table's order (so the event's attributes come out in the order the analysts
+    wrote them): each step is ``(outer keys, parent key, ((attribute, slot), ...))``, with ``None`` as parent key
+    for a run of rows at the event's top level, and all the rows of one parent object (``metadata.*``) in the
+    step of its first row, so each object is built in one go. The observables row, wherever it is in the table,
+    is filled last, from everything the other rows set. ``kept_raw`` names the raw fields that do not go to
+    ``unmapped`` (consumed or dropped); ``observables`` the observable kinds (see ``Mapper._observable_kinds``)
+    whose path starts at an attribute some row sets (the others cannot be in the event).
     """
 
-    steps: tuple[tuple[tuple[str, ...], str | None, tuple[tuple[str, str], ...]], ...]
-    info_sources: tuple[tuple[str, str], ...]
+    size: int
+    raw_copies: tuple[tuple[int, str], ...]
+    info_copies: tuple[tuple[int, str], ...]
+    computed: tuple[tuple[int, Callable[[Any], object]], ...]
+    steps: tuple[tuple[tuple[str, ...], str | None, tuple[tuple[str, int], ...]], ...]
     kept_raw: frozenset[str]
-    sources: frozenset[str]
     observables: tuple[tuple[tuple[str, ...], str, int, str], ...]
 
     @classmethod
     def of(cls, table: FieldTable, observable_kinds: tuple[tuple[tuple[str, ...], str, int, str], ...]) -> _TablePlan:
-        rows = [row for row in table.rows if row.source != "observables"]
-        steps: list[tuple[tuple[str, ...], str | None, list[tuple[str, str]]]] = []
-        parents: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        rows = [row for row in table.rows if row.definition.origin != "event"]
+        definitions = {row.source: row.definition for row in rows}  # in the order of each source's first row
+        slots = {name: slot for slot, name in enumerate(definitions)}
+        sources = [(slots[name], source) for name, source in definitions.items()]
+        steps: list[tuple[tuple[str, ...], str | None, list[tuple[str, int]]]] = []
+        parents: dict[tuple[str, ...], list[tuple[str, int]]] = {}
         for row in rows:
-            leaf = (row.path[-1], row.source)
+            leaf = (row.path[-1], slots[row.source])
             if len(row.path) == 1:
                 if not steps or steps[-1][1] is not None:
                     steps.append(((), None, []))
@@ -103,17 +78,15 @@ class _TablePlan:
             else:
                 parents[row.path[:-1]] = [leaf]
                 steps.append((row.path[:-2], row.path[-2], parents[row.path[:-1]]))
-        has_observables = any(row.source == "observables" for row in table.rows)
+        has_observables = any(row.definition.origin == "event" for row in table.rows)
         tops = {row.path[0] for row in rows}
         return cls(
+            size=len(definitions),
+            raw_copies=tuple((slot, s.raw_inputs[0]) for slot, s in sources if s.origin == "raw"),
+            info_copies=tuple((slot, s.info_inputs[0]) for slot, s in sources if s.origin == "info"),
+            computed=tuple((slot, s.compute) for slot, s in sources if s.compute is not None),
             steps=tuple((outer, key, tuple(leaves)) for outer, key, leaves in steps),
-            info_sources=tuple(
-                (row.source, row.source.removeprefix("info."))
-                for row in rows
-                if row.source.startswith("info.") and row.source not in _CHECKED_INFO
-            ),
             kept_raw=table.consumes | table.drop,
-            sources=frozenset(row.source for row in table.rows),
             observables=tuple(kind for kind in observable_kinds if kind[0][0] in tops) if has_observables else (),
         )
 
@@ -139,26 +112,27 @@ class Mapper:
         self._clock_ms = clock_ms
         self.emit_other = emit_other
         self._headers: dict[tuple[int, int, str, int, str | None, int], dict[str, Any]] = {}
-        self._protocol_captions = self._enums.class_info(3002)["auth_protocol_id"]
-        self._account_type = {"type_id": 18, "type": self._enums.object_caption("account", "type_id", 18)}
         # (path, name, type_id, type caption) of each observable the mapper may add
         self._observable_kinds = tuple(
             (path, ".".join(path), type_id, self._enums.object_caption("observable", "type_id", type_id))
-            for path, type_id in _OBSERVABLES
+            for path, type_id in OBSERVABLE_PATHS
         )
-        tables = (*self.rules.audit_tables.values(), self.rules.user_inventory, self.rules.membership)
-        # Prepared once per table; keyed by identity because two tables share the name "group_management".
-        self._plans: dict[int, _TablePlan] = {id(t): _TablePlan.of(t, self._observable_kinds) for t in tables}
-        # class_uid -> (table, plan, eventInfo Method -> (auth_protocol_id, auth_protocol)) of the audit tables
+        # Each table prepared once. Audit tables by class_uid: (table, plan, eventInfo Method -> (auth_protocol_id,
+        # auth_protocol)).
         self._audit_plans = {
-            class_uid: (table, self._plans[id(table)], self._auth_methods(table))
+            class_uid: (table, _TablePlan.of(table, self._observable_kinds), self._auth_methods(table))
             for class_uid, table in self.rules.audit_tables.items()
         }
+        self._user_plan = _TablePlan.of(self.rules.user_inventory, self._observable_kinds)
+        self._membership_plan = _TablePlan.of(self.rules.membership, self._observable_kinds)
 
     def _auth_methods(self, table: FieldTable) -> dict[str, tuple[int, str]]:
-        """A table's ``auth_methods`` with the caption of each id (an id of 99 keeps the Method text)."""
+        """A table's ``auth_methods`` with the caption of each id in its class (an id of 99 keeps the Method text)."""
+        if not table.auth_methods:
+            return {}
+        captions = self._enums.class_info(table.class_uid)["auth_protocol_id"]
         return {
-            method: (protocol_id, method if protocol_id == 99 else self._protocol_captions[str(protocol_id)])
+            method: (protocol_id, method if protocol_id == 99 else captions[str(protocol_id)])
             for method, protocol_id in table.auth_methods.items()
         }
 
@@ -195,22 +169,12 @@ class Mapper:
         table, plan, methods = self._audit_plans[row.class_uid]
         text = record.get("eventInfo")
         info = parse_event_info(text) if isinstance(text, str) else {}
-        values: dict[str, Any] = {
-            "id": record_id,
-            "auditType": audit_type,
-            "category": category,
-            "eventTime": event_time,
-            "eventInfo": text or None,
-            "record_uid": record_uid("audit", record_id),
-            "collected_ms": self._clock_ms(),
-            "event_time_ms": event_time_ms,
-        }
-        rejected = self._audit_values(values, record.get("user"), info, plan, methods)
+        record_input = AuditRecord(record_id, self._clock_ms(), record, info, event_time_ms, methods)
         status_id, status = row.outcome(info.get("outcome"))
         event = self._start_event(
             table, row.class_uid, row.activity(info.get("verb")), audit_type, status_id, status, row.severity_id
         )
-        self._fill(event, plan, values)
+        self._fill(event, plan, record_input, record, info)
         unmapped = {}
         kept_raw = plan.kept_raw
         for name, value in record.items():
@@ -221,54 +185,13 @@ class Mapper:
         for name, value in info.items():
             if name not in consumed:
                 leftover[name] = value
-        if rejected:
-            leftover.update(rejected)
+        if record_input.rejected:
+            leftover.update(record_input.rejected)
         if leftover:
             unmapped["event_info"] = leftover
         if unmapped:
             event["unmapped"] = unmapped
         return MappedEvent(table.table, row.class_uid, event, record_id)
-
-    def _audit_values(
-        self,
-        values: dict[str, Any],
-        raw_user: object,
-        info: Mapping[str, Any],
-        plan: _TablePlan,
-        methods: Mapping[str, tuple[int, str]],
-    ) -> dict[str, Any] | None:
-        """Add the eventInfo-derived source values of an audit record to ``values``; return the parsed fields
-        rejected as invalid (they go to ``unmapped.event_info``), or None.
-
-        User and group objects are built only when one of the table's rows reads them (``plan.sources``).
-        """
-        rejected = None
-        needed = plan.sources
-        for source, key in plan.info_sources:
-            values[source] = info.get(key)
-        if "ip" in info:
-            ip = values["info.ip"] = valid_ip(info["ip"])
-            if ip is None:
-                rejected = {"ip": info["ip"]}
-        if "subject_user" in needed:
-            subject = info.get("subject") or info.get("target") or raw_user
-            values["subject_user"] = build_user(subject, info.get("subject_name")) or {"name": UNKNOWN_IDENTITY}
-        if "actor_user" in needed:
-            actor = info.get("actor")
-            values["actor_user"] = build_user(actor, info.get("actor_name")) if actor else build_user(raw_user)
-        if "member_user" in needed:
-            values["member_user"] = build_user(info.get("member") or info.get("target"))
-        if "group" in needed:
-            group = info.get("group")
-            values["group"] = {"name": group} if isinstance(group, str) and group else {"name": UNKNOWN_IDENTITY}
-        application = info.get("application")
-        values["service_name"] = application if isinstance(application, str) and application else "Mimecast"
-        method = info.get("method")
-        if isinstance(method, str) and method:
-            values["auth_protocol_id"], values["auth_protocol"] = methods.get(method) or (99, method)
-        if info.get("two_factor"):
-            values["is_mfa"] = True
-        return rejected
 
     # ------------------------------------------------------------------------------------------- directory
     def map_user(self, record: object, position: int, collected_ms: int) -> MappedEvent:
@@ -284,30 +207,18 @@ class Mapper:
         if not isinstance(address, str) or not address.strip():
             raise MappingError(f"directory user #{position} has no emailAddress", record_id=f"#{position}")
         table = self.rules.user_inventory
-        user = new_user(address, record.get("name"))  # each address once per pull: nothing to memoise
-        assert user is not None
-        domain = record.get("domain")
-        if isinstance(domain, str) and domain:
-            user["domain"] = domain.lower()
-        user["account"] = {**self._account_type, "name": address, "uid": user["uid"]}
-        groups = _user_groups(record.get("groups"), user["uid"])
-        if groups:
-            user["groups"] = groups
-        values = {
-            "record_uid": record_uid("user", f"{user['uid']}:{collected_ms}"),
-            "collected_ms": collected_ms,
-            "inventory_user": user,
-        }
+        plan = self._user_plan
+        record_input = DirectoryUser(record, address, collected_ms)
         event = self._start_event(
             table, table.class_uid, table.header["activity_id"], "", table.header["status_id"], None,
             table.header["severity_id"],
         )  # fmt: skip
-        plan = self._plan(table)
-        self._fill(event, plan, values)
-        unmapped = {k: v for k, v in record.items() if k not in plan.kept_raw}
+        self._fill(event, plan, record_input, record)
+        kept_raw = plan.kept_raw
+        unmapped = {k: v for k, v in record.items() if k not in kept_raw}
         if unmapped:
             event["unmapped"] = unmapped
-        return MappedEvent(table.table, table.class_uid, event, user["uid"])
+        return MappedEvent(table.table, table.class_uid, event, record_input.uid)
 
     def map_membership_change(self, change: MembershipChange, collected_ms: int, *, baseline_ms: int) -> MappedEvent:
         """Map a membership change seen between two inventory snapshots to Group Management Add/Remove User.
@@ -321,22 +232,14 @@ class Mapper:
                 same uids, so the SIEM can drop them.
         """
         table = self.rules.membership
+        plan = self._membership_plan
+        record_input = Membership(change, collected_ms, baseline_ms)
         activity_id = 3 if change.added else 4
-        verb = "added to" if change.added else "removed from"
-        key = f"{change.group_id}:{change.member}:{'add' if change.added else 'remove'}:{baseline_ms}"
-        values = {
-            "record_uid": record_uid("membership", key),
-            "collected_ms": collected_ms,
-            "group": {"uid": change.group_id, "name": change.group_name or change.group_id},
-            "member_user": build_user(change.member),
-            "message": f"{change.member} was {verb} group {change.group_name or change.group_id} "
-            "(seen between two directory pulls)",
-        }
         event = self._start_event(
             table, table.class_uid, activity_id, "", table.header["status_id"], None, table.header["severity_id"]
         )
-        self._fill(event, self._plan(table), values)
-        return MappedEvent(table.table, table.class_uid, event, key)
+        self._fill(event, plan, record_input, _NO_FIELDS)
+        return MappedEvent(table.table, table.class_uid, event, record_input.key)
 
     def map_membership_changes(
         self, changes: Iterable[MembershipChange], collected_ms: int, *, baseline_ms: int
@@ -388,24 +291,36 @@ class Mapper:
             "severity": info["severity_id"][str(severity_id)],
         }
 
-    def _plan(self, table: FieldTable) -> _TablePlan:
-        """The plan prepared in ``__init__`` for one of ``self.rules``' tables."""
-        return self._plans[id(table)]
-
-    def _fill(self, event: dict[str, Any], plan: _TablePlan, values: Mapping[str, Any]) -> None:
-        """Set each row's value from ``values`` at its path; rows without a value are skipped. Then add the
-        observables of what was set."""
-        get = values.get
+    def _fill(
+        self,
+        event: dict[str, Any],
+        plan: _TablePlan,
+        record_input: RecordInput,
+        raw: Mapping[str, Any],
+        info: Mapping[str, Any] = _NO_FIELDS,
+    ) -> None:
+        """Compute the source values the rows read (from the record's input, its raw fields and its parsed
+        eventInfo), set each at its row's path (rows without a value are skipped), then add the observables of
+        what was set. One call per event: the values are computed here rather than in a call of their own."""
+        values: list[Any] = [None] * plan.size
+        if plan.raw_copies:
+            for slot, field in plan.raw_copies:
+                values[slot] = raw.get(field)
+        if plan.info_copies:
+            for slot, field in plan.info_copies:
+                values[slot] = info.get(field)
+        for slot, compute in plan.computed:
+            values[slot] = compute(record_input)
         for outer, key, leaves in plan.steps:
             if key is None:  # a run of top-level rows
-                for attribute, source in leaves:
-                    value = get(source)
+                for attribute, slot in leaves:
+                    value = values[slot]
                     if value is not None:
                         event[attribute] = value
                 continue
             child: dict[str, Any] = {}
-            for attribute, source in leaves:
-                value = get(source)
+            for attribute, slot in leaves:
+                value = values[slot]
                 if value is not None:
                     child[attribute] = value
             if not child:  # no value: no parent object either (nor the objects around it)

@@ -1,1 +1,1 @@
-"""OCSF 1.8.0: the catalog of versions, enums and captions, and the validator every event passes."""
+"""OCSF 1.8.0: the catalog (version, class schemas, enums, captions) and the validator every event passes."""

@@ -11,33 +11,19 @@ Two layers, both compiled once per process:
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
-from types import MappingProxyType
 from typing import Any
 
 import jsonschema
 import jsonschema_rs
 
 from connector.errors import EventValidationError
-from connector.registry import registry
-from connector.resources import schemas_dir
+from connector.ocsf.catalog import OCSF_VERSION, SCHEMA_FILES, class_schema, load_enums, path_problem
 
-__all__ = [
-    "OCSF_VERSION",
-    "SCHEMA_FILES",
-    "EventValidator",
-    "OcsfEnums",
-    "Problem",
-    "load_enums",
-]
+__all__ = ["EventValidator", "Problem"]
 
-OCSF_VERSION = registry().ocsf_version
-SCHEMA_FILES: Mapping[int, str] = MappingProxyType(registry().schema_files())
-"""class_uid -> generated schema file, for every table in ``manifest.json``."""
 # Epoch milliseconds between 2001-09-09 and 2286-11-20: a seconds value (~1.7e9) can never fall in here.
 _MIN_MS = 10**12
 _MAX_MS = 10**13
@@ -68,34 +54,6 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
-class OcsfEnums:
-    """Captions for the ids the connector sets, from ``schemas/ocsf_enums.json`` (generated from the export)."""
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self.version: str = data["ocsf_version"]
-        self._classes: Mapping[str, Any] = data["classes"]
-        self._objects: Mapping[str, Any] = data["objects"]
-
-    def class_info(self, class_uid: int) -> Mapping[str, Any]:
-        """Name, caption, category and enum captions of a class; KeyError for a class we do not emit."""
-        return self._classes[str(class_uid)]
-
-    def caption(self, class_uid: int, attribute: str, value: int) -> str:
-        """The caption of an enumerated class attribute (``activity_id``, ``status_id``...)."""
-        return self._classes[str(class_uid)][attribute][str(value)]
-
-    def object_caption(self, obj: str, attribute: str, value: int) -> str:
-        """The caption of an enumerated object attribute (``account.type_id``, ``observable.type_id``)."""
-        return self._objects[obj][attribute][str(value)]
-
-
-@cache
-def load_enums() -> OcsfEnums:
-    """The caption table, loaded once per process."""
-    text = schemas_dir().joinpath("ocsf_enums.json").read_text(encoding="utf-8")
-    return OcsfEnums(json.loads(text))
-
-
 class _ClassSchema:
     """One class's schema, compiled both ways, with a memo of observable paths that resolve."""
 
@@ -116,37 +74,15 @@ class _ClassSchema:
     def resolves(self, dotted: str) -> bool:
         known = self._paths.get(dotted)
         if known is None:
-            known = self._paths[dotted] = self._walk(dotted)
+            known = self._paths[dotted] = path_problem(self.schema, dotted) is None
         return known
-
-    def _walk(self, dotted: str) -> bool:
-        node: Mapping[str, Any] = self.schema
-        for part in dotted.split("."):
-            node = self._deref(node)
-            if node.get("type") == "array":
-                node = self._deref(node.get("items", {}))
-            props = node.get("properties")
-            if not props or part not in props:
-                return False
-            node = props[part]
-        return True
-
-    def _deref(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return self.schema["$defs"][ref.removeprefix("#/$defs/")]
-        return node
 
 
 class EventValidator:
     """Validates events of the classes in ``SCHEMA_FILES``. Build once; ``check`` is the per-event call."""
 
     def __init__(self) -> None:
-        folder = schemas_dir()
-        self._classes = {
-            uid: _ClassSchema(json.loads(folder.joinpath(name).read_text(encoding="utf-8")))
-            for uid, name in SCHEMA_FILES.items()
-        }
+        self._classes = {uid: _ClassSchema(class_schema(uid)) for uid in SCHEMA_FILES}
         self._enums = load_enums()
 
     def problems(self, event: Any) -> list[Problem]:

@@ -1,31 +1,43 @@
-"""Load the analyst-reviewed mapping tables in ``mappings/`` and compile them once.
+"""Load the analyst-reviewed mapping tables in ``mappings/``, check them and compile them once.
 
 The YAML files hold decisions only (which class, activity, status and severity an auditType gets; which source
 value lands on which OCSF attribute; which raw fields are dropped). They are validated against
-``mappings/schema.json`` and cross-checked (activity ids exist in the class, source names exist in
-``values.SOURCES``, OCSF paths exist in the class schema) when loaded, so a bad edit fails at start-up with the
-file and row named, never per event.
+``mappings/schema.json`` and cross-checked when loaded, so a bad edit fails at start-up with the file and the row
+named, never per event:
+
+* each file's ``table`` and ``class_uid`` are the manifest's (``connector.registry``);
+* every classification targets the class of an audit table, with an activity that exists in that class;
+* every ``from:`` is a source of the kind of records the table maps (``connector.mapping.values``), and every
+  ``ocsf:`` path an attribute of the class's schema (``connector.ocsf.catalog``).
+
+What a table consumes (the raw fields and parsed eventInfo fields that do not go to ``unmapped``) is derived from
+what its rows' sources declare they read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources.abc import Traversable
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import jsonschema
 import yaml
 
 from connector.errors import ConfigError
-from connector.mapping.values import DERIVED_INPUTS, RAW_INPUTS, SOURCES
-from connector.ocsf.validate import OcsfEnums, load_enums
+from connector.mapping.values.audit import AUDIT
+from connector.mapping.values.directory import DIRECTORY_USER, MEMBERSHIP
+from connector.mapping.values.source import Source, SourceKind
+from connector.ocsf.catalog import OCSF_VERSION, OcsfEnums, class_schema, load_enums, path_problem
+from connector.registry import registry
 from connector.resources import mappings_dir
 
 __all__ = [
     "AUDIT_CLASS_FILES",
+    "AUDIT_TABLES",
     "Classification",
     "FieldRow",
     "FieldTable",
@@ -33,12 +45,19 @@ __all__ = [
     "load_rules",
 ]
 
-AUDIT_CLASS_FILES: Mapping[int, str] = {
-    3002: "authentication.yaml",
-    3001: "account_change.yaml",
-    3006: "group_management.yaml",
-    0: "base_event.yaml",
-}
+AUDIT_TABLES: Final = ("authentication", "account_change", "group_management", "base_event")
+"""The manifest's tables audit records are mapped to, each by the field table ``mappings/<table>.yaml``."""
+_AUDIT_FILES: Final = tuple((f"{name}.yaml", name) for name in AUDIT_TABLES)
+AUDIT_CLASS_FILES: Mapping[int, str] = MappingProxyType(
+    {registry().table(name).class_uid: filename for filename, name in _AUDIT_FILES}
+)
+"""class_uid -> field table file, for each audit table (the class is the manifest's)."""
+# The directory's tables: (file, manifest table). Its membership changes go to the same table as the audit
+# records' group changes, from a field table of their own.
+_USER_INVENTORY: Final = ("user_inventory.yaml", "user_inventory")
+_MEMBERSHIP: Final = ("membership.yaml", "group_management")
+# Parsed eventInfo fields the classification itself reads (outcome word, action verb).
+_CLASSIFICATION_INFO: Final = frozenset({"outcome", "verb"})
 FROM_OUTCOME = "from_outcome"
 # eventInfo lead word → (status_id, caption when the id is 99)
 _OUTCOME_STATUS: Mapping[str, tuple[int, str | None]] = {
@@ -50,12 +69,16 @@ _OUTCOME_STATUS: Mapping[str, tuple[int, str | None]] = {
 
 @dataclass(frozen=True)
 class FieldRow:
-    """One row of a field table: the OCSF attribute path and the source value that fills it."""
+    """One row of a field table: the OCSF attribute path and the source value that fills it.
+
+    ``source`` is the name the row gives in ``from:``; ``definition`` is that source as its kind registered it.
+    """
 
     ocsf: str
     source: str
     note: str
     path: tuple[str, ...]
+    definition: Source[Any]
 
 
 @dataclass(frozen=True)
@@ -144,6 +167,9 @@ def _read(folder: Traversable, filename: str, validator: jsonschema.Draft202012V
 
 def _classification(filename: str, where: str, row: Mapping[str, Any], enums: OcsfEnums) -> Classification:
     class_uid = row["class_uid"]
+    if class_uid not in AUDIT_CLASS_FILES:
+        known = ", ".join(f"{uid} ({name})" for uid, name in AUDIT_CLASS_FILES.items())
+        raise _fail(filename, f"{where}: class_uid {class_uid} is the class of no audit table (known: {known})")
     activities = enums.class_info(class_uid)["activity_id"]
     for activity in (row["activity_id"], *row.get("activity_by_verb", {}).values()):
         if str(activity) not in activities:
@@ -162,50 +188,61 @@ def _classification(filename: str, where: str, row: Mapping[str, Any], enums: Oc
     )
 
 
-def _rows(filename: str, rows: list[Mapping[str, Any]]) -> tuple[FieldRow, ...]:
+def _rows(filename: str, rows: Iterable[Mapping[str, Any]], kind: SourceKind[Any], class_uid: int) -> list[FieldRow]:
+    """Compile rows; each names a source of ``kind`` and an attribute path of the class ``class_uid``."""
+    schema = class_schema(class_uid)
     compiled = []
     for row in rows:
-        if row["from"] not in SOURCES:
-            known = ", ".join(sorted(SOURCES))
-            raise _fail(filename, f"row {row['ocsf']!r}: unknown source {row['from']!r} (known: {known})")
-        compiled.append(
-            FieldRow(row["ocsf"], row["from"], " ".join(row.get("note", "").split()), tuple(row["ocsf"].split(".")))
-        )
-    return tuple(compiled)
+        ocsf, name = row["ocsf"], row["from"]
+        if name not in kind:
+            known = ", ".join(kind.names())
+            raise _fail(filename, f"row {ocsf!r}: unknown source {name!r} (known {kind.name} sources: {known})")
+        problem = path_problem(schema, ocsf, through_arrays=False)
+        if problem is not None:
+            caption = load_enums().class_info(class_uid)["caption"]
+            raise _fail(filename, f"row {ocsf!r}: {problem} of {caption} ({class_uid}) in OCSF {OCSF_VERSION}")
+        compiled.append(FieldRow(ocsf, name, " ".join(row.get("note", "").split()), tuple(ocsf.split(".")), kind[name]))
+    return compiled
 
 
-def _info_consumed(rows: tuple[FieldRow, ...]) -> frozenset[str]:
-    keys: set[str] = {"outcome", "verb"}  # read by the classification itself
-    for row in rows:
-        keys.update(DERIVED_INPUTS.get(row.source, ()))
-        if row.source.startswith("info."):
-            keys.add(row.source.removeprefix("info."))
-    return frozenset(keys)
+def _table(
+    folder: Traversable,
+    validator: jsonschema.Draft202012Validator,
+    files: tuple[str, str],
+    kind: SourceKind[Any],
+    common: tuple[str, Mapping[str, Any]] | None = None,
+) -> FieldTable:
+    """Load the field table in ``files`` = (file name, manifest table) mapping records of ``kind``.
 
-
-def _raw_consumed(rows: tuple[FieldRow, ...]) -> frozenset[str]:
-    keys: set[str] = set()
-    for row in rows:
-        keys.update(RAW_INPUTS.get(row.source, ()))
-        if row.source in SOURCES and SOURCES[row.source].startswith("raw "):
-            keys.add(row.source)
-    return frozenset(keys)
-
-
-def _table(filename: str, data: Mapping[str, Any], common: tuple[FieldRow, ...], feature: str) -> FieldTable:
-    rows = common + _rows(filename, data["fields"])
+    ``common`` is (file name, its section) whose ``fields`` come first in the table and whose ``feature`` is the
+    default one (``common.yaml``'s audit section for the audit tables).
+    """
+    filename, name = files
+    data = _read(folder, filename, validator)
+    class_uid = registry().table(name).class_uid
+    if data["table"] != name:
+        raise _fail(filename, f"table must be {name!r}, not {data['table']!r}")
+    if data["class_uid"] != class_uid:
+        wrong = data["class_uid"]
+        raise _fail(filename, f"class_uid {wrong} is not the class of table {name!r} in manifest.json ({class_uid})")
+    rows: list[FieldRow] = []
+    feature = ""
+    if common is not None:
+        rows += _rows(common[0], common[1]["fields"], kind, class_uid)
+        feature = common[1]["feature"]
+    rows += _rows(filename, data["fields"], kind, class_uid)
     drop = frozenset(data["drop"])
-    consumed = _raw_consumed(rows)
+    consumed = frozenset(raw for row in rows for raw in row.definition.raw_inputs)
     if drop & consumed:
         raise _fail(filename, f"drop lists fields that rows map: {sorted(drop & consumed)}")
     return FieldTable(
-        class_uid=data["class_uid"],
-        table=data["table"],
+        class_uid=class_uid,
+        table=name,
         feature=data.get("feature", feature),
-        rows=rows,
+        rows=tuple(rows),
         consumes=consumed,
         drop=drop,
-        info_consumed=_info_consumed(rows),
+        info_consumed=_CLASSIFICATION_INFO.union(key for row in rows for key in row.definition.info_inputs),
         auth_methods=dict(data.get("auth_methods", {})),
         header={k: data[k] for k in ("activity_id", "status_id", "severity_id") if k in data},
     )
@@ -213,13 +250,14 @@ def _table(filename: str, data: Mapping[str, Any], common: tuple[FieldRow, ...],
 
 @cache
 def load_rules(folder: Traversable | None = None) -> MappingRules:
-    """Load, validate and compile every mapping table (once per process and folder).
+    """Load, check and compile every mapping table (once per process and folder).
 
     Args:
         folder: where the tables are; default the shipped ``mappings/``.
 
     Raises:
-        ConfigError: a mapping file is malformed; the message names the file and the row.
+        ConfigError: a mapping file is malformed or disagrees with the manifest or the OCSF schema; the message
+            names the file and the row.
     """
     folder = folder or mappings_dir()
     schema = json.loads(folder.joinpath("schema.json").read_text(encoding="utf-8"))
@@ -238,23 +276,15 @@ def load_rules(folder: Traversable | None = None) -> MappingRules:
         for name, row in types_doc["categories"].items()
     }
     default = _classification("audit_types.yaml", "default", types_doc["default"], enums)
-    audit = common_doc["audit"]
-    common_rows = _rows("common.yaml", audit["fields"])
-    tables: dict[int, FieldTable] = {}
-    for class_uid, filename in AUDIT_CLASS_FILES.items():
-        doc = _read(folder, filename, validator)
-        if doc["class_uid"] != class_uid:
-            raise _fail(filename, f"class_uid must be {class_uid}")
-        tables[class_uid] = _table(filename, doc, common_rows, audit["feature"])
-    inventory_doc = _read(folder, "user_inventory.yaml", validator)
-    membership_doc = _read(folder, "membership.yaml", validator)
+    audit = ("common.yaml", common_doc["audit"])
+    audit_tables = [_table(folder, validator, files, AUDIT, audit) for files in _AUDIT_FILES]
     return MappingRules(
         product=dict(common_doc["product"]),
         audit_types=audit_types,
         categories=categories,
         default=default,
-        audit_feature=audit["feature"],
-        audit_tables=tables,
-        user_inventory=_table("user_inventory.yaml", inventory_doc, (), ""),
-        membership=_table("membership.yaml", membership_doc, (), ""),
+        audit_feature=common_doc["audit"]["feature"],
+        audit_tables={table.class_uid: table for table in audit_tables},
+        user_inventory=_table(folder, validator, _USER_INVENTORY, DIRECTORY_USER),
+        membership=_table(folder, validator, _MEMBERSHIP, MEMBERSHIP),
     )

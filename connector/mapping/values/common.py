@@ -1,29 +1,32 @@
-"""Source values the field tables can name in ``from:``, and the small helpers that compute them.
+"""What every kind of record shares: its uid, its collection time, its observables, and the helpers the kinds
+compute their values with (user objects, addresses).
 
-A field table row says ``{ocsf: user, from: subject_user}``; this module is where ``subject_user`` is defined.
-``SOURCES`` documents every name (REVIEW.md prints it), and ``DERIVED_INPUTS`` says which parsed ``eventInfo``
-fields a derived value consumes, so the mapper knows what is left over for ``unmapped``.
+Each kind's input (``RecordInput``) carries the record's natural key and collection time, so ``record_uid`` and
+``collected_ms`` are computed the same way for all of them; ``common_sources`` gives a kind these and the
+``observables`` row, which the mapper fills last from the event (``OBSERVABLE_PATHS``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import operator
 import re
 import socket
 import uuid
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
-from connector.mapping.event_info import KNOWN_KEYS
+from connector.mapping.values.source import Source
 
 __all__ = [
-    "DERIVED_INPUTS",
+    "COLLECTED_MS",
     "EMAIL",
-    "RAW_INPUTS",
-    "SOURCES",
+    "OBSERVABLES",
+    "OBSERVABLE_PATHS",
     "UNKNOWN_IDENTITY",
+    "RecordInput",
     "build_user",
+    "common_sources",
     "new_user",
     "record_uid",
     "valid_ip",
@@ -45,62 +48,14 @@ _VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abc
 # A dotted-quad IPv4 address exactly as ipaddress accepts it: ASCII digits, 0-255, no leading zeros.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4: Final = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-
-SOURCES: Final[dict[str, str]] = {
-    # raw audit record fields
-    "id": "raw `id`",
-    "auditType": "raw `auditType`",
-    "category": "raw `category`",
-    "eventTime": "raw `eventTime`",
-    "eventInfo": "raw `eventInfo` (full text)",
-    # computed
-    "record_uid": "UUIDv5 of the source kind and the record's natural key (audit id; address + collection time; "
-    "group + member + change + collection time)",
-    "collected_ms": "collection time, epoch ms",
-    "event_time_ms": "`eventTime` parsed (±hhmm offset) to UTC epoch ms",
-    "subject_user": "user object of the subject: eventInfo subject (`for <address> <Name>`, `for user: <address>`, "
-    "the address in the action), else raw `user`; uid = lower-cased address, email_addr only if valid, "
-    "domain after @",
-    "actor_user": "user object of who acted: eventInfo `by <address><Name>`, else raw `user`",
-    "member_user": "user object of the member added/removed",
-    "group": "group object: eventInfo group name, or Mimecast group id + description",
-    "service_name": 'eventInfo `Application`, else "Mimecast"',
-    "auth_protocol_id": "eventInfo `Method` looked up in auth_methods; 99 when unlisted, 0 when absent",
-    "auth_protocol": "caption of auth_protocol_id, or the raw Method text when the id is 99",
-    "is_mfa": "true when eventInfo has a `2FA` field",
-    "inventory_user": "user object of a directory user: name/uid/email_addr/domain/full_name, account "
-    "{type_id 18 Email Account}, groups [{uid, name}]",
-    "message": "a sentence describing the membership change",
-    "observables": "observables for the user/actor addresses, source IP and group present in the event",
-}
-SOURCES.update({f"info.{key}": f"eventInfo `{raw}`" for raw, key in KNOWN_KEYS.items()})
-SOURCES["info.timezone_offset"] = "minutes from UTC of the eventInfo local `Time` zone (BST=60, +0100=60)"
-SOURCES["info.ip"] = (
-    "eventInfo `IP` / `Remote IP is`, else the first labelled address (`remote IP : x`, `IP Address = x`, `Source IP`, "
-    "`Client IP`, `from IP x`...; docs/mimecast-eventinfo.md); only when a valid IPv4/IPv6 address"
+# The observables the mapper adds when the attribute is in the event: (path, observable type_id).
+OBSERVABLE_PATHS: Final[tuple[tuple[tuple[str, ...], int], ...]] = (
+    (("user", "email_addr"), 5),
+    (("actor", "user", "email_addr"), 5),
+    (("src_endpoint", "ip"), 2),
+    (("group", "name"), 32),
+    (("group", "uid"), 33),
 )
-
-# Raw record fields each computed value reads: a raw field no row reads (directly or through one of these) and no
-# drop list names ends up in `unmapped`.
-RAW_INPUTS: Final[Mapping[str, tuple[str, ...]]] = {
-    "record_uid": ("id",),
-    "event_time_ms": ("eventTime",),
-    "subject_user": ("user",),
-    "actor_user": ("user",),
-    "inventory_user": ("emailAddress", "name", "domain", "groups"),
-}
-# Parsed eventInfo fields each computed value reads; the rest of the parsed fields go to `unmapped.event_info`.
-DERIVED_INPUTS: Final[Mapping[str, tuple[str, ...]]] = {
-    "subject_user": ("subject", "subject_name", "target"),
-    "actor_user": ("actor", "actor_name"),
-    "member_user": ("member", "target"),
-    "group": ("group",),
-    "service_name": ("application",),
-    "auth_protocol_id": ("method",),
-    "auth_protocol": ("method",),
-    "is_mfa": ("two_factor",),
-    "info.timezone_offset": ("time", "date"),
-}
 
 
 def record_uid(kind: str, key: str) -> str:
@@ -166,3 +121,52 @@ def new_user(address: object, full_name: object = None) -> dict[str, Any] | None
     if isinstance(full_name, str) and full_name and full_name != address:
         user["full_name"] = full_name
     return user
+
+
+class RecordInput:
+    """What the values of one record are computed from; each kind subclasses it with what its own values read.
+
+    A plain slotted class: one is built per record, and a subclass's ``__init__`` sets every attribute itself
+    (the natural key included) in a single call.
+
+    Attributes:
+        uid_kind: The kind's word in the uid (``audit``, ``user``, ``membership``), set by the subclass.
+        key: The record's natural key (an audit id...); with ``uid_kind`` it determines ``record_uid``.
+        collected_ms: When the connector collected the record, epoch ms.
+    """
+
+    __slots__ = ("collected_ms", "key")
+    uid_kind: ClassVar[str] = ""
+    key: str
+    collected_ms: int
+
+    def __init__(self, key: str, collected_ms: int) -> None:
+        self.key = key
+        self.collected_ms = collected_ms
+
+
+def _record_uid(record: RecordInput) -> str:
+    return record_uid(record.uid_kind, record.key)
+
+
+# attrgetter: a value every event reads, without a Python call
+COLLECTED_MS: Final[Source[RecordInput]] = Source(
+    "collected_ms", "collection time, epoch ms", compute=operator.attrgetter("collected_ms")
+)
+OBSERVABLES: Final[Source[RecordInput]] = Source(
+    "observables",
+    "observables for the user/actor addresses, source IP and group present in the event",
+    origin="event",
+)
+
+
+def common_sources(natural_key: str, *, raw_inputs: tuple[str, ...] = ()) -> tuple[Source[RecordInput], ...]:
+    """``record_uid``, ``collected_ms`` and ``observables`` for a kind whose natural key is described by
+    ``natural_key`` and read from the raw fields ``raw_inputs``."""
+    uid = Source(
+        "record_uid",
+        f"UUIDv5 of the source kind and the record's natural key ({natural_key})",
+        raw_inputs=raw_inputs,
+        compute=_record_uid,
+    )
+    return (uid, COLLECTED_MS, OBSERVABLES)
