@@ -85,3 +85,11 @@ def test_every_stream_s_mapping_tables_exist_and_name_its_tables_and_their_class
             if "table" in doc:
                 assert doc["table"] in stream.tables, (stream.name, name)
                 assert doc["class_uid"] == registry().table(doc["table"]).class_uid, (stream.name, name)
+
+
+def test_the_mapping_loader_and_the_audit_stream_name_the_same_tables() -> None:
+    """The loader needs the audit tables below the stream layer; the stream declares them: they must agree."""
+    from connector.mapping.tables import AUDIT_TABLES
+    from connector.streams.audit import AUDIT
+
+    assert tuple(AUDIT_TABLES) == AUDIT.tables
