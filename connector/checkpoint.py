@@ -125,7 +125,8 @@ class Checkpoint:
             CheckpointError: The data is no checkpoint this connector reads. The message names ``source`` and
                 says how to start over; the connector never overwrites such data by itself.
         """
-        if isinstance(data, dict) and "version" in data and data["version"] not in (1, CHECKPOINT_VERSION):
+        version = data.get("version") if isinstance(data, dict) else None
+        if isinstance(data, dict) and "version" in data and not (type(version) is int and version in (1, 2)):
             version = data["version"]
             raise CheckpointError(
                 f"{source}: checkpoint version {version!r} is not supported (this connector reads versions 1 and "
@@ -138,7 +139,7 @@ class Checkpoint:
 
     @classmethod
     def _parse(cls, data: object, known: Mapping[str, Stream]) -> Checkpoint:
-        if isinstance(data, dict) and data.get("version") == 1:
+        if isinstance(data, dict) and type(data.get("version")) is int and data["version"] == 1:
             return cls._migrate_v1(data, known)
         obj = exact_object(data, "checkpoint", {"version", "updated_at_ms", "streams"})
         epoch_ms(obj["version"], "version")

@@ -329,6 +329,8 @@ def test_a_version_1_checkpoint_is_migrated_with_every_slice_unchanged(tmp_path:
         ({"audit": {"cursor_ms": -1, "seen": {}}}, "corrupt (audit.cursor_ms must be an integer"),
         ({"inventory": {"collected_at_ms": None}}, "inventory is missing keys ['memberships']"),
         ({"streams": {}}, "checkpoint has unexpected keys ['streams']"),
+        ({"version": True}, "checkpoint version True is not supported"),
+        ({"version": 1.0}, "checkpoint version 1.0 is not supported"),
     ],
 )
 def test_a_version_1_checkpoint_is_still_read_strictly(change: dict[str, Any], detail: str) -> None:

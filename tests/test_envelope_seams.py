@@ -278,3 +278,14 @@ def test_a_download_from_a_server_too_slow_hits_the_overall_deadline_on_every_at
     message = str(caught.value)
     assert "failed 2 times" in message and "overall timeout of 0.5 s" in message
     assert "127.0.0.1/batch-2.json.gz" in message and "Signature" not in message
+
+
+def test_refusals_for_a_stream_outside_the_manifest_and_a_418_without_api_1_keys_are_clean_errors() -> None:
+    from connector.api.envelope import API_KEYS_V1_CREDENTIALS, access_error
+    from connector.errors import AuthError, PermissionDeniedError
+
+    denied = access_error("/api/widgets/get-logs", 403, None, "widgets")
+    assert isinstance(denied, PermissionDeniedError) and "the widgets event type" in str(denied)
+    assert access_error("/api/audit/get-audit-events", 418, None, "audit") is None  # an ordinary HTTP error then
+    expired = access_error("/api/audit/get-audit-events", 418, None, "audit", credentials=API_KEYS_V1_CREDENTIALS)
+    assert isinstance(expired, AuthError) and "binding" in str(expired)

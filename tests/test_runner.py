@@ -109,3 +109,24 @@ def test_stdout_write_errors_are_sink_errors_and_a_reader_going_away_is_a_broken
     monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(Gone(), buffer_size=1)))
     with pytest.raises(BrokenPipeError):
         StdoutSink().write(batches(1)[0])
+
+
+def test_a_reader_gone_after_a_checkpoint_only_batch_still_commits_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run | head`: the slice finished (checkpoint-only batch) is committed although the next write breaks the pipe;
+    sync does not flush the broken buffer again."""
+
+    class GoneAfterFirst(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: object) -> int:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(GoneAfterFirst(), buffer_size=1)))
+    calls: list[str] = []
+    store = Store(calls)
+    slice_done = Batch(None, None, [], Checkpoint.of(audit=AuditState(cursor_ms=7)))
+    with pytest.raises(BrokenPipeError):
+        deliver([slice_done, *batches(1)], [StdoutSink()], store, commit_interval=1e9, clock=lambda: 0.0)
+    assert store.saved == [7]
+    close_all([StdoutSink()])  # nothing to flush again, nothing logged

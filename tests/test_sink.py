@@ -378,3 +378,8 @@ def test_unopenable_output_is_a_connector_error(tmp_path: Path) -> None:
         NdjsonSink(str(blocker / "events.ndjson"))
     with pytest.raises(ConnectorError, match="cannot create the output folder"):
         NdjsonSink(str(blocker / "out"), per_table=True)
+
+
+def test_the_ndjson_sink_refuses_the_standard_output_name() -> None:
+    with pytest.raises(ValueError, match="StdoutSink"):
+        NdjsonSink("-")

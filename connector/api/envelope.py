@@ -239,7 +239,7 @@ API_KEYS_V1_CREDENTIALS: Final = Credentials(
 def _denied(
     event_type: str, name: str, status: int, code: str | None, credentials: Credentials
 ) -> PermissionDeniedError:
-    product = EVENT_TYPE_PRODUCTS[event_type]
+    product = EVENT_TYPE_PRODUCTS.get(event_type, "the needed")  # a stream outside the manifest (a test's)
     detail = f" ({code})" if code else ""
     return PermissionDeniedError(
         f"Mimecast refused the {event_type} event type: {name} answered HTTP {status}{detail}. "
@@ -277,7 +277,7 @@ def access_error(
         )
     if status == 403:
         return _denied(event_type or "audit", name, status, code, credentials)
-    if status == 418:
+    if status == 418 and credentials is API_KEYS_V1_CREDENTIALS:
         return AuthError(
             f"Mimecast answered HTTP 418{f' ({code})' if code else ''} to {name}: the API 1.0 binding (access_key "
             f"and secret_key) has expired. Create new keys for the user, and set that user's Authentication Cache "

@@ -49,6 +49,8 @@ class NdjsonSink:
     """
 
     def __init__(self, output: str, *, per_table: bool = False) -> None:
+        if output == "-":
+            raise ValueError("NdjsonSink writes files; the standard output is StdoutSink (connector.sinks.stdout)")
         self._per_table = per_table
         self._files: dict[str, IO[bytes]] = {}
         self._directory = Path(output) if per_table else None

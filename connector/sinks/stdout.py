@@ -1,15 +1,14 @@
 """The standard output as a sink: one JSON event per line, flushed per batch (``run --output -``).
 
-A pipe or a terminal has nothing to make durable: ``sync`` flushes, and what the reader has taken is as far as the
-connector can vouch. A reader that goes away (``run | head``) raises ``BrokenPipeError`` for the CLI to end quietly;
-any other write error is a ``SinkError``. The stream is never closed: it is not this sink's.
+A pipe or a terminal has nothing to make durable: each batch is flushed when written, and what the reader has taken
+is as far as the connector can vouch. A reader that goes away (``run | head``) raises ``BrokenPipeError`` for the
+CLI to end quietly; any other write error is a ``SinkError``. The stream is never closed: it is not this sink's.
 """
 
 from __future__ import annotations
 
 import errno
 import sys
-from collections.abc import Callable
 from typing import IO
 
 import orjson
@@ -37,25 +36,23 @@ class StdoutSink:
         if not batch.events or batch.table is None:
             return
         data = b"".join(orjson.dumps(event) + b"\n" for event in batch.events)
-        self._do(lambda: self._stream.write(data))
-        self.sync()
-
-    def sync(self) -> None:
-        """Flush (there is nothing to fsync on a pipe or a terminal)."""
-        self._do(self._stream.flush)
-
-    @staticmethod
-    def _do(operation: Callable[[], object]) -> None:
         try:
-            operation()
+            self._stream.write(data)
+            self._stream.flush()
         except BrokenPipeError:
             raise  # the reader went away (`run | head`): the CLI ends quietly
         except OSError as exc:
             raise _error(exc) from None
 
+    def sync(self) -> None:
+        """Nothing to do: every batch was flushed by ``write``, and a pipe or a terminal cannot be fsynced.
+
+        Not flushing again matters after a failed write: the bytes left in the buffer would fail again (a reader
+        gone, a full disk) and stop the runner from committing what earlier, whole writes delivered.
+        """
+
     def close(self) -> None:
-        """Flush; the stream stays open."""
-        self.sync()
+        """Nothing to release: the stream stays open (it is not this sink's)."""
 
 
 def _error(exc: OSError) -> SinkError:
