@@ -1,7 +1,7 @@
 """A second envelope fits the client without special cases: a GET listing, a pre-signed download, another auth.
 
-The two envelopes here are test-only sketches of what the SIEM stream will need (shapes from
-shared/docs/mimecast-streams.md §1.1), not the stream itself:
+The two envelopes here are test-only sketches of what the SIEM stream will need (the answer shapes Mimecast
+documents for its SIEM batch API), not the stream itself:
 
 * ``SiemBatchEnvelope``: ``GET /siem/v1/batch/events/cg?type=..&pageSize=..&nextPage=..`` answering
   ``{"value": [{"url", "size"}], "@nextPage": "...", "isCaughtUp": bool}``; its 429 and 5xx go through the same
