@@ -29,7 +29,6 @@ from connector.ocsf.validate import EventValidator
 from connector.pipeline import Transformer
 from connector.streams.base import Stream
 from connector.streams.registry import selected
-from connector.timefmt import ms_to_datetime
 
 __all__ = ["Batch", "MimecastConnector"]
 
@@ -109,7 +108,6 @@ class MimecastConnector:
             read_ahead=True,
             max_pages=self.config.max_pages_per_call,
             retry=retry,
-            now=lambda: ms_to_datetime(now_ms()),
             transport=transport,
             timeout=_timeout(self.config.request_timeout_seconds),
             proxy_url=self.config.proxy_url,

@@ -100,7 +100,6 @@ def client(auth: MimecastAuth, clock: FakeClock) -> Iterator[MimecastClient]:
         sleep=clock.sleep,
         rng=ZeroRandom(),
         clock=clock,
-        now=lambda: NOW,
     ) as c:
         yield c
 

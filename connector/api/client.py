@@ -24,7 +24,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -96,7 +95,6 @@ class MimecastClient:
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | None = None,
         read_ahead: bool = False,
@@ -117,7 +115,6 @@ class MimecastClient:
                 read-ahead worker a wait ends early when the caller closes the listing.
             rng: Jitter source; defaults to a fresh ``random.Random()``.
             clock: Monotonic seconds, for the rate gate.
-            now: Current UTC time, for the preflight audit window.
             transport: A custom transport (tests, the embedded simulator); defaults to an ``HTTPTransport``
                 that retries connection setup twice.
             timeout: Defaults to 30 s per read, 10 s to connect (httpx timeouts bound each read, not a request).
@@ -149,7 +146,6 @@ class MimecastClient:
         self.page_size = page_size
         self.max_pages = max_pages
         self.read_ahead = read_ahead
-        self._now = now if now is not None else (lambda: datetime.now(UTC))
         self.stats = ClientStats(auth=auth)
         self._retrier = Retrier(
             retry if retry is not None else RetryPolicy(),
