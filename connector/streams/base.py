@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.api.client import Listing
 from connector.events import MappedEvent
-from connector.log import safe_line
 from connector.registry import registry
 from connector.streams.state import StreamState
 from connector.timefmt import ms_to_datetime
@@ -78,11 +77,6 @@ class Endpoint:
     def listing(self, data: list[dict[str, Any]]) -> Listing:
         """A paginated request of this endpoint with ``data`` as its query."""
         return Listing(self.path, data, self.records_at)
-
-    def describe(self) -> str:
-        """``POST /api/... (data[].folders[])`` for the documentation and ``check``."""
-        where = f"data[].{self.records_at}[]" if self.records_at else "data[]"
-        return f"{self.method} {self.path} ({where})"
 
 
 class Summary(Protocol):
@@ -200,8 +194,3 @@ def table_outputs(by_table: Mapping[str, list[MappedEvent]], state: StreamState)
         mapped = by_table[table]
         last = index == len(tables) - 1
         yield StreamOutput(table, mapped[0].class_uid, [m.event for m in mapped], state if last else None)
-
-
-def summary_lines(lines: Iterable[str]) -> list[str]:
-    """Lines of tenant or server text, masked and escaped."""
-    return [safe_line(line) for line in lines]
