@@ -44,6 +44,7 @@ from pytest_httpx import HTTPXMock
 from connector.api.auth import MimecastAuth
 from connector.api.client import ClientStats, MimecastClient
 from connector.api.ratelimit import RetryPolicy
+from connector.config import Config
 from connector.errors import (
     ApiError,
     AuthError,
@@ -969,37 +970,41 @@ def test_page_fetched_log_carries_structured_extra(
     assert fetched[0].__dict__["records"] == 2
 
 
-def test_from_credentials_defaults_the_token_url(httpx_mock: HTTPXMock, clock: FakeClock) -> None:
+def oauth_config(**changes: object) -> Config:
+    parameters = {"api_base_url": BASE + "/", "client_key": CLIENT_KEY, "client_secret": SECRET_VALUE, **changes}
+    return Config.from_parameters(parameters, environ={})
+
+
+def test_from_config_defaults_the_token_url(httpx_mock: HTTPXMock, clock: FakeClock) -> None:
     httpx_mock.add_response(url=TOKEN_URL, json=token_json("t1"))
     httpx_mock.add_response(url=DOMAINS_URL, json=page([]))
-    with MimecastClient.from_credentials(
-        BASE + "/", None, CLIENT_KEY, Secret(SECRET_VALUE), sleep=clock.sleep, clock=clock
-    ) as c:
+    with MimecastClient.from_config(oauth_config(), sleep=clock.sleep, clock=clock) as c:
         assert c.auth.token_url == TOKEN_URL
         assert list(internal_domains(c)) == []
 
 
-def test_from_credentials_with_explicit_token_url_on_loopback(httpx_mock: HTTPXMock) -> None:
+def test_from_config_with_explicit_token_url_on_loopback(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url="http://127.0.0.1:8080/custom/token", json=token_json("t1"))
     httpx_mock.add_response(url="http://127.0.0.1:8080/api/domain/get-internal-domain", json=page([]))
-    with MimecastClient.from_credentials(
-        "http://127.0.0.1:8080", "http://127.0.0.1:8080/custom/token", CLIENT_KEY, Secret("x")
-    ) as c:
+    config = oauth_config(api_base_url="http://127.0.0.1:8080", token_url="http://127.0.0.1:8080/custom/token")
+    with MimecastClient.from_config(config) as c:
         assert list(internal_domains(c)) == []
 
 
 @pytest.mark.parametrize(
     ("base", "token_url", "key", "parameter"),
     [
-        ("https://eu-api.mimecast.com", None, CLIENT_KEY, "api_base_url"),
-        ("http://api.services.mimecast.com", None, CLIENT_KEY, "api_base_url"),
+        ("https://eu-api.mimecast.com", "", CLIENT_KEY, "api_base_url"),
+        ("http://api.services.mimecast.com", "", CLIENT_KEY, "api_base_url"),
         (BASE, "http://example.org/oauth/token", CLIENT_KEY, "token_url"),
-        (BASE, None, " ", "client_key"),
+        (BASE, "", " ", "client_key"),
     ],
 )
-def test_from_credentials_validates(base: str, token_url: str | None, key: str, parameter: str) -> None:
+def test_the_configuration_the_client_is_built_from_is_validated(
+    base: str, token_url: str, key: str, parameter: str
+) -> None:
     with pytest.raises(ConfigError) as info:
-        MimecastClient.from_credentials(base, token_url, key, Secret("x"))
+        MimecastClient.from_config(oauth_config(api_base_url=base, token_url=token_url, client_key=key))
     assert info.value.parameter == parameter
 
 

@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 import httpx
 
 from connector.api import paginate
-from connector.api.auth import MimecastAuth
 from connector.api.auth_select import build_auth
 from connector.api.channel import open_channel, send
 from connector.api.envelope import (
@@ -47,10 +46,9 @@ from connector.api.ratelimit import RateGate, RetryPolicy
 from connector.api.retry import Retrier
 from connector.api.stats import ClientStats
 from connector.api.transport import Limits, validate_proxy_url
-from connector.api.urls import default_token_url, validate_base_url
+from connector.api.urls import validate_base_url
 from connector.config import Config
 from connector.errors import ConfigError
-from connector.secret import Secret
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -207,41 +205,6 @@ class MimecastClient:
         clock = kw.get("clock", time.monotonic)
         auth = build_auth(config, clock=clock, token_skew=token_skew, wall_clock=wall_clock)
         return cls(config.api_base_url, auth, auth_method=config.auth_method, **kw)
-
-    @classmethod
-    def from_credentials(
-        cls,
-        base_url: str,
-        token_url: str | None,
-        client_key: str,
-        client_secret: Secret,
-        *,
-        token_skew: float = 60.0,
-        **kw: Any,
-    ) -> MimecastClient:
-        """Build the auth and the client from the connector's parameters.
-
-        Args:
-            base_url: ``api_base_url``.
-            token_url: ``token_url``; empty or ``None`` means ``{api_base_url}/oauth/token``.
-            client_key: The API 2.0 application's Client ID.
-            client_secret: Its Client Secret.
-            token_skew: Seconds before expiry at which the token is renewed.
-            **kw: Passed to :class:`MimecastClient` (``page_size``, ``retry``, ``sleep``, ``clock``, ...);
-                ``clock`` is shared with the auth.
-
-        Raises:
-            ConfigError: A URL or the client key is invalid.
-        """
-        base = validate_base_url(base_url)
-        token = validate_base_url(token_url, parameter="token_url") if token_url else default_token_url(base)
-        if not client_key or not client_key.strip():
-            raise ConfigError("client_key is required", parameter="client_key")
-        if not client_secret:
-            raise ConfigError("client_secret is required", parameter="client_secret")
-        clock = kw.get("clock", time.monotonic)
-        auth = MimecastAuth(token, client_key.strip(), client_secret, clock=clock, skew=token_skew)
-        return cls(base, auth, **kw)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
