@@ -169,10 +169,6 @@ class Stream:
         """The Mimecast API product this stream's event type needs (``manifest.json``)."""
         return registry().product(self.name)
 
-    def class_uid(self, table: str) -> int:
-        """The OCSF class of one of its tables."""
-        return registry().table(table).class_uid
-
 
 def iso(ms: int | None) -> str:
     """An epoch-ms time as ``2026-12-01T10:00:00Z`` for summaries and logs (``-`` for none)."""
