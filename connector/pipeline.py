@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from connector.errors import MappingError
 from connector.events import MappedEvent
 from connector.log import safe_line
+from connector.mapping.email import map_email
 from connector.mapping.mapper import Mapper
 from connector.ocsf.validate import EventValidator
 
@@ -137,6 +138,22 @@ class Transformer:
         if mapped is None:
             assert isinstance(record, dict)
             self.report.other_types[str(record.get("auditType"))] += 1
+            return None
+        return mapped if self.accept(mapped) else None
+
+    def email_record(self, source: str, record: object, key: str | None, collected_ms: int) -> MappedEvent | None:
+        """Map and validate one email-security record (``connector.mapping.email``): the valid event, or None once
+        it is counted as refused. ``key`` is its dedup key (a record without one is refused)."""
+        if isinstance(record, MappingError):
+            self._refuse(record, 0)
+            return None
+        if key is None:
+            self._refuse(MappingError(f"{source} record without a key", record_id="#?"), 0)
+            return None
+        try:
+            mapped = map_email(source, record, key, collected_ms)
+        except MappingError as exc:
+            self._refuse(exc, 0)
             return None
         return mapped if self.accept(mapped) else None
 

@@ -31,6 +31,9 @@ class TableSpec:
         class_uid: The OCSF class of every event in the table.
         schema: The schema file's name in ``schemas/`` (``authentication.json``); its stem is the OCSF class name.
         optional: Emitted only when a parameter asks for it (Base Event).
+        profiles: The OCSF profiles the class schema is generated with; every event of the table names them in
+            ``metadata.profiles`` (``security_control`` for the email classes, whose ``action_id`` and
+            ``disposition_id`` only that profile allows).
     """
 
     name: str
@@ -38,6 +41,7 @@ class TableSpec:
     class_uid: int
     schema: str
     optional: bool = False
+    profiles: tuple[str, ...] = ()
 
     @property
     def ocsf_class(self) -> str:
@@ -81,6 +85,15 @@ class Registry:
         """OCSF class name -> class_uid, for the schema generator."""
         return {table.ocsf_class: table.class_uid for table in self.tables.values()}
 
+    def class_profiles(self) -> dict[int, tuple[str, ...]]:
+        """class_uid -> the OCSF profiles its schema is generated with and its events declare."""
+        profiles: dict[int, tuple[str, ...]] = {}
+        for table in self.tables.values():
+            known = profiles.setdefault(table.class_uid, table.profiles)
+            if known != table.profiles:
+                raise ValueError(f"manifest.json: two tables of class {table.class_uid} name different profiles")
+        return profiles
+
 
 def _build(manifest: Mapping[str, object]) -> Registry:
     tables = {}
@@ -91,6 +104,7 @@ def _build(manifest: Mapping[str, object]) -> Registry:
             class_uid=raw["class_uid"],
             schema=PurePosixPath(raw["schema"]).name,
             optional=raw.get("optional", False),
+            profiles=tuple(raw.get("profiles", ())),
         )
     event_types = {
         raw["value"]: EventTypeSpec(raw["value"], raw["label"], raw["product"])

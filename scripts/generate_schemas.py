@@ -1,8 +1,8 @@
 """Generate schemas/ from the official OCSF 1.8.0 export bundled in the PyPI package ``ocsf-json-schema``.
 
-Writes one JSON Schema per class the connector emits (no profiles) and ``ocsf_enums.json``, the caption table the
-mapper and the semantic validator derive captions from. ``--check`` exits 1 when the committed files differ from a
-fresh generation (the test suite runs the same comparison).
+Writes one JSON Schema per class the connector emits (with the profiles its manifest table names) and
+``ocsf_enums.json``, the caption table the mapper and the semantic validator derive captions from. ``--check``
+exits 1 when the committed files differ from a fresh generation (the test suite runs the same comparison).
 """
 
 from __future__ import annotations
@@ -18,15 +18,22 @@ from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 from connector.registry import registry
 
 OCSF_VERSION = registry().ocsf_version
-PROFILES: list[str] = []  # must equal what the mapper puts in metadata.profiles: none
 CLASSES = registry().ocsf_classes()  # every class a table of manifest.json emits
+PROFILES = registry().class_profiles()  # what each class's events name in metadata.profiles
 # Enumerated attributes whose captions the mapper derives, per object they live on.
 OBJECT_ENUMS = {
     "account": ["type_id"],
+    "analytic": ["type_id"],
+    "data_security": ["data_lifecycle_state_id", "detection_system_id"],
+    "file": ["type_id"],
+    "fingerprint": ["algorithm_id"],
     "observable": ["type_id"],
     "user": ["type_id"],
 }
-CLASS_ENUMS = ["activity_id", "status_id", "severity_id", "auth_protocol_id"]
+CLASS_ENUMS = [
+    "activity_id", "status_id", "severity_id", "auth_protocol_id", "action_id", "disposition_id", "direction_id",
+    "confidence_id",
+]  # fmt: skip
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 
@@ -46,7 +53,7 @@ def render() -> dict[str, str]:
     files: dict[str, str] = {}
     enums: dict[str, Any] = {"ocsf_version": OCSF_VERSION, "classes": {}, "objects": {}}
     for name, uid in CLASSES.items():
-        schema = embedded.get_class_schema(name, profiles=PROFILES)
+        schema = embedded.get_class_schema(name, profiles=list(PROFILES[uid]))
         files[f"{name}.json"] = _dump(schema)
         cls = export["classes"][name]
         if cls["uid"] != uid:

@@ -110,8 +110,18 @@ def test_tables(manifest: dict[str, Any]) -> None:
         "group_management": 3006,
         "user_inventory": 5003,
         "base_event": 0,
+        "email_activity": 4009,
+        "email_file_activity": 4011,
+        "email_url_activity": 4012,
+        "detection_finding": 2004,
+        "data_security_finding": 2006,
     }
     assert [name for name, table in tables.items() if table.get("optional")] == ["base_event"]
+    # action_id / disposition_id exist only with the security_control profile: the email classes are built with it
+    with_profile = {name for name, table in tables.items() if table.get("profiles") == ["security_control"]}
+    assert with_profile == {
+        name for name, table in tables.items() if table["class_uid"] in (4009, 4011, 4012, 2004, 2006)
+    }
     for name, table in tables.items():
         assert re.fullmatch(r"schemas/[a-z_]+\.json", table["schema"])
         assert table["schema"] == f"schemas/{name}.json"

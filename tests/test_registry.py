@@ -46,15 +46,23 @@ def test_every_event_type_has_exactly_one_stream_and_every_stream_an_event_type(
     assert list(parameter_specs()["event_types"].choices) == list(registry().event_types)
 
 
+# Tables declared for streams that are being built (SIEM: issue 12; TTP and DLP: issue 13). A stream that emits
+# one of them takes it out of here; the set must be empty once they have all landed.
+AWAITING_STREAMS = {"email_activity", "email_file_activity", "email_url_activity", "detection_finding",
+                    "data_security_finding"}  # fmt: skip
+
+
 def test_every_table_is_emitted_by_some_stream_and_no_stream_emits_an_undeclared_table() -> None:
     emitted = {table for stream in streams() for table in stream.tables}
-    assert emitted == set(registry().tables)
+    assert emitted == set(registry().tables) - AWAITING_STREAMS
+    assert not emitted & AWAITING_STREAMS, "a stream emits it now: take it out of AWAITING_STREAMS"
 
 
 def test_the_validator_compiles_exactly_the_manifest_s_classes() -> None:
     assert dict(SCHEMA_FILES) == {t.class_uid: t.schema for t in registry().tables.values()}
-    problems = EventValidator().problems({"class_uid": 4009})
-    assert problems and "not one this connector emits (0, 3001, 3002, 3006, 5003)" in problems[0].message
+    problems = EventValidator().problems({"class_uid": 4001})
+    known = "0, 2004, 2006, 3001, 3002, 3006, 4009, 4011, 4012, 5003"
+    assert problems and f"not one this connector emits ({known})" in problems[0].message
 
 
 def test_the_schema_generator_exports_exactly_the_manifest_s_classes() -> None:

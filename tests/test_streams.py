@@ -141,9 +141,8 @@ def widget_route(item: Mapping[str, Any], now: float) -> list[Any]:
     return [r for r in WIDGETS if start <= parse_mimecast_time_ms(r["date"]) < min(end, now * 1000 + 1)]
 
 
-def map_widget(record: object, position: int) -> MappedEvent | None:
-    assert isinstance(record, dict)
-    key = content_key(record)
+def map_widget(record: object, position: int, key: str | None) -> MappedEvent | None:
+    assert isinstance(record, dict) and key == content_key(record)  # the window hands over the key it deduped by
     event = {
         "class_uid": 0, "class_name": "Base Event", "category_uid": 0, "category_name": "Uncategorized",
         "activity_id": 99, "activity_name": record["action"], "type_uid": 99,
@@ -169,7 +168,7 @@ def widget_stream(route: object) -> Stream:
             listing=lambda a, b: WIDGET_LOGS.listing(
                 [{"from": format_mimecast_time(a), "to": format_mimecast_time(b)}]
             ),
-            map_record=lambda record, position: validated(context.transformer, map_widget(record, position)),
+            map_record=lambda record, position, key: validated(context.transformer, map_widget(record, position, key)),
             time_field="date",
             id_field=None,
             history_ms=WIDGET_HISTORY_MS,

@@ -113,3 +113,25 @@ def test_header_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert validator.problems(broken(status=word)) != []
     assert len(validator._classes[3002].headers) == 3
     assert validator.problems(broken(status="e")) != []  # not in the memo, still checked
+
+
+def _email_url_event(**metadata: Any) -> dict[str, Any]:
+    return {
+        "class_uid": 4012, "category_uid": 4, "activity_id": 3, "type_uid": 401203, "severity_id": 1,
+        "time": 1_764_547_200_000, "email_uid": "agg-1", "url": {"url_string": "https://example.com/x"},
+        "disposition_id": 2, "action_id": 2,
+        "metadata": {"version": "1.8.0", "product": {"name": "Email Security", "vendor_name": "Mimecast"},
+                     **metadata},
+    }  # fmt: skip
+
+
+def test_an_email_class_needs_the_security_control_profile_it_was_generated_with(validator: EventValidator) -> None:
+    # the schema of 4012 is generated with security_control (disposition_id and action_id are its attributes) ...
+    assert validator.problems(_email_url_event(profiles=["security_control"])) == []
+    # ... and an event that uses them without naming the profile would mislead a consumer that checks profiles
+    for wrong in ({}, {"profiles": []}, {"profiles": ["security_control", "cloud"]}):
+        assert [p.path for p in validator.problems(_email_url_event(**wrong))] == ["$.metadata.profiles"]
+    # the identity classes have no profile, so an event that names one is refused too
+    assert [p.path for p in validator.problems(broken(metadata__profiles=["security_control"]))] == [
+        "$.metadata.profiles"
+    ]

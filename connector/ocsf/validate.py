@@ -6,7 +6,8 @@ Two layers, both compiled once per process:
   (about 1-4 µs per event); when an event fails, python ``jsonschema`` re-checks it to name the failing JSON path;
 * the semantic rules the schema cannot express (see OCSF notes): ``type_uid = class_uid * 100 + activity_id``,
   captions consistent with their ids, ``time`` and ``*_time`` in epoch milliseconds, ``metadata.version`` equal to
-  the OCSF version, and observable names that resolve to real attributes of the class.
+  the OCSF version, ``metadata.profiles`` naming exactly the profiles the class schema was generated with
+  (``manifest.json``), and observable names that resolve to real attributes of the class.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import jsonschema_rs
 
 from connector.errors import EventValidationError
 from connector.ocsf.catalog import OCSF_VERSION, SCHEMA_FILES, class_schema, load_enums, path_problem
+from connector.registry import registry
 
 __all__ = ["EventValidator", "Problem"]
 
@@ -57,8 +59,10 @@ class Problem:
 class _ClassSchema:
     """One class's schema, compiled both ways, with a memo of observable paths that resolve."""
 
-    def __init__(self, schema: dict[str, Any]) -> None:
+    def __init__(self, schema: dict[str, Any], profiles: tuple[str, ...]) -> None:
         self.schema = schema
+        # what metadata.profiles must hold: the schema allows the profiles' attributes, so the event must say so
+        self.profiles = sorted(profiles)
         self.fast = jsonschema_rs.validator_for(schema)
         self._diagnostic: jsonschema.Draft202012Validator | None = None
         self._paths: dict[str, bool] = {}
@@ -82,7 +86,8 @@ class EventValidator:
     """Validates events of the classes in ``SCHEMA_FILES``. Build once; ``check`` is the per-event call."""
 
     def __init__(self) -> None:
-        self._classes = {uid: _ClassSchema(class_schema(uid)) for uid in SCHEMA_FILES}
+        profiles = registry().class_profiles()
+        self._classes = {uid: _ClassSchema(class_schema(uid), profiles[uid]) for uid in SCHEMA_FILES}
         self._enums = load_enums()
 
     def problems(self, event: Any) -> list[Problem]:
@@ -147,6 +152,9 @@ class EventValidator:
         metadata = event["metadata"]
         if metadata.get("version") != OCSF_VERSION:
             found.append(Problem("$.metadata.version", f"must be {OCSF_VERSION!r}"))
+        declared = metadata.get("profiles", [])
+        if declared != compiled.profiles and sorted(declared) != compiled.profiles:
+            found.append(Problem("$.metadata.profiles", f"must name the class's profiles {compiled.profiles}"))
         self._check_ms(found, metadata, _METADATA_TIME_FIELDS)
         for index, observable in enumerate(event.get("observables", ())):
             name = observable.get("name")

@@ -54,7 +54,7 @@ def _start(context: StreamContext, state: StreamState) -> WindowRun:
     spec = WindowSpec(
         label="audit",
         listing=lambda start, end: AUDIT_EVENTS.listing([audit_query(start, end, categories)]),
-        map_record=context.transformer.audit_record,
+        map_record=lambda record, position, _key: context.transformer.audit_record(record, position),
         time_field="eventTime",
         id_field="id",
         history_ms=HISTORY_MS,

@@ -166,7 +166,9 @@ class WindowSpec:
     Attributes:
         label: The stream's name (``audit``): in summaries and logs, and the event type a 401/403 names.
         listing: The request for one slice ``[start, end)``.
-        map_record: Maps and validates one record: the event, or None once it is counted as refused or skipped.
+        map_record: Maps and validates one record, given its position in the pass and its dedup key (the id, the
+            content key, or None): the event, or None once it is counted as refused or skipped. A stream keyed by
+            content derives ``metadata.uid`` from the key it is handed rather than hashing the record again.
         time_field: The field holding the event time (Mimecast time format), used for records that were not
             mapped.
         id_field: The record id field, or ``None`` for records without one (dedup by content key).
@@ -177,7 +179,7 @@ class WindowSpec:
 
     label: str
     listing: Callable[[datetime, datetime], Listing]
-    map_record: Callable[[object, int], MappedEvent | None]
+    map_record: Callable[[object, int, str | None], MappedEvent | None]
     time_field: str
     id_field: str | None
     history_ms: int
@@ -314,7 +316,7 @@ class WindowRun:
                 continue
             fresh = True
             # the position in this pass is what names a record without an id
-            mapped = spec.map_record(record, summary.records)
+            mapped = spec.map_record(record, summary.records, key)
             if mapped is not None:
                 by_table[mapped.table].append(mapped)
             if key is not None:
