@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import IO, Any
 
+import httpx
 from pythonjsonlogger.json import JsonFormatter
 
 from connector.secret import Secret
@@ -184,12 +185,28 @@ def redact_value(value: object) -> object:
     return redact_text(str(value))
 
 
+# Query parameters that carry a credential: a pre-signed link's signature (S3's X-Amz-Signature / -Credential /
+# -Security-Token, Azure's sig, GCS's X-Goog-Signature), or a token a server put in a URL. httpx logs each
+# request's full URL at DEBUG; a signed link must not reach a log file whole.
+_SIGNED_QUERY = re.compile(r"signature|credential|security-token|token|^sig$|key", re.IGNORECASE)
+
+
+def _redact_url(url: httpx.URL) -> httpx.URL:
+    """``url`` with the values of its credential-carrying query parameters masked."""
+    if not url.query:
+        return url
+    params = [(name, MASK if _SIGNED_QUERY.search(name) else value) for name, value in url.params.multi_items()]
+    return url.copy_with(params=params)
+
+
 class RedactionFilter(logging.Filter):
     """Masks secrets in a record before any formatter sees it; attached to the handler, so it covers every
     logger that propagates to it (httpx's included). It never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite ``record`` in place with secrets masked; always keep it."""
+        if isinstance(record.args, tuple) and any(isinstance(arg, httpx.URL) for arg in record.args):
+            record.args = tuple(_redact_url(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args)
         if isinstance(record.msg, dict):
             record.msg = redact_value(record.msg)
         else:

@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from connector.log import (
@@ -219,3 +220,22 @@ def test_values_too_short_to_mask_safely_are_not_registered(short: str) -> None:
     assert len(short) < MIN_MASKED_LENGTH
     register_secret(short)
     assert redact_text(f"the {short} text") == f"the {short} text"
+
+
+def test_a_pre_signed_link_httpx_logs_at_debug_keeps_its_path_but_not_its_signature(
+    stream: io.StringIO, httpx_mock: Any
+) -> None:
+    # what a SIEM batch listing hands out: an S3 link whose query string is the credential
+    link = (
+        "https://mimecast-siem.s3.eu-west-2.amazonaws.com/cg/2026/12/01/receipt-0001.json.gz?X-Amz-Algorithm=AWS4-HMAC-"
+        "SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261201%2Feu-west-2%2Fs3&X-Amz-Security-Token=IQoJb3JpZ2luX2VjEXAMPLE"
+        "&X-Amz-Expires=900&X-Amz-Signature=3f1c0ffee5ca1ab1e0ddba11deadbeef"
+    )
+    httpx_mock.add_response(url=link, content=b"")
+    with httpx.Client() as client:
+        client.get(link)
+    text = stream.getvalue()
+    [line] = [entry for entry in lines(stream) if entry["name"] == "httpx"]
+    assert "receipt-0001.json.gz" in line["message"] and "X-Amz-Expires=900" in line["message"]
+    for credential in ("3f1c0ffee5ca1ab1e0ddba11deadbeef", "AKIAEXAMPLE", "IQoJb3JpZ2luX2VjEXAMPLE"):
+        assert credential not in text
