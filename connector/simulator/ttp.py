@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
+import threading
 import time
 from array import array
 from collections import Counter
@@ -87,12 +88,11 @@ class Route:
 class _Rendered(Sequence[dict[str, Any]]):
     """Record indices that render into records only when sliced (a page at a time)."""
 
-    def __init__(self, indices: Sequence[int], render: Callable[[int], dict[str, Any]], served: Counter[str],
-                 name: str) -> None:  # fmt: skip
+    def __init__(self, indices: Sequence[int], render: Callable[[int], dict[str, Any]],
+                 served: Callable[[int], None]) -> None:  # fmt: skip
         self._indices = indices
         self._render = render
         self._served = served
-        self._name = name
 
     def __len__(self) -> int:
         return len(self._indices)
@@ -106,7 +106,7 @@ class _Rendered(Sequence[dict[str, Any]]):
     def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         if isinstance(index, slice):
             page = [self._render(i) for i in self._indices[index]]
-            self._served[self._name] += len(page)
+            self._served(len(page))
             return page
         return self._render(self._indices[index])
 
@@ -244,16 +244,22 @@ class TtpLogs:
         self.tenant = tenant
         self.spec = spec or TtpSpec.for_tenant(tenant.spec)
         self.forbidden: set[str] = set()
-        self.served: Counter[str] = Counter()
+        self.served: Counter[str] = Counter()  # records served per log (overlap re-reads included)
         self._logs: dict[str, _Log] = {}
+        self._lock = threading.Lock()  # the server answers on several threads
 
     def log(self, name: str) -> _Log:
         """The generated log ``name`` (built on first use)."""
-        log = self._logs.get(name)
-        if log is None:
-            count = round(self.spec.per_day.get(name, 0) * self.tenant.spec.days)
-            log = self._logs[name] = _Log(name, self.tenant, count)
-        return log
+        with self._lock:
+            log = self._logs.get(name)
+            if log is None:
+                count = round(self.spec.per_day.get(name, 0) * self.tenant.spec.days)
+                log = self._logs[name] = _Log(name, self.tenant, count)
+            return log
+
+    def _count(self, name: str, records: int) -> None:
+        with self._lock:
+            self.served[name] += records
 
     def records(self, name: str, until: int | None = None) -> list[dict[str, Any]]:
         """Every record of log ``name`` with a time up to ``until`` (epoch s; default all), oldest first."""
@@ -273,6 +279,7 @@ class TtpLogs:
             if isinstance(window, Reply):
                 return window
             log = self.log(name)
-            return _Rendered(log.visible(*window[:2], asof, faults, window[2]), log.render, self.served, name)
+            indices = log.visible(*window[:2], asof, faults, window[2])
+            return _Rendered(indices, log.render, lambda records: self._count(name, records))
 
         return select
