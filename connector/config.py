@@ -170,7 +170,7 @@ class Config:
         app_key: Application Key of the API 1.0 application (``NOT_SET`` with ``oauth2``).
         access_key: Access Key of the API 1.0 binding (``""`` with ``oauth2``).
         secret_key: Secret Key of the API 1.0 binding, base64 (``NOT_SET`` with ``oauth2``).
-        event_types: What to collect: a non-empty subset of ``("audit", "user_management")``, manifest order.
+        event_types: What to collect: a non-empty subset of the manifest's event types, manifest order.
         initial_lookback_hours: First-run audit lookback.
         overlap_minutes: Trailing audit window re-read every run (Mimecast index lag).
         page_size: Records per API page.

@@ -15,6 +15,10 @@ What it does:
 
 Outputs (``demo-output/``): ``authentication.ndjson``, ``account_change.ndjson``, ``group_management.ndjson``,
 ``user_inventory.ndjson``, ``summary.txt`` (both runs' summaries) and ``state/checkpoint.json``.
+
+The TTP URL / Attachment / Impersonation Protect and DLP streams are collected in the same runs (``demo/config.json``
+selects them) into ``email_url_activity.ndjson``, ``email_file_activity.ndjson``, ``detection_finding.ndjson`` and
+``data_security_finding.ndjson``, validated like the others; their counts are printed at the end.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ DEMO_CONFIG: Final = ROOT / "demo" / "config.json"
 OUT: Final = ROOT / "demo-output"
 STATE: Final = OUT / "state" / "checkpoint.json"
 TABLES: Final = ("authentication", "account_change", "group_management", "user_inventory")
+# The TTP URL / Attachment / Impersonation Protect and DLP streams (docs/ttp-dlp.md): their tables, and the
+# simulator's logs they are collected from.
+TTP_TABLES: Final = {"ttp_url": "email_url_activity", "ttp_attachment": "email_file_activity",
+                     "ttp_impersonation": "detection_finding", "dlp": "data_security_finding"}  # fmt: skip
 DIRECTORY_FEATURE: Final = "User and Group Management"  # metadata.product.feature.name of inventory-diff events
 MUTATION_SEED: Final = 1
 MUTATIONS: Final = 12
@@ -84,7 +92,7 @@ def _validate(validator: EventValidator) -> tuple[Counter[str], list[dict[str, A
     counts: Counter[str] = Counter()
     invalid: list[str] = []
     groups: list[dict[str, Any]] = []
-    for table in TABLES:
+    for table in (*TABLES, *TTP_TABLES.values()):
         path = OUT / f"{table}.ndjson"
         if not path.is_file():
             raise DemoError(f"{path} was not written")
@@ -166,6 +174,7 @@ def main() -> int:
         if not STATE.is_file():
             raise DemoError(f"{STATE} was not written")
         served = sum(1 for _ in simulator.served_audit_ids())
+        ttp_served = dict(simulator.ttp.served)
         leaked = [p.name for p in OUT.rglob("*") if p.is_file() and simulator.client_secret.encode() in p.read_bytes()]
         if leaked:
             raise DemoError(f"the client secret was written to {', '.join(leaked)}")
@@ -177,6 +186,11 @@ def main() -> int:
     for table in TABLES:
         print(f"  {OUT / (table + '.ndjson')}: {counts[table]} events")
     print(f"  (group_management includes {adds} Add User and {removes} Remove User events from the inventory diff)")
+    for stream, table in TTP_TABLES.items():
+        print(
+            f"  {OUT / (table + '.ndjson')}: {counts[table]} events ({stream}; {ttp_served.get(stream, 0)} records "
+            "served, overlap re-reads included)"
+        )
     print(f"  {OUT / 'summary.txt'}: the run summaries")
     print(f"  {STATE}: the committed checkpoint")
     print(f"demo finished in {time.monotonic() - started:.1f} s\n")

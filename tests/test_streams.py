@@ -114,7 +114,9 @@ def test_a_stream_must_use_an_event_type_and_tables_the_manifest_declares() -> N
     bad_table = dataclasses.replace(made_up, tables=("widget_table",))
     with pytest.raises(ValueError, match=r"tables manifest.json does not declare: \['widget_table'\]"):
         stream_registry.register(bad_table, event_types=["widgets"])
-    assert [s.name for s in stream_registry.streams()] == ["audit", "user_management"]
+    assert [s.name for s in stream_registry.streams()] == [
+        "audit", "user_management", "ttp_url", "ttp_attachment", "ttp_impersonation", "dlp"
+    ]  # fmt: skip
 
 
 # -- a made-up stream, end to end ----------------------------------------------------------------------------

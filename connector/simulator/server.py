@@ -10,6 +10,10 @@ Endpoints (all ``POST`` with the ``{"meta": {"pagination": ...}, "data": [...]}`
     /api/user/get-internal-users        data[0].domain, paginated -> data[0].users
     /api/directory/find-groups          data[0].query/source, paginated -> data[0].folders
     /api/directory/get-group-members    data[0].id, paginated -> data[0].group, data[0].groupMembers
+    /api/ttp/url/get-logs               from/to, oldestFirst; newest first by default; index lag -> data[0].clickLogs
+    /api/ttp/attachment/get-logs        the same -> data[0].attachmentLogs
+    /api/ttp/impersonation/get-logs     the same -> data[0].impersonationLogs
+    /api/dlp/get-logs                   the same -> data[0].dlpLogs   (ttp.py)
 
 Configured with :class:`~connector.simulator.api_v1.ApiV1Keys` (``api_keys_v1=``), it answers as a regional API
 1.0 host instead: the same ``/api/...`` endpoints, each request authenticated by its HMAC-SHA1 signature (see
@@ -46,6 +50,7 @@ from connector.simulator.layouts import parse_request_time
 from connector.simulator.paging import PageTokens
 from connector.simulator.replies import Reply, fail_reply, gateway_reply, ok_reply
 from connector.simulator.tenant import SIZE_PRESETS, MembershipChanges, Tenant, TenantSpec
+from connector.simulator.ttp import LOG_NAMES, Route, TtpLogs, TtpSpec
 
 __all__ = ["ORDERS", "Counters", "Reply", "RequestRecord", "Simulator", "serve"]
 
@@ -146,6 +151,7 @@ class Simulator:
         port: int = 0,
         routes: Mapping[str, ListingRoute] | None = None,
         api_keys_v1: ApiV1Keys | None = None,
+        ttp: TtpSpec | None = None,
     ) -> None:
         """Configure the simulator (the tenant is built now, the server starts in :meth:`start`).
 
@@ -172,6 +178,7 @@ class Simulator:
                 matches; the simulator pages them with its usual tokens, auth, rate limits and faults.
             api_keys_v1: answer as an API 1.0 host that accepts requests signed with these keys (and no
                 bearer tokens); None: an API 2.0 host (OAuth 2.0).
+            ttp: records per day of the TTP and DLP logs (``ttp.py``); default in proportion to the audit rate.
         """
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
@@ -190,7 +197,8 @@ class Simulator:
         self.rate_limit_window_seconds = rate_limit_window_seconds
         self.record_served_ids = record_served_ids
         self.faults = faults or FaultPlan()
-        self.routes: dict[str, ListingRoute] = dict(routes or {})
+        self.ttp = TtpLogs(self.tenant, ttp)
+        self.routes: dict[str, ListingRoute | Route] = {**self.ttp.routes(), **(routes or {})}
         self.api_keys_v1 = api_keys_v1
         self._binding_expired = False
         self._request_ids: set[str] = set()
@@ -298,12 +306,13 @@ class Simulator:
         return [tenant.audit_id(i) if i >= 0 else malformed[-i - 1] for i in served]
 
     def reset_observations(self) -> None:
-        """Forget the request log, served ids and counters (faults and tokens stay)."""
+        """Forget the request log, served ids and records and counters (faults and tokens stay)."""
         with self._lock:
             self._log.clear()
             self._served = array("q")
             self._malformed_ids.clear()
             self._counters = dict.fromkeys(Counters.__slots__, 0)
+            self.ttp.served.clear()
 
     def _count(self, name: str, by: int = 1) -> None:
         self._counters[name] += by
@@ -551,6 +560,8 @@ class Simulator:
         data = request.get("data")
         item = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
         route = self.routes.get(path)
+        if isinstance(route, Route):
+            return self._window_listing(path, item, route, size, token, now)
         if route is not None:
             query = orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode()
             return self._listing(path, query, route(item, now), size, token, lambda page: page)
@@ -621,6 +632,24 @@ class Simulator:
             offset = decoded[0]
         page = items[offset : offset + size]
         return ok_reply(wrap(page), size, len(items), self._next_token(query, offset, size, len(items), 0, token))
+
+    def _window_listing(
+        self, path: str, item: dict[str, Any], route: Route, size: int, token: object, now: float
+    ) -> Reply:
+        """A :class:`Route`'s listing: served as of its first page's instant, which the page token carries."""
+        query = self._page_tokens.digest(path, orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode())
+        offset, asof = 0, int(now)
+        if token is not None and token != "":
+            decoded = self._page_tokens.decode(token, query)
+            if isinstance(decoded, Reply):
+                return decoded
+            offset, asof = decoded
+        records = route.select(item, asof, self.faults)
+        if isinstance(records, Reply):
+            return records
+        page = list(records[offset : offset + size])
+        data = [{route.records_at: page}] if route.records_at is not None else page
+        return ok_reply(data, size, len(records), self._next_token(query, offset, size, len(records), asof, token))
 
     # --- audit events -------------------------------------------------------------------------------------
 
@@ -762,6 +791,8 @@ def serve(
                 f"  tenant: preset={size_preset} seed={seed} audit events={simulator.tenant.event_count}",
                 flush=True,
             )
+            logs = ", ".join(f"{name}={len(simulator.ttp.log(name))}" for name in LOG_NAMES)
+            print(f"  TTP and DLP log records: {logs}", flush=True)
         event = stop_event or threading.Event()
         try:
             while not event.wait(0.5):
