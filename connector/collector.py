@@ -86,6 +86,8 @@ class RunSummary:
     def stream_counts(self) -> dict[str, StreamCounts]:
         """Events per table, refused records per stage and records of other audit types, per stream, so far."""
         names = list(self.marks)
+        if not names:
+            return {}
         ends = [self.marks[name] for name in names[1:]] + [StreamCounts.of(self.report)]
         return {name: end.minus(self.marks[name]) for name, end in zip(names, ends, strict=True)}
 

@@ -14,6 +14,7 @@ formatter has already escaped every control character in them.
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +33,8 @@ from connector.streams.base import iso
 __all__ = ["REFRESH_PER_SECOND", "Progress", "render", "wanted"]
 
 REFRESH_PER_SECOND: Final = 4
+
+_log = logging.getLogger("connector.progress")
 
 
 def wanted(stderr: IO[str], *, disabled: bool, events_to_stdout: bool, stdout: IO[str]) -> bool:
@@ -67,8 +70,7 @@ def render(snapshot: PassSnapshot, baseline: Mapping[str, int | float], elapsed:
         else:
             bar = ProgressBar(total=100, completed=round(covered * 100), width=24)
             start, end = stream.window or (0, 0)
-            cursor = iso(stream.cursor_ms) if stream.cursor_ms else "not set"
-            span = Text(f"{covered:4.0%}  {iso(start)} -> {iso(end)}, cursor {cursor}")
+            span = Text(f"{covered:4.0%} of {iso(start)} -> {iso(end)}")
         rate = stream.records / elapsed if elapsed > 0 else 0.0
         figures = f"{_number(stream.pages)} pages, {_number(stream.records)} records, {_number(stream.events)} events"
         if stream.refused:
@@ -127,15 +129,26 @@ class Progress:
         self._clock = clock
         self._started = clock()
         self._baseline: Mapping[str, int | float] = {}
+        self._failed = False
 
     def _render(self) -> RenderableType:
-        return render(self._snapshot(), self._baseline, self._clock() - self._started)
+        # rich's refresh thread calls this; a display that fails must not end the collection it shows
+        try:
+            return render(self._snapshot(), self._baseline, self._clock() - self._started)
+        except Exception as exc:
+            if not self._failed:
+                self._failed = True
+                _log.warning("progress display failed", extra={"error": repr(exc)})
+            return Text("progress unavailable (see the log)")
 
     @contextmanager
     def showing(self) -> Iterator[None]:
         """Show the display (and print the log lines above it) until the block ends; then it disappears."""
         self._started = self._clock()
-        self._baseline = dict(self._snapshot().http)
+        try:
+            self._baseline = dict(self._snapshot().http)
+        except Exception:
+            self._baseline = {}
         live = Live(
             console=self.console,
             get_renderable=self._render,
