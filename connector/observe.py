@@ -108,9 +108,14 @@ class RunObserver:
     @contextlib.contextmanager
     def recording_failures(self) -> Iterator[None]:
         """Around the whole command: an error that ends it outside a pass (bad configuration, a locked state, an
-        output that cannot be closed) is written to the summary JSON too, with the last pass's figures if any."""
+        output that cannot be closed) is written to the summary JSON too, with the last pass's figures if any.
+        Ctrl-C between two ``--loop`` passes is no failure of a pass: the last pass's document stays."""
         try:
             yield
+        except KeyboardInterrupt as exc:
+            if self.summary_json is not None and self._last is None and exc is not self._recorded:
+                self._write(None, EXIT_INTERRUPTED, None, None, "interrupted", quiet=True)
+            raise
         except BaseException as exc:
             if self.summary_json is not None and exc is not self._recorded:
                 summary, started, duration = self._last if self._last is not None else (None, None, None)

@@ -5,7 +5,8 @@ events per table and refused records, events delivered and mapped per table, ref
 named, warnings, failures, HTTP figures) plus what only the command knows: its exit code, when the pass started
 and how long it took, and the error that ended it, if one did. With ``--loop`` it is rewritten after every pass
 (the last pass wins). It is also written when the command fails before a pass could start (bad configuration, a
-corrupt checkpoint, the state locked by another run): then only ``exit_code`` and ``error`` say something.
+corrupt checkpoint, the state locked by another run): then only ``exit_code`` and ``error`` say something. Ctrl-C
+between two ``--loop`` passes leaves the last pass's document as it is.
 
 The file is replaced atomically (a temporary file in the same folder, fsynced, renamed over it), so a scheduler
 reading it never sees half a document. Secrets are masked as in the human summary, and the text is ASCII JSON
