@@ -96,7 +96,8 @@ def test_metrics_are_scraped_during_a_loop_and_match_the_summary(
                                       "initial_lookback_hours": 6}))  # fmt: skip
         summary_path = tmp_path / "summary.json"
         argv = ["run", "--config", str(config), "--state", str(tmp_path / "state.json"), "--output-dir",
-                str(tmp_path / "out"), "--loop", "60", "--metrics-port", str(port), "--summary-json", str(summary_path)]  # fmt: skip
+                str(tmp_path / "out"), "--loop", "60", "--metrics-port", str(port),
+                "--summary-json", str(summary_path)]  # fmt: skip
         result: list[int] = []
         command = threading.Thread(target=lambda: result.append(main(argv)), daemon=True)
         command.start()
