@@ -27,14 +27,17 @@ from connector.errors import ConfigError, ConnectorError, MappingError, SinkErro
 from connector.host import MimecastConnector
 from connector.log import configure_logging, safe_line
 from connector.mapping.mapper import Mapper, now_ms
+from connector.observe import RunObserver
 from connector.ocsf.validate import EventValidator
 from connector.pipeline import Transformer
+from connector.progress import wanted as progress_wanted
 from connector.runner import COMMIT_INTERVAL_SECONDS, close_all, deliver
 from connector.sinks.base import Sink
 from connector.sinks.ndjson import NdjsonSink
 from connector.sinks.stdout import StdoutSink
 from connector.store import CheckpointStore
 from connector.streams.registry import map_sources
+from connector.summary_json import check_writable as check_summary_writable
 
 __all__ = ["main", "read_records"]
 
@@ -221,14 +224,26 @@ def _run_once(
     *,
     commit_interval: float = COMMIT_INTERVAL_SECONDS,
     clock: Callable[[], float] = time.monotonic,
+    observer: RunObserver | None = None,
 ) -> int:
-    """One pass as a host would run it (``runner.deliver``), then the summary on stderr; the pass's exit code."""
-    deliver(connector.collect(store.load()), sinks, store, commit_interval=commit_interval, clock=clock)
+    """One pass as a host would run it (``runner.deliver``), then the summary on stderr; the pass's exit code.
+
+    ``observer`` adds the progress display, the metrics and the summary JSON (``connector.observe``).
+    """
+    checkpoint = store.load()
+    batches = connector.collect(checkpoint)
+    watch = (observer or RunObserver()).start(connector, checkpoint, store)
+    try:
+        deliver(batches, sinks, watch.store, commit_interval=commit_interval, clock=clock)
+    except BaseException as exc:
+        watch.failed(exc)
+        raise
+    watch.stop()
     for line in connector.summary.lines():
         print(line, file=sys.stderr)
-    if connector.summary.exit_code:
-        return connector.summary.exit_code
-    return EXIT_FAILED if connector.summary.report.failures else EXIT_OK
+    code = connector.summary.exit_code or (EXIT_FAILED if connector.summary.report.failures else EXIT_OK)
+    watch.finished(code)
+    return code
 
 
 def _sinks(args: argparse.Namespace) -> list[Sink]:
@@ -240,15 +255,30 @@ def _sinks(args: argparse.Namespace) -> list[Sink]:
     return [NdjsonSink(args.output)]
 
 
+def _observer(args: argparse.Namespace) -> RunObserver:
+    """The progress, metrics and summary JSON ``run`` was asked for (``connector.observe``)."""
+    if args.summary_json:
+        check_summary_writable(args.summary_json)
+    events_to_stdout = not args.output_dir and args.output == "-"
+    progress = progress_wanted(sys.stderr, disabled=args.no_progress, events_to_stdout=events_to_stdout,
+                               stdout=sys.stdout)  # fmt: skip
+    return RunObserver(
+        progress_stream=sys.stderr if progress else None,
+        metrics_address=(args.metrics_host, args.metrics_port) if args.metrics_port is not None else None,
+        summary_json=args.summary_json,
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     store = CheckpointStore(args.state)
+    observer = _observer(args)
     # Configuration first, then the state: writable and locked for the whole run (every --loop pass), before
     # any output file is created or anything is pulled.
-    with _connector(args) as connector, store.lock():
+    with observer.recording_failures(), _connector(args) as connector, store.lock(), observer.serving():
         sinks = _sinks(args)
         try:
             while True:
-                code = _run_once(connector, store, sinks)
+                code = _run_once(connector, store, sinks, observer=observer)
                 if not args.loop:
                     break
                 print(f"next run in {args.loop:g} s (Ctrl-C to stop)", file=sys.stderr)
@@ -288,6 +318,17 @@ def _loop_seconds(text: str) -> float:
     return seconds
 
 
+def _port(text: str) -> int:
+    """``--metrics-port``: a TCP port, 1..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port between 1 and 65535, not {port}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the README and tests)."""
     parser = argparse.ArgumentParser(prog="mimecast-connector", description="Mimecast API 2.0 → OCSF 1.8.0")
@@ -312,6 +353,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--loop", type=_loop_seconds, metavar="SECONDS", help="repeat every SECONDS (> 0) until interrupted"
     )
     p_run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override log_level")
+    p_run.add_argument(
+        "--no-progress", action="store_true", help="no live progress display, even when stderr is a terminal"
+    )
+    p_run.add_argument(
+        "--metrics-port", type=_port, metavar="PORT", help="with --loop: serve Prometheus metrics on PORT (/metrics)"
+    )
+    p_run.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST", help="interface for --metrics-port (default %(default)s)"
+    )
+    p_run.add_argument(
+        "--summary-json", metavar="FILE", help="write the run summary as JSON to FILE (replaced after every pass)"
+    )
     p_run.set_defaults(handler=_cmd_run)
     p_check = sub.add_parser("check", help="permission preflight for the configured event types")
     p_check.add_argument("--config", required=True, help="parameters file (JSON or YAML)")
@@ -331,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "metrics_port", None) is not None and not args.loop:
+            parser.error("--metrics-port needs --loop (a single pass ends before a scrape could read it)")
     except SystemExit as exc:
         return int(exc.code or 0)
     try:

@@ -14,19 +14,57 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from connector.api.client import MimecastClient
 from connector.checkpoint import Checkpoint
 from connector.config import Config
 from connector.errors import ConnectorError
 from connector.events import Batch
-from connector.log import safe_line
+from connector.log import redact_value, safe_line
 from connector.pipeline import Report, Transformer
 from connector.streams.base import Stream, StreamContext, Summary
 
-__all__ = ["Collector", "RunSummary"]
+__all__ = ["Collector", "RunSummary", "StreamCounts", "section_dict"]
 
 _log = logging.getLogger("connector.collector")
+_SHOWN_ERRORS = 20  # refused records named in the summary (the human one and its JSON form)
+
+
+@dataclass(frozen=True)
+class StreamCounts:
+    """The shared report's counters as they stood when a stream started (a mark), or one stream's share of them.
+
+    Streams run one after the other in the consumer's thread (read-ahead threads fetch, they never map), so a
+    stream's share is the difference between its mark and the next stream's (or the report now).
+    """
+
+    emitted: Mapping[str, int] = field(default_factory=dict)
+    refused: Mapping[str, int] = field(default_factory=dict)
+    other_types: int = 0
+
+    @classmethod
+    def of(cls, report: Report) -> StreamCounts:
+        """The report's counters now (copies: ``dict`` of a ``Counter`` with str keys is one C call)."""
+        return cls(dict(report.emitted), dict(report.failed), sum(report.other_types.values()))
+
+    def minus(self, earlier: StreamCounts) -> StreamCounts:
+        """What was counted between ``earlier`` and this."""
+        return StreamCounts(
+            {k: v - earlier.emitted.get(k, 0) for k, v in self.emitted.items() if v - earlier.emitted.get(k, 0)},
+            {k: v - earlier.refused.get(k, 0) for k, v in self.refused.items() if v - earlier.refused.get(k, 0)},
+            self.other_types - earlier.other_types,
+        )
+
+
+def section_dict(section: Summary) -> dict[str, Any]:
+    """A stream's section as JSON-ready data: its ``to_dict()`` when it has one, else its human ``lines()``."""
+    to_dict = getattr(section, "to_dict", None)
+    if callable(to_dict):
+        data = to_dict()
+        if isinstance(data, dict):
+            return data
+    return {"lines": [line.strip() for line in section.lines()]}
 
 
 @dataclass
@@ -42,6 +80,55 @@ class RunSummary:
     # Events per table the consumer took: counted when it asks for the next batch (or the end), so events mapped
     # into a batch that was never handed out (a listing failed first) are not reported as delivered.
     delivered: Counter[str] = field(default_factory=Counter)
+    # The report's counters when each stream started, in run order (``stream_counts``).
+    marks: dict[str, StreamCounts] = field(default_factory=dict)
+
+    def stream_counts(self) -> dict[str, StreamCounts]:
+        """Events per table, refused records per stage and records of other audit types, per stream, so far."""
+        names = list(self.marks)
+        if not names:
+            return {}
+        ends = [self.marks[name] for name in names[1:]] + [StreamCounts.of(self.report)]
+        return {name: end.minus(self.marks[name]) for name, end in zip(names, ends, strict=True)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures of ``lines()`` as JSON-ready data (``--summary-json``), secrets masked (``redact_value``).
+
+        Each stream's section comes from its ``to_dict()`` (or its ``lines()``), with that stream's events per
+        table and refused records per stage added. Tenant text (record ids, audit types, server messages) is kept
+        as values, never as keys.
+        """
+        counts = self.stream_counts()
+        streams: dict[str, Any] = {}
+        for name, section in self.sections.items():
+            share = counts.get(name, StreamCounts())
+            streams[name] = {**section_dict(section), "events": dict(share.emitted), "refused": dict(share.refused)}
+        report = self.report
+        data = {
+            "ok": self.ok,
+            "warnings": list(self.warnings),
+            "streams": streams,
+            "tables": {
+                table: {"delivered": self.delivered.get(table, 0), "mapped": report.emitted.get(table, 0)}
+                for table in sorted(set(report.emitted) | set(self.delivered))
+            },
+            "other_audit_types": [{"audit_type": t, "count": n} for t, n in report.other_types.most_common()],
+            "refused": {
+                "total": report.failures,
+                "by_stage": dict(sorted(report.failed.items())),
+                "first": [
+                    {"record_id": e.record_id, "stage": e.stage, "message": e.message}
+                    for e in report.errors[:_SHOWN_ERRORS]
+                ],
+            },
+            "raw_data_omitted": report.raw_data_omitted,
+            "http": dict(self.http),
+            "failures": [{"stream": name, "error": message} for name, message in self.failures.items()],
+            "exit_code": self.exit_code,
+        }
+        masked = redact_value(data)
+        assert isinstance(masked, dict)
+        return masked
 
     @property
     def ok(self) -> bool:
@@ -113,6 +200,7 @@ class Collector:
             self.summary.http = _stats_delta(http_before, self.client.stats.as_dict())
 
     def _run(self, stream: Stream, context: StreamContext) -> Iterator[Batch]:
+        self.summary.marks[stream.name] = StreamCounts.of(self.summary.report)
         run = stream.start(context, self._checkpoint.state(stream))
         self.summary.sections[stream.name] = run.summary
         for output in run.outputs():

@@ -184,6 +184,8 @@ class Config:
             masked in ``repr`` and ``redacted()``.
         log_level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
         lag_warning_minutes: Index lag that triggers a warning; 0 disables it.
+        raw_data_max_bytes: Cap on the original record copied into OCSF ``raw_data`` (compact JSON, UTF-8
+            bytes); 0 leaves ``raw_data`` out (``connector.raw_data``).
     """
 
     auth_method: str
@@ -209,6 +211,7 @@ class Config:
     proxy_url: str = dataclasses.field(repr=False)
     log_level: str
     lag_warning_minutes: int
+    raw_data_max_bytes: int
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, object], *, environ: Mapping[str, str] | None = None) -> Config:

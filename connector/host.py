@@ -140,7 +140,7 @@ class MimecastConnector:
             checkpoint = Checkpoint.from_dict(checkpoint)
         collector = Collector(
             self.client,
-            Transformer(self._mapper, self._validator),
+            Transformer(self._mapper, self._validator, raw_data_max_bytes=self.config.raw_data_max_bytes),
             streams=self._streams,
             config=self.config,
             now_ms=self._now_ms,

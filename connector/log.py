@@ -25,13 +25,15 @@ same stream. JSON log lines need no such step: the formatter escapes every non-A
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import re
 import sys
 import threading
 import traceback
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import httpx
@@ -45,6 +47,7 @@ __all__ = [
     "RedactionFilter",
     "configure_logging",
     "escape_control",
+    "log_stream",
     "redact_text",
     "redact_value",
     "register_secret",
@@ -283,3 +286,20 @@ def configure_logging(level: str = "INFO", stream: IO[str] | None = None, secret
     root.setLevel(numeric)
     # httpx logs every request at INFO; keep that for DEBUG runs only.
     logging.getLogger("httpx").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
+
+
+@contextlib.contextmanager
+def log_stream(stream: IO[str] | io.TextIOBase) -> Iterator[None]:
+    """Send the JSON log lines of ``configure_logging``'s handler to ``stream`` until the block ends, then back to
+    where they went (the progress display prints them above itself). Without that handler, nothing changes."""
+    with _lock:
+        handler = _handler
+    if not isinstance(handler, logging.StreamHandler):
+        yield
+        return
+    previous = handler.setStream(stream)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: it already wrote to ``stream``
+            handler.setStream(previous)

@@ -17,6 +17,7 @@ from connector.log import safe_line
 from connector.mapping.email import map_email
 from connector.mapping.mapper import Mapper
 from connector.ocsf.validate import EventValidator
+from connector.raw_data import with_raw_data
 
 __all__ = ["RecordError", "Report", "Transformer"]
 
@@ -41,6 +42,8 @@ class Report:
     failed: Counter[str] = field(default_factory=Counter)
     other_types: Counter[str] = field(default_factory=Counter)
     errors: list[RecordError] = field(default_factory=list)
+    # Events whose original record was larger than raw_data_max_bytes: emitted with raw_data_size, no raw_data.
+    raw_data_omitted: int = 0
 
     @property
     def failures(self) -> int:
@@ -78,6 +81,9 @@ class Report:
                 f"  not emitted, audit types outside the four tables ({sum(self.other_types.values())}): {kinds}"
                 " (set emit_other_audit_types to emit them as OCSF Base Event)"
             )
+        if self.raw_data_omitted:
+            lines.append(f"  raw_data left out of {self.raw_data_omitted} events: the original record was larger "
+                         "than raw_data_max_bytes (raw_data_size gives its size)")  # fmt: skip
         for stage, count in sorted(self.failed.items()):
             lines.append(f"  refused at {stage}: {count} records")
         for error in self.errors[:20]:
@@ -97,12 +103,26 @@ def _delivered_line(table: str, delivered: int, mapped: int) -> str:
 
 
 class Transformer:
-    """Runs records through the mapper and the validator and keeps the report."""
+    """Runs records through the mapper and the validator and keeps the report.
 
-    def __init__(self, mapper: Mapper, validator: EventValidator, report: Report | None = None) -> None:
+    ``raw_data_max_bytes`` (the parameter of that name; 0: off) puts each record into its event's ``raw_data``
+    after mapping and before validation (``connector.raw_data.with_raw_data``, through ``with_raw``).
+    """
+
+    def __init__(
+        self, mapper: Mapper, validator: EventValidator, report: Report | None = None, *, raw_data_max_bytes: int = 0
+    ) -> None:
         self.mapper = mapper
         self.validator = validator
         self.report = report if report is not None else Report()
+        self.raw_data_max_bytes = raw_data_max_bytes
+
+    def with_raw(self, mapped: MappedEvent, record: object) -> MappedEvent:
+        """``mapped`` with its original ``record`` in ``raw_data`` when the parameter asks for it (counting an
+        omission above the cap); call it between mapping and ``accept``."""
+        if self.raw_data_max_bytes and not with_raw_data(mapped.event, record, self.raw_data_max_bytes):
+            self.report.raw_data_omitted += 1
+        return mapped
 
     def accept(self, mapped: MappedEvent) -> bool:
         """Validate one mapped event; count it as emitted, or as refused with its record id."""
@@ -139,7 +159,7 @@ class Transformer:
             assert isinstance(record, dict)
             self.report.other_types[str(record.get("auditType"))] += 1
             return None
-        return mapped if self.accept(mapped) else None
+        return mapped if self.accept(self.with_raw(mapped, record)) else None
 
     def email_record(self, source: str, record: object, key: str | None, collected_ms: int) -> MappedEvent | None:
         """Map and validate one email-security record (``connector.mapping.email``): the valid event, or None once
@@ -167,7 +187,7 @@ class Transformer:
             except MappingError as exc:
                 self._refuse(exc, position)
                 continue
-            if self.accept(mapped):
+            if self.accept(self.with_raw(mapped, record)):
                 yield mapped
 
     def _refuse(self, error: MappingError, position: int) -> None:

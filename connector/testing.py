@@ -13,6 +13,7 @@ from connector.errors import MappingError
 from connector.mapping.mapper import Mapper
 from connector.mapping.snapshot import GroupMembers, diff_memberships
 from connector.ocsf.validate import EventValidator
+from connector.raw_data import with_raw_data
 
 __all__ = ["GOLDEN_CLOCK_MS", "golden_mapper", "run_scenario"]
 
@@ -28,17 +29,24 @@ def _snapshot(data: Mapping[str, Any]) -> dict[str, GroupMembers]:
     return {gid: GroupMembers(g["name"], frozenset(g["members"])) for gid, g in data.items()}
 
 
-def run_scenario(mapper: Mapper, validator: EventValidator, source: str, raw: Any) -> dict[str, Any]:
+def run_scenario(
+    mapper: Mapper, validator: EventValidator, source: str, raw: Any, *, raw_data_max_bytes: int = 0
+) -> dict[str, Any]:
     """Map one scenario's input; returns ``{"expected": event | [events] | None, "error": str | None}``.
 
     Every event returned has passed the validator; an invalid one is returned as an error instead.
+    ``raw_data_max_bytes`` (a scenario's optional key of that name) is the parameter: the original record goes
+    into ``raw_data`` as the ``Transformer`` puts it there, after mapping and before validation.
     """
     try:
         if source == "audit":
             mapped = mapper.map_audit(raw, 1)
             events = [mapped.event] if mapped else []
+            for event in events:
+                with_raw_data(event, raw, raw_data_max_bytes)
         elif source == "users":
             events = [mapper.map_user(raw, 1, GOLDEN_CLOCK_MS).event]
+            with_raw_data(events[0], raw, raw_data_max_bytes)
         elif source == "membership":
             changes = diff_memberships(_snapshot(raw["previous"]), _snapshot(raw["current"]))
             events = [

@@ -26,7 +26,8 @@ def main() -> int:
     changed = 0
     for path in sorted(GOLDEN.rglob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
-        data.update(run_scenario(mapper, validator, data["source"], data["input"]))
+        cap = data.get("raw_data_max_bytes", 0)
+        data.update(run_scenario(mapper, validator, data["source"], data["input"], raw_data_max_bytes=cap))
         text = render(data)
         if path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")

@@ -255,7 +255,7 @@ def _run_cli_with_a_failing_disk(
 def test_a_sync_error_when_the_run_closes_its_output_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def run_once(connector: object, store: object, sinks: list[NdjsonSink]) -> int:
+    def run_once(connector: object, store: object, sinks: list[NdjsonSink], **_: object) -> int:
         (sink,) = sinks
         sink.write(_batches(1)[0])  # written, never synced by the pass
         return 0
@@ -271,7 +271,7 @@ def test_a_sync_error_at_close_does_not_hide_the_error_that_ended_the_run(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def run_once(connector: object, store: object, sinks: list[NdjsonSink]) -> int:
+    def run_once(connector: object, store: object, sinks: list[NdjsonSink], **_: object) -> int:
         (sink,) = sinks
         sink.write(_batches(1)[0])
         raise CheckpointError("the checkpoint file is corrupt")
@@ -290,7 +290,7 @@ def test_a_failed_sync_is_reported_once_even_when_close_fails_with_it_again(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def run_once(connector: object, store: object, sinks: list[NdjsonSink]) -> int:
+    def run_once(connector: object, store: object, sinks: list[NdjsonSink], **_: object) -> int:
         (sink,) = sinks
         sink.write(_batches(1)[0])
         sink.sync()

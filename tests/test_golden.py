@@ -35,7 +35,8 @@ def mapper_and_validator() -> tuple[object, EventValidator]:
 def test_scenario_matches_expected(path: Path, mapper_and_validator: tuple) -> None:
     mapper, validator = mapper_and_validator
     data = json.loads(path.read_text(encoding="utf-8"))
-    result = run_scenario(mapper, validator, data["source"], data["input"])
+    cap = data.get("raw_data_max_bytes", 0)
+    result = run_scenario(mapper, validator, data["source"], data["input"], raw_data_max_bytes=cap)
     assert result["error"] == data["error"]
     assert result["expected"] == data["expected"], "mapping changed: run `make golden` and review the diff"
     # The file is in canonical form, so `make golden` on an unchanged mapping is a no-op.

@@ -47,6 +47,15 @@ class DirectorySummary:
     membership_changes: int = 0
     skipped_until_ms: int | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The section as JSON-ready data (``--summary-json``): the figures of ``lines()``."""
+        return {
+            "users": self.users,
+            "groups": self.groups,
+            "membership_changes": self.membership_changes,
+            "not_due_until": iso(self.skipped_until_ms) if self.skipped_until_ms else None,
+        }
+
     def lines(self) -> list[str]:
         """The stream's lines of the human summary."""
         if self.skipped_until_ms:

@@ -202,6 +202,24 @@ class WindowSummary:
     lag_warnings: int = 0
     history_gap: tuple[int, int] | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The section as JSON-ready data (``--summary-json``): the figures of ``lines()``, times as ISO 8601 and
+        epoch ms."""
+        window = self.window
+        gap = self.history_gap
+        return {
+            "window": None if window is None else _span(window),
+            "cursor": iso(self.cursor_ms) if self.cursor_ms else None,
+            "cursor_ms": self.cursor_ms,
+            "pages": self.pages,
+            "records": self.records,
+            "duplicates": self.duplicates,
+            "max_late_ms": self.max_late_ms,
+            "lag_warnings": self.lag_warnings,
+            "history_days": self.history_days,
+            "not_collected": None if gap is None else _span(gap),
+        }
+
     def lines(self) -> list[str]:
         """The stream's lines of the human summary."""
         out = []
@@ -218,6 +236,10 @@ class WindowSummary:
             out.append(f"  NOT COLLECTED (older than Mimecast's {self.history_days}-day history): "
                        f"{iso(self.history_gap[0])} -> {iso(self.history_gap[1])}")  # fmt: skip
         return out
+
+
+def _span(span: tuple[int, int]) -> dict[str, Any]:
+    return {"start": iso(span[0]), "end": iso(span[1]), "start_ms": span[0], "end_ms": span[1]}
 
 
 def _whole_second(ms: int) -> int:
