@@ -148,6 +148,9 @@ class EmailMapper:
                 break
         word = parse.word(raw) if isinstance(raw, str) and len(raw) <= 64 else None
         kind = self.rules.siem_types.get(" ".join(word.split())) if word else None
+        if kind is None and raw is None:
+            fields = " or ".join(self._type_fields)
+            raise MappingError(f"siem record {key} has no type ({fields})", record_id=key)
         if kind is None:
             shown = raw if isinstance(raw, str) and len(raw) <= 64 else type(raw).__name__
             raise MappingError(f"siem record {key} has an unknown type {shown!r}", record_id=key)
