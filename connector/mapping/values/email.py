@@ -220,13 +220,18 @@ def _recipients(record: EmailRecord) -> list[str] | None:
         found.extend(a for a in addresses if a not in found)
         if not complete:
             record.keep(name, value)
-    return found[: parse.MAX_RECIPIENTS] or None
+    if found:
+        return found[: parse.MAX_RECIPIENTS]
+    # OCSF's email object needs a from or a to; with no valid address at all (a "<>" bounce with no recipient
+    # field) an empty list says "no recipient known" and keeps the event, the raw values being in unmapped.
+    return None if sender(record) is not None else []
 
 
 @EMAIL.derived(
     "recipients",
     f"`recipients` / `recipient` / `recipientAddress` split on `,` and `;` into valid addresses (at most "
-    f"{parse.MAX_RECIPIENTS}); with an invalid part or more than that, the raw value is kept in `unmapped` too",
+    f"{parse.MAX_RECIPIENTS}); with an invalid part or more than that, the raw value is kept in `unmapped` too; "
+    "an empty list when neither they nor the sender give a valid address (OCSF needs email.from or email.to)",
     raw_inputs=_RECIPIENTS,
 )
 def recipients(record: EmailRecord) -> list[str] | None:
