@@ -10,6 +10,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from connector.errors import MappingError
 from connector.events import MappedEvent
@@ -18,8 +19,13 @@ from connector.mapping.email import map_email
 from connector.mapping.mapper import Mapper
 from connector.ocsf.validate import EventValidator
 from connector.raw_data import with_raw_data
+from connector.streams.keys import content_key
 
-__all__ = ["RecordError", "Report", "Transformer"]
+__all__ = ["TRANSPORT_FIELDS", "RecordError", "Report", "Transformer", "email_record_key"]
+
+TRANSPORT_FIELDS: Final = frozenset({"_offset", "_partition"})
+"""Fields of SIEM batch records that say where the record sat in Mimecast's log, not what it says: left out of
+the content key, so a record re-delivered at another offset is recognised."""
 
 _log = logging.getLogger("connector.pipeline")
 _KEEP_ERRORS = 200
@@ -102,6 +108,21 @@ def _delivered_line(table: str, delivered: int, mapped: int) -> str:
     return line
 
 
+def email_record_key(source: str, record: object) -> str | None:
+    """The dedup key of an email-security record: its ``id`` for TTP impersonation (``MTOKEN:...``), the content
+    key (``streams.keys.content_key`` without ``TRANSPORT_FIELDS``) for the sources whose records have none (SIEM,
+    TTP URL and attachment, DLP). None for a record that has no key (not an object, an impersonation record
+    without a string id): ``Transformer.email_record`` refuses it. The streams and ``map --source`` share this rule,
+    so ``metadata.uid`` is the same whichever way a record came in.
+    """
+    if not isinstance(record, dict):
+        return None
+    if source == "ttp_impersonation":
+        record_id = record.get("id")
+        return record_id if isinstance(record_id, str) and record_id else None
+    return content_key(record, TRANSPORT_FIELDS)
+
+
 class Transformer:
     """Runs records through the mapper and the validator and keeps the report.
 
@@ -175,7 +196,23 @@ class Transformer:
         except MappingError as exc:
             self._refuse(exc, 0)
             return None
-        return mapped if self.accept(mapped) else None
+        return mapped if self.accept(self.with_raw(mapped, record)) else None
+
+    def email(self, source: str, records: Iterable[object], collected_ms: int) -> Iterator[MappedEvent]:
+        """Map and validate email-security records of ``source`` (``map --source``), keyed by
+        ``email_record_key``, yielding the valid events; the others are counted and reported."""
+        for position, record in enumerate(records):
+            if isinstance(record, MappingError):
+                self._refuse(record, position)
+                continue
+            key = email_record_key(source, record)
+            if key is None:
+                what = "is not a JSON object" if not isinstance(record, dict) else "has no id"
+                self._refuse(MappingError(f"{source} record #{position} {what}", record_id=f"#{position}"), position)
+                continue
+            mapped = self.email_record(source, record, key, collected_ms)
+            if mapped is not None:
+                yield mapped
 
     def users(self, records: Iterable[object], collected_ms: int, start: int = 0) -> Iterator[MappedEvent]:
         """Map and validate directory users into User Inventory Info events."""

@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from connector.errors import MappingError
+from connector.mapping.email import EMAIL_SOURCES, map_email
 from connector.mapping.mapper import Mapper
 from connector.mapping.snapshot import GroupMembers, diff_memberships
 from connector.ocsf.validate import EventValidator
+from connector.pipeline import email_record_key
 from connector.raw_data import with_raw_data
 
 __all__ = ["GOLDEN_CLOCK_MS", "golden_mapper", "run_scenario"]
@@ -27,6 +29,13 @@ def golden_mapper() -> Mapper:
 
 def _snapshot(data: Mapping[str, Any]) -> dict[str, GroupMembers]:
     return {gid: GroupMembers(g["name"], frozenset(g["members"])) for gid, g in data.items()}
+
+
+def _email_key(source: str, raw: Any) -> str:
+    key = email_record_key(source, raw)
+    if key is None:
+        raise MappingError(f"{source} record has no key (not an object, or no id)", record_id="#1")
+    return key
 
 
 def run_scenario(
@@ -46,6 +55,9 @@ def run_scenario(
                 with_raw_data(event, raw, raw_data_max_bytes)
         elif source == "users":
             events = [mapper.map_user(raw, 1, GOLDEN_CLOCK_MS).event]
+            with_raw_data(events[0], raw, raw_data_max_bytes)
+        elif source in EMAIL_SOURCES:
+            events = [map_email(source, raw, _email_key(source, raw), GOLDEN_CLOCK_MS).event]
             with_raw_data(events[0], raw, raw_data_max_bytes)
         elif source == "membership":
             changes = diff_memberships(_snapshot(raw["previous"]), _snapshot(raw["current"]))

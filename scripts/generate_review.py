@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from connector.mapping.email.rules import EmailKind, EmailRules, load_email_rules
 from connector.mapping.tables import Classification, FieldTable, MappingRules, load_rules
 from connector.mapping.values.common import UNKNOWN_IDENTITY
+from connector.mapping.values.email_parse import MAX_ATTACHMENTS, MAX_RECIPIENTS
 from connector.ocsf.catalog import OCSF_VERSION, load_enums
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +32,15 @@ AUDIT_EXAMPLES: dict[str, str] = {
 }
 MEMBERSHIP_EXAMPLE = "group_management/membership_diff_add_and_remove"
 USER_EXAMPLE = "user_inventory/user_with_groups"
+# Email table → golden scenario shown as its example.
+EMAIL_EXAMPLES: dict[str, str] = {
+    "email_activity": "email_activity/ugly_rejection_info_pseudo_structured",
+    "email_file_activity": "email_file_activity/sample_ttp_attachment_01",
+    "email_url_activity": "email_url_activity/ugly_analysis_json_string",
+    "detection_finding": "detection_finding/sample_ttp_impersonation_01",
+    "data_security_finding": "data_security_finding/sample_dlp_01",
+}
+_OUTCOME_CAPTIONS = ("activity_id", "disposition_id", "action_id", "status_id", "severity_id")
 # What a heading adds to the class caption, for the tables that need it.
 HEADING_NOTES: dict[str, str] = {"base_event": ": audit types outside the four tables"}
 
@@ -86,6 +97,68 @@ def _field_table(table: FieldTable) -> list[str]:
     return lines
 
 
+def _outcome(class_uid: int, outcome: dict[str, Any]) -> str:
+    enums = load_enums()
+    parts = []
+    for name in _OUTCOME_CAPTIONS:
+        if name in outcome:
+            value = outcome[name]
+            caption = outcome.get("activity_name") if name == "activity_id" and value == 99 else None
+            parts.append(f"{name.removesuffix('_id')} {value} {caption or enums.caption(class_uid, name, value)}")
+    if "is_alert" in outcome:
+        parts.append(f"is_alert {str(outcome['is_alert']).lower()}")
+    return ", ".join(parts)
+
+
+def _kinds_table(rules: EmailRules, table: FieldTable) -> list[str]:
+    lines = ["| record kind | base outcome | decided by (lower-cased value → outcome) | note |", "|---|---|---|---|"]
+    kinds: list[tuple[str, EmailKind]] = [(f"SIEM `{name}`", kind) for name, kind in rules.siem_types.items()]
+    kinds += [(f"`{name}`", kind) for name, kind in rules.kinds.items()]
+    for label, kind in kinds:
+        if kind.table.table != table.table:
+            continue
+        lookups = "; ".join(
+            f"`{lookup.field}`{' (prefix)' if lookup.prefix else ''}: "
+            + ", ".join(f"{value} → ({_outcome(table.class_uid, dict(out))})" for value, out in lookup.values.items())
+            for lookup in kind.lookups
+        )
+        base = _outcome(table.class_uid, dict(kind.base))
+        lines.append(f"| {label} (feature {kind.feature}) | {base} | {lookups or '—'} | {kind.note} |")
+    return lines
+
+
+def _email_field_table(table: FieldTable) -> list[str]:
+    lines = _field_table(table)[:-1]
+    lines.append(
+        f"Raw fields consumed: {', '.join(f'`{f}`' for f in sorted(table.consumes))}, and the fields the outcome "
+        "reads; every other raw field goes to `unmapped` under its Mimecast name, and so does a consumed value "
+        "that would fail an OCSF format (kept as sent)."
+    )
+    return lines
+
+
+def _email_sections() -> list[str]:
+    rules = load_email_rules()
+    out = [
+        "## Email security (SIEM logs, TTP URL / Attachment / Impersonation Protect, DLP)",
+        "",
+        f"Every email event carries `metadata.product` = {json.dumps(dict(rules.product))} plus the feature, "
+        '`metadata.profiles` = `["security_control"]` (disposition_id, action_id and policy need it) and '
+        f"`metadata.version` = {json.dumps(OCSF_VERSION)}. A SIEM record's kind is its `type` (or `eventType`); "
+        "an unknown one is refused with its key. Rows of `mappings/email_common.yaml` come first in every table. "
+        f"Caps: {MAX_RECIPIENTS} recipients and {MAX_ATTACHMENTS} attachment names per record (the raw value is "
+        "kept in `unmapped` beyond them). Decisions and facts: `docs/email-mapping.md`.",
+        "",
+    ]
+    for table in rules.tables.values():
+        out += [f"### {_heading(table)}", "", "#### Record kinds", ""]
+        out += _kinds_table(rules, table)
+        out += ["", "#### Field table (rows run in order)", ""]
+        out += _email_field_table(table)
+        out += [""] + _example(EMAIL_EXAMPLES[table.table]) + [""]
+    return out
+
+
 def _example(scenario: str) -> list[str]:
     data = json.loads((GOLDEN / f"{scenario}.json").read_text(encoding="utf-8"))
     return [
@@ -116,6 +189,8 @@ def _golden_index() -> list[str]:
             result = "not emitted"
         else:
             result = f"{expected['type_name']}, status {expected['status']}"
+            if "disposition" in expected:
+                result += f", disposition {expected['disposition']}"
         lines.append(f"| `{path.relative_to(GOLDEN).with_suffix('')}` | {result} |")
     return lines
 
@@ -161,6 +236,7 @@ def render() -> str:
         "",
     ]
     out += _field_table(rules.user_inventory) + [""] + _example(USER_EXAMPLE) + [""]
+    out += _email_sections()
     out += ["## Every golden scenario", ""] + _golden_index() + [""]
     return "\n".join(out)
 

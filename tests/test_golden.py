@@ -72,6 +72,38 @@ def test_every_shared_sample_record_is_a_golden_input() -> None:
         assert json.loads(line) in inputs
 
 
+EMAIL_SAMPLES = {"siem": "siem_cg", "ttp_url": "ttp_url", "ttp_attachment": "ttp_attachment",
+                 "ttp_impersonation": "ttp_impersonation", "dlp": "dlp"}  # fmt: skip
+
+
+@pytest.mark.parametrize("source", sorted(EMAIL_SAMPLES))
+def test_every_email_sample_record_is_a_golden_input_mapped_to_one_event(source: str) -> None:
+    scenarios = [json.loads(p.read_text(encoding="utf-8")) for p in SCENARIOS]
+    by_input = [(s["input"], s) for s in scenarios if s["source"] == source]
+    lines = (ROOT / "tests" / "fixtures" / "streams" / f"{EMAIL_SAMPLES[source]}.jsonl").read_text(encoding="utf-8")
+    for line in lines.splitlines():
+        record = json.loads(line)
+        matches = [s for raw, s in by_input if raw == record]
+        assert matches, f"no golden scenario for {source} sample {line[:80]}"
+        assert all(s["error"] is None and isinstance(s["expected"], dict) for s in matches), matches[0]["scenario"]
+
+
+def test_email_scenarios_cover_every_class_and_the_ugly_cases() -> None:
+    classes: Counter[int] = Counter()
+    for path in SCENARIOS:
+        expected = json.loads(path.read_text(encoding="utf-8"))["expected"]
+        if isinstance(expected, dict):
+            classes[expected["class_uid"]] += 1
+    assert all(classes[uid] >= 3 for uid in (4009, 4011, 4012, 2004, 2006)), classes
+    names = {p.stem for p in SCENARIOS}
+    for ugly in ("ugly_event_type_subtype_style", "ugly_numbers_and_booleans_as_strings", "ugly_direction_upper_case",
+                 "ugly_null_sender_angle_brackets", "ugly_message_id_missing_bracket", "ugly_fifteen_attachments",
+                 "ugly_quoted_attachment_names_with_commas_and_quotes", "ugly_attachment_name_with_quotes",
+                 "ugly_analysis_json_string", "ugly_rejection_info_pseudo_structured", "ugly_internal_ip_user_click",
+                 "ugly_multiline_details_malicious", "email_unknown_siem_type"):  # fmt: skip
+        assert ugly in names
+
+
 def test_review_document_is_fresh() -> None:
     review = _script("generate_review")
     assert (ROOT / "mappings" / "REVIEW.md").read_text(encoding="utf-8") == review.render(), (

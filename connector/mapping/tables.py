@@ -42,7 +42,11 @@ __all__ = [
     "FieldRow",
     "FieldTable",
     "MappingRules",
+    "fail",
+    "field_table",
     "load_rules",
+    "mapping_validator",
+    "read_mapping",
 ]
 
 AUDIT_TABLES: Final = ("authentication", "account_change", "group_management", "base_event")
@@ -288,3 +292,42 @@ def load_rules(folder: Traversable | None = None) -> MappingRules:
         user_inventory=_table(folder, validator, _USER_INVENTORY, DIRECTORY_USER),
         membership=_table(folder, validator, _MEMBERSHIP, MEMBERSHIP),
     )
+
+
+# ------------------------------------------------------------------------------------------ for other kinds
+# The email-security tables (connector.mapping.email.rules) are loaded with the same reader, row compiler and checks.
+def mapping_validator(folder: Traversable) -> jsonschema.Draft202012Validator:
+    """The validator of ``mappings/schema.json`` in ``folder``."""
+    return jsonschema.Draft202012Validator(json.loads(folder.joinpath("schema.json").read_text(encoding="utf-8")))
+
+
+def read_mapping(folder: Traversable, filename: str, validator: jsonschema.Draft202012Validator) -> dict[str, Any]:
+    """A mapping file parsed and validated against ``schema.json``.
+
+    Raises:
+        ConfigError: naming the file and the failing JSON path.
+    """
+    return _read(folder, filename, validator)
+
+
+def field_table(
+    folder: Traversable,
+    validator: jsonschema.Draft202012Validator,
+    filename: str,
+    kind: SourceKind[Any],
+    common: tuple[str, Mapping[str, Any]] | None = None,
+) -> FieldTable:
+    """The field table ``filename`` of records of ``kind`` (its ``table`` is a manifest table), compiled and checked
+    like the audit tables; ``common`` is (file name, section with ``fields``) whose rows come first.
+
+    Raises:
+        ConfigError: naming the file and the row.
+    """
+    table = _read(folder, filename, validator)["table"]
+    section = {"feature": "", **common[1]} if common is not None else None
+    return _table(folder, validator, (filename, table), kind, (common[0], section) if common and section else None)
+
+
+def fail(filename: str, message: str) -> ConfigError:
+    """The error for a mapping file that is wrong, naming it (and the parameter ``mappings/<file>``)."""
+    return _fail(filename, message)

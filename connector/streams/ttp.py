@@ -24,9 +24,8 @@ from typing import Any, Final
 
 from connector.api.client import Listing
 from connector.events import MappedEvent
-from connector.pipeline import Transformer
+from connector.pipeline import TRANSPORT_FIELDS, Transformer, email_record_key
 from connector.streams.base import CursorKind, Endpoint, MapRecords, RecordKey, Stream, StreamContext
-from connector.streams.keys import content_key
 from connector.streams.state import StreamState
 from connector.streams.window import KeyedWindowState, WindowRun, WindowSettings, WindowSpec, WindowState
 from connector.timefmt import format_mimecast_time, ms_to_datetime
@@ -101,18 +100,13 @@ def log_query(start: datetime, end: datetime) -> dict[str, Any]:
 
 
 def record_key(log: LogSpec, record: object) -> str | None:
-    """The dedup key the window uses for ``record``: its id (impersonation), or its content key; None for a record
-    that has neither (not an object, or an empty id), which the mapping step refuses.
+    """The dedup key the window uses for ``record``: the rule of ``email_record_key`` (its id for impersonation,
+    its content key otherwise); None for a record that has neither, which the mapping step refuses.
 
     ``map --source`` computes it here too, so a record mapped offline gets the ``metadata.uid`` it gets when
-    collected. (Once ``connector.mapping.email`` offers ``email_record_key``, this is the one place to call it.)
+    collected.
     """
-    if not isinstance(record, dict):
-        return None
-    if log.id_field is None:
-        return content_key(record)
-    record_id = record.get(log.id_field)
-    return record_id if isinstance(record_id, str) and record_id else None
+    return email_record_key(log.name, record)
 
 
 def _probe(log: LogSpec) -> Callable[[int], Listing]:
@@ -137,6 +131,7 @@ def _start(log: LogSpec) -> Callable[[StreamContext, StreamState], WindowRun]:
             map_record=lambda record, _position, key: transformer.email_record(log.name, record, key, collected_ms),
             time_field=log.time_field,
             id_field=log.id_field,
+            ignore_fields=TRANSPORT_FIELDS,  # the content key of email_record_key, so uids agree with map --source
             history_ms=HISTORY_MS,
             slice_ms=SLICE_MS,
         )
@@ -169,7 +164,7 @@ def _stream(log: LogSpec) -> Stream:
         record_key=RecordKey.CONTENT if keyed else RecordKey.ID,
         time_field=log.time_field,
         cursor=CursorKind.WINDOW,
-        mapping_tables=(),  # the email mapping's tables are named by its own module (connector.mapping.email)
+        mapping_tables=("email_types", "email_common", log.table),
         tables=(log.table,),
         parse_state=KeyedWindowState.parse if keyed else WindowState.parse,
         initial_state=KeyedWindowState if keyed else WindowState,
