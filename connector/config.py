@@ -514,6 +514,12 @@ def output_settings(
             if spec.required:
                 raise ConfigError(_missing_message(spec), parameter=spec.name)
             value = spec.default
+        if spec.secret and isinstance(value, str) and len(value) < spec.min_length:  # before _convert's Mimecast text
+            raise ConfigError(
+                f"Parameter '{spec.name}' must be at least {spec.min_length} characters long; the value given is "
+                "shorter (a shorter one could not be masked in logs without masking ordinary words).",
+                parameter=spec.name,
+            )
         values[key] = _convert(spec, value)
     return values
 

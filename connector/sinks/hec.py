@@ -20,13 +20,14 @@ What ``sync`` promises, which is what the runner commits on:
 
 Errors (always a ``SinkError`` naming "Splunk HEC at <url>", never the token): 503 (HEC code 9 "Server is busy",
 18-20 unhealthy) and other 5xx are retried with backoff, 429 after ``Retry-After``, through the same ``Retrier``
-and ``RateGate`` as the Mimecast client; 400/401/403/404 fail at once with the HEC code and text (code 6 "Invalid
-data format" also names the table and ``metadata.uid`` of the event the server pointed at). 413 (body too large
-for the server's ``max_content_length``) splits the body in two and sends both halves, and later bodies stay
-under the size that was refused. An event whose envelope alone exceeds ``max_request_bytes`` is sent in a body of
-its own (``max_request_bytes`` is this side's batching target; the server may accept more); if the server refuses
-it with 413 the error names its table and ``metadata.uid``: it is never dropped in silence. After a failure the
-sink stays failed: every later ``write`` and ``sync`` raises the same error, so nothing is committed past it.
+and ``RateGate`` as the Mimecast client; 400/401/403/404 fail at once with the HEC code and text (with an
+``invalid-event-number``, codes 6, 12 and 13, also the table and ``metadata.uid`` of that event). 413 (body too
+large for the server's ``max_content_length``) splits the body in two and sends both halves, and later bodies
+are kept at half the smallest size refused. An event whose envelope alone exceeds ``max_request_bytes`` is sent
+in a body of its own (``max_request_bytes`` is this side's batching target; the server may accept more); if the
+server refuses it with 413 the error names its table and ``metadata.uid``: it is never dropped in silence. After a
+failure the sink stays failed: every later ``write`` and ``sync`` raises the same error, so nothing is committed
+past it.
 """
 
 from __future__ import annotations
@@ -465,7 +466,8 @@ class HecSink:
                     "Splunk's [http_input] settings; the checkpoint was not advanced past it.",
                     path=self.url,
                 ) from None
-            self._max_bytes = min(self._max_bytes, len(body.data) - 1)
+            # Later bodies at most the size of the halves that go now: under the server's limit once they pass.
+            self._max_bytes = min(self._max_bytes, max(len(body.data) // 2, 1))
             self.stats.split_bodies += 1
             _log.warning(
                 "Splunk HEC refused a body as too large (HTTP 413); it is split and sent again",
@@ -528,15 +530,14 @@ class HecSink:
             return ack_id
         if status in _RETRYABLE_STATUSES:
             raise self._answer_error(status, reply, response, retryable=True)
-        if status == 400 and code == 6 and isinstance(reply.get("invalid-event-number"), int):
-            number = reply["invalid-event-number"]
-            if 0 <= number < len(body.uids):
-                raise SinkError(
-                    f"{self.label} refused event {number} of a request as invalid (HEC code 6, "
-                    f"{_text(reply, response)!r}): table {body.tables[number]}, metadata.uid {body.uids[number]}; "
-                    "the checkpoint was not advanced past it.",
-                    path=self.url,
-                )
+        number = reply.get("invalid-event-number")
+        if status == 400 and isinstance(number, int) and 0 <= number < len(body.uids):  # codes 6, 12, 13
+            raise SinkError(
+                f"{self.label} refused event {number} of a request (HEC code {code}, {_text(reply, response)!r}): "
+                f"table {body.tables[number]}, metadata.uid {body.uids[number]}; the checkpoint was not advanced "
+                "past it.",
+                path=self.url,
+            )
         raise self._answer_error(status, reply, response, retryable=False)
 
     # -- acknowledgements ----------------------------------------------------------------------------------
