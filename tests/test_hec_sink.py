@@ -398,3 +398,18 @@ def test_tls_is_verified_by_default(clock: FakeClock, tmp_path: Any) -> None:
     with pytest.raises(ConfigError, match=r"outputs\.hec\.ca_file"):
         HecSink("https://127.0.0.1:1", HecSettings(token=Secret(TOKEN), ca_file=str(bad)))
     sink.close()
+
+
+def test_an_ack_id_given_again_by_a_restarted_server_resends_the_body_that_waited_for_it(
+    receiver: HecReceiver, clock: FakeClock
+) -> None:
+    sink = make_sink(receiver, clock, max_request_bytes=1024)
+    receiver.faults.hold_acks = True
+    sink.write(batch("authentication", ["a1"], pad=600))
+    sink.write(batch("authentication", ["a2"], pad=600))  # a1's body leaves with ack id 0; a2 waits in the partial body
+    receiver._channels.clear()  # the server restarts: its ack ids count from 0 again, id 0 is forgotten
+    receiver.faults.hold_acks = False
+    sink.sync()  # a2's body gets id 0 again: a1's body is resent at once, not taken for acknowledged
+    assert sink.stats.resent_bodies == 1 and receiver.uids() == {"a1": 2, "a2": 1}
+    assert [e["event"]["metadata"]["uid"] for e in receiver.indexed] == ["a1", "a2", "a1"]
+    sink.close()
