@@ -22,7 +22,7 @@ import orjson
 from connector.api.auth_select import auth_method_note
 from connector.api.transport import environment_proxy, redact_url
 from connector.api.urls import token_host_note
-from connector.config import Config
+from connector.config import Config, output_sections
 from connector.errors import ConfigError, ConnectorError, MappingError, SinkError
 from connector.host import MimecastConnector
 from connector.log import configure_logging, safe_line
@@ -33,8 +33,7 @@ from connector.pipeline import Transformer
 from connector.progress import wanted as progress_wanted
 from connector.runner import COMMIT_INTERVAL_SECONDS, close_all, deliver
 from connector.sinks.base import Sink
-from connector.sinks.ndjson import NdjsonSink
-from connector.sinks.stdout import StdoutSink
+from connector.sinks.outputs import OutputSpec, open_outputs, parse_output
 from connector.store import CheckpointStore
 from connector.streams.registry import map_sources
 from connector.summary_json import check_writable as check_summary_writable
@@ -247,12 +246,11 @@ def _run_once(
 
 
 def _sinks(args: argparse.Namespace) -> list[Sink]:
-    """The outputs ``run`` was given: one NDJSON file per table, one NDJSON file, or the standard output."""
-    if args.output_dir:
-        return [NdjsonSink(args.output_dir, per_table=True)]
-    if args.output == "-":
-        return [StdoutSink()]
-    return [NdjsonSink(args.output)]
+    """The outputs ``run`` was given, in order: ``--output-dir DIR`` (as ``--output ndjson:DIR``), then every
+    ``--output`` (``connector.sinks.outputs``); none at all means the standard output."""
+    specs = [OutputSpec("ndjson", args.output_dir)] if args.output_dir else []
+    specs += [parse_output(value) for value in args.output or ()]
+    return open_outputs(specs or [parse_output("-")], lambda: output_sections(args.config))
 
 
 def _observer(args: argparse.Namespace) -> RunObserver:
@@ -346,9 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_run = sub.add_parser("run", help="run one collection pass (or --loop) as a host would")
     p_run.add_argument("--config", required=True, help="parameters file (JSON or YAML), see README")
     p_run.add_argument("--state", default=".state/checkpoint.json", help="checkpoint file (default %(default)s)")
-    out = p_run.add_mutually_exclusive_group()
-    out.add_argument("--output", default="-", help="NDJSON file for all tables, or - for stdout (default)")
-    out.add_argument("--output-dir", help="write one <table>.ndjson file per table into this folder")
+    p_run.add_argument(
+        "--output",
+        action="append",
+        metavar="OUTPUT",
+        help="where events go, repeatable (each batch is committed once every output has it): ndjson:DIR (one "
+        "<table>.ndjson per table), hec:URL (Splunk HEC, settings in the config file's outputs.hec), - for stdout "
+        "(the default), or a file path (one NDJSON file for every table); see docs/outputs.md",
+    )
+    p_run.add_argument("--output-dir", metavar="DIR", help="the same as --output ndjson:DIR")
     p_run.add_argument(
         "--loop", type=_loop_seconds, metavar="SECONDS", help="repeat every SECONDS (> 0) until interrupted"
     )

@@ -28,7 +28,7 @@ import math
 import os
 import re
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -46,9 +46,12 @@ from connector.secret import NOT_SET, WITHHELD, Secret
 __all__ = [
     "APP_KEY_ENV",
     "CLIENT_SECRET_ENV",
+    "OUTPUTS_SECTION",
     "SECRET_KEY_ENV",
     "Config",
     "ParameterSpec",
+    "output_sections",
+    "output_settings",
     "parameter_specs",
 ]
 
@@ -295,43 +298,11 @@ class Config:
                 hold the secret.
         """
         file = Path(path)
+        data = _read_document(file)
+        # The file may also hold the CLI's output settings: not parameters (see ``output_sections``).
+        params = {key: value for key, value in data.items() if key != OUTPUTS_SECTION}
         try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"Cannot read configuration file {file}: {exc.strerror or exc}. Check the path and its permissions."
-            ) from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"Configuration file {file} is not UTF-8 text.") from None
-
-        data: object
-        if file.suffix.lower() in {".yaml", ".yml"}:
-            try:
-                data = yaml.safe_load(text)
-            except RecursionError:
-                raise ConfigError(f"Configuration file {file} is nested too deeply to be a parameter file.") from None
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                where = f" at line {mark.line + 1}" if mark is not None else ""
-                problem = getattr(exc, "problem", None) or "syntax error"
-                raise ConfigError(f"Configuration file {file} is not valid YAML: {problem}{where}.") from None
-        else:
-            try:
-                data = json.loads(text)
-            except RecursionError:
-                raise ConfigError(f"Configuration file {file} is nested too deeply to be a parameter file.") from None
-            except json.JSONDecodeError as exc:
-                raise ConfigError(
-                    f"Configuration file {file} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
-                ) from None
-
-        if not isinstance(data, Mapping) or not all(isinstance(key, str) for key in data):
-            raise ConfigError(
-                f"Configuration file {file} must hold one object mapping parameter names to values, "
-                f"got {type(data).__name__}."
-            )
-        try:
-            return cls.from_parameters(data, environ=environ)
+            return cls.from_parameters(params, environ=environ)
         except ConfigError as exc:
             raise ConfigError(f"Configuration file {file}: {exc}", parameter=exc.parameter) from None
 
@@ -419,6 +390,141 @@ class Config:
                     f"call {call} in the process that runs the connector.",
                     parameter=name,
                 )
+
+
+def _read_document(file: Path) -> Mapping[str, object]:
+    """The object a parameter file holds (JSON, or YAML when the name ends in ``.yaml``/``.yml``).
+
+    Raises:
+        ConfigError: The file cannot be read or parsed, or is not an object; parse errors give the line but never
+            echo file content, which may hold a secret.
+    """
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read configuration file {file}: {exc.strerror or exc}. Check the path and its permissions."
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Configuration file {file} is not UTF-8 text.") from None
+
+    data: object
+    if file.suffix.lower() in {".yaml", ".yml"}:
+        try:
+            data = yaml.safe_load(text)
+        except RecursionError:
+            raise ConfigError(f"Configuration file {file} is nested too deeply to be a parameter file.") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise ConfigError(f"Configuration file {file} is not valid YAML: {problem}{where}.") from None
+    else:
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ConfigError(f"Configuration file {file} is nested too deeply to be a parameter file.") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"Configuration file {file} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
+            ) from None
+
+    if not isinstance(data, Mapping) or not all(isinstance(key, str) for key in data):
+        raise ConfigError(
+            f"Configuration file {file} must hold one object mapping parameter names to values, "
+            f"got {type(data).__name__}."
+        )
+    return data
+
+
+# -- output settings: the CLI's `run --output` destinations, not manifest parameters -------------------------------
+
+OUTPUTS_SECTION = "outputs"
+"""The key of a parameter file that holds the CLI's output settings: ``{"outputs": {"hec": {...}, ...}}``.
+
+Not a manifest parameter, on purpose. The manifest declares what a host gives the connector, and a host stores
+batches in its own tables: the outputs (and a Splunk HEC token among them) belong to ``mimecast-connector run``
+only. A manifest parameter of type object would put a sink's secret into every host's form and summary, and would
+need a schema for a value only the CLI reads. So ``Config.from_parameters`` (the host's door) refuses the key,
+``Config.from_file`` skips it, and ``output_sections`` reads it; each output validates its own settings
+(``output_settings``), naming a bad one ``outputs.<kind>.<key>``."""
+
+
+def output_sections(path: str | os.PathLike[str]) -> Mapping[str, Mapping[str, object]]:
+    """The ``outputs`` section of a parameter file: output kind -> its raw settings (empty when there is none).
+
+    Only the shape is checked here; the settings are validated by the output that uses them (``output_settings``).
+
+    Raises:
+        ConfigError: The file cannot be read, or ``outputs`` (or one of its entries) is not an object; ``parameter``
+            names it.
+    """
+    file = Path(path)
+    raw = _read_document(file).get(OUTPUTS_SECTION)
+    if raw is None:
+        return MappingProxyType({})
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"Configuration file {file}: '{OUTPUTS_SECTION}' must be an object mapping an output kind (such as hec) "
+            f"to its settings; got {_show(raw)}.",
+            parameter=OUTPUTS_SECTION,
+        )
+    sections: dict[str, Mapping[str, object]] = {}
+    for name, settings in raw.items():
+        where = f"{OUTPUTS_SECTION}.{name}"
+        if settings is None:
+            settings = {}
+        if not isinstance(settings, Mapping) or not all(isinstance(key, str) for key in settings):
+            raise ConfigError(
+                f"Configuration file {file}: '{where}' must be an object of settings; got {_show(settings)}.",
+                parameter=where,
+            )
+        sections[str(name)] = MappingProxyType(dict(settings))
+    return MappingProxyType(sections)
+
+
+def output_settings(
+    specs: Sequence[ParameterSpec], raw: Mapping[str, object], *, environ: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """Validate one output's settings with the parameter rules (types, ranges, secrets, environment fallback).
+
+    Args:
+        specs: The settings the output knows, each named ``outputs.<kind>.<key>`` (that name is what errors show).
+        raw: The ``outputs.<kind>`` object from the file.
+        environ: Where a setting's ``env`` fallback is read; ``os.environ`` when None.
+
+    Returns:
+        ``key`` -> converted value (a ``Secret`` for a secret), for every spec.
+
+    Raises:
+        ConfigError: An unknown key (with the closest known one), a missing required setting or a bad value;
+            ``parameter`` is its full name, such as ``outputs.hec.token``.
+    """
+    env = os.environ if environ is None else environ
+    by_key = {spec.name.rsplit(".", 1)[-1]: spec for spec in specs}
+    prefix = specs[0].name.rsplit(".", 1)[0] + "." if specs else ""
+    unknown = [prefix + key for key in raw if key not in by_key]
+    if unknown:
+        raise ConfigError(_unknown_message(unknown, [spec.name for spec in specs]), parameter=unknown[0])
+    values: dict[str, object] = {}
+    for key, spec in by_key.items():
+        value = raw.get(key)
+        if spec.type in _BLANK_IS_ABSENT and isinstance(value, str) and not value.strip():
+            value = None
+        if value is None and spec.env is not None:
+            value = env.get(spec.env) or None
+        if value is None:
+            if spec.required:
+                raise ConfigError(_missing_message(spec), parameter=spec.name)
+            value = spec.default
+        if spec.secret and isinstance(value, str) and len(value) < spec.min_length:  # before _convert's Mimecast text
+            raise ConfigError(
+                f"Parameter '{spec.name}' must be at least {spec.min_length} characters long; the value given is "
+                "shorter (a shorter one could not be masked in logs without masking ordinary words).",
+                parameter=spec.name,
+            )
+        values[key] = _convert(spec, value)
+    return values
 
 
 _SECRET_NAMES = tuple(name for name, spec in parameter_specs().items() if spec.secret)

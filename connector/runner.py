@@ -6,6 +6,11 @@ at-least-once while a catch-up does not rewrite and fsync the checkpoint after e
 preceded by ``sync()`` of every sink, in order: the events reach each destination durably before the checkpoint
 that covers them. A sync or save that fails is not tried again in this pass, and the checkpoint is then not
 committed: the next run delivers those events again, with the same ``metadata.uid``.
+
+With several outputs (``run --output ... --output ...``) the syncs go one sink after the other, and a sink that
+fails (its ``SinkError`` names it; exit code 7) ends the pass: nothing is committed past it, whether the sinks
+before it synced or not. A process killed between two sinks' syncs has committed nothing past the last full
+commit either, so the next run delivers those events to every sink again (``tests/test_outputs_e2e.py`` kills one).
 """
 
 from __future__ import annotations

@@ -130,3 +130,22 @@ def test_a_reader_gone_after_a_checkpoint_only_batch_still_commits_it(monkeypatc
         deliver([slice_done, *batches(1)], [StdoutSink()], store, commit_interval=1e9, clock=lambda: 0.0)
     assert store.saved == [7]
     close_all([StdoutSink()])  # nothing to flush again, nothing logged
+
+
+def test_a_run_killed_between_two_sinks_syncs_commits_nothing_and_the_next_run_delivers_again() -> None:
+    """The first sink synced, the process dies in the second's sync (KeyboardInterrupt stands for the kill): no
+    commit; the next run re-delivers the same batches to both and commits them."""
+    calls: list[str] = []
+    store = Store(calls)
+
+    class Killed(Recorder):
+        def sync(self) -> None:
+            raise KeyboardInterrupt
+
+    first, second = Recorder("a", calls), Killed("b", calls)
+    with pytest.raises(KeyboardInterrupt):
+        deliver(batches(2), [first, second], store, commit_interval=1e9, clock=lambda: 0.0)
+    assert store.saved == [] and calls[-1] == "a.sync"
+    calls.clear()
+    deliver(batches(2), [first, Recorder("b", calls)], store, commit_interval=1e9, clock=lambda: 0.0)
+    assert store.saved == [2] and calls == ["a.write", "b.write"] * 2 + ["a.sync", "b.sync", "save"]
