@@ -253,12 +253,16 @@ def _sinks(args: argparse.Namespace) -> list[Sink]:
     return open_outputs(specs or [parse_output("-")], lambda: output_sections(args.config))
 
 
+def _events_to_stdout(args: argparse.Namespace) -> bool:
+    """Whether ``run`` writes events to the standard output: ``--output -``, or no output at all (``_sinks``)."""
+    return "-" in (args.output or ()) or not (args.output or args.output_dir)
+
+
 def _observer(args: argparse.Namespace) -> RunObserver:
     """The progress, metrics and summary JSON ``run`` was asked for (``connector.observe``)."""
     if args.summary_json:
         check_summary_writable(args.summary_json)
-    events_to_stdout = not args.output_dir and args.output == "-"
-    progress = progress_wanted(sys.stderr, disabled=args.no_progress, events_to_stdout=events_to_stdout,
+    progress = progress_wanted(sys.stderr, disabled=args.no_progress, events_to_stdout=_events_to_stdout(args),
                                stdout=sys.stdout)  # fmt: skip
     return RunObserver(
         progress_stream=sys.stderr if progress else None,

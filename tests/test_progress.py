@@ -192,3 +192,21 @@ def test_a_failing_snapshot_does_not_end_the_pass(caplog: pytest.LogCaptureFixtu
     with Progress(terminal, broken).showing():
         pass
     assert "progress unavailable" in ANSI.sub("", terminal.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("argv", "to_stdout"),
+    [
+        ([], True),
+        (["--output", "-"], True),
+        (["--output", "ndjson:out", "--output", "-"], True),
+        (["--output", "ndjson:out"], False),
+        (["--output-dir", "out"], False),
+        (["--output", "events.ndjson"], False),
+    ],
+)
+def test_the_display_knows_when_events_share_the_terminal(argv: list[str], to_stdout: bool) -> None:
+    from connector.cli import _events_to_stdout, build_parser
+
+    args = build_parser().parse_args(["run", "--config", "c.json", *argv])
+    assert _events_to_stdout(args) is to_stdout
