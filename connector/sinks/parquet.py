@@ -604,8 +604,8 @@ def _text(
 
 def _number(settings: Mapping[str, Any], key: str, default: Any, *, minimum: float, integer: bool = False) -> Any:
     value: Any = settings.get(key, default)
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+    number = isinstance(value, int) or (not integer and isinstance(value, float))
+    if isinstance(value, bool) or not number or value < minimum:
         kind = "an integer" if integer else "a number"
         raise _bad(key, f"{kind} >= {minimum:g}")
     return value
