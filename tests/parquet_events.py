@@ -94,7 +94,9 @@ def email_events() -> dict[str, dict[str, Any]]:
             "action": "Denied",
             "disposition_id": 2,
             "disposition": "Blocked",
-            "observables": [{"name": "url.url_string", "type_id": 6, "type": "URL String", "value": "https://example.com/setup.exe"}],
+            "observables": [
+                {"name": "url.url_string", "type_id": 6, "type": "URL String", "value": "https://example.com/setup.exe"}
+            ],
             "metadata": _metadata("0b7f7a4e-0d3f-5b8a-9d6c-1a2b3c4d5e03"),
             "time": T0 + 2000,
         },

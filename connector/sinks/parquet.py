@@ -446,14 +446,17 @@ class _S3Target:
 
 
 def _aws_reason(exc: BaseException) -> str:
-    """What AWS (or botocore) said, without request parameters: the error code and message, or the class name."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        error = response.get("Error", {})
-        code, message = error.get("Code"), error.get("Message")
-        if code or message:
-            return f"{code}: {message}"
-    return type(exc).__name__
+    """What AWS (or botocore) said: the error code and message when there is a response (also on the exception it
+    wraps, as boto3's S3UploadFailedError does), else its text. botocore puts no credentials into either."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, Mapping):
+            error = response.get("Error", {})
+            if error.get("Code") or error.get("Message"):
+                return f"{error.get('Code')}: {error.get('Message')}"
+        seen = seen.__cause__ or seen.__context__
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def _event_time(event: Mapping[str, Any]) -> int:
