@@ -199,7 +199,7 @@ def test_a_bad_setting_is_a_config_error_naming_it(tmp_path: Path, settings: dic
 
 
 def test_s3_only_settings_are_refused_for_a_local_folder_and_a_bad_bucket_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="outputs.parquet.endpoint_url: expected only for an s3:// target"):
+    with pytest.raises(ConfigError, match=r"outputs\.parquet\.endpoint_url: expected only for an s3:// target"):
         open_sink(str(tmp_path), {**GOOD, "endpoint_url": "http://127.0.0.1:1"})
     with pytest.raises(ConfigError, match="is no S3 bucket name"):
         open_sink("s3://Bad_Bucket/x", GOOD)
@@ -216,7 +216,7 @@ def test_open_sink_applies_the_settings(tmp_path: Path) -> None:
 # -- S3, against moto's server on 127.0.0.1 ----------------------------------------------------------------------
 
 BUCKET = "aws-security-data-lake-eu-west-1-test"
-EXTERNAL_ID = "sl-external-id-5f9c"  # noqa: S105 - a test value
+EXTERNAL_ID = "sl-external-id-5f9c"
 ROLE = "arn:aws:iam::123456789012:role/AmazonSecurityLake-Provider-mimecast"
 
 
