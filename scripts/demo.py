@@ -14,7 +14,8 @@ What it does:
    is invalid, a table is missing, a run failed, or the diff events do not match the membership changes.
 
 Outputs (``demo-output/``): ``authentication.ndjson``, ``account_change.ndjson``, ``group_management.ndjson``,
-``user_inventory.ndjson``, ``summary.txt`` (both runs' summaries) and ``state/checkpoint.json``.
+``user_inventory.ndjson``, ``summary.txt`` (both runs' summaries) and ``state/checkpoint.json``; ``parquet/``: the
+same events in the Amazon Security Lake layout (``connector.sinks.parquet``), counted back per table with DuckDB.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ TABLES: Final = ("authentication", "account_change", "group_management", "user_i
 DIRECTORY_FEATURE: Final = "User and Group Management"  # metadata.product.feature.name of inventory-diff events
 MUTATION_SEED: Final = 1
 MUTATIONS: Final = 12
+PARQUET: Final = OUT / "parquet"  # the Amazon Security Lake layout of the same events (connector.sinks.parquet)
+PARQUET_SETTINGS: Final = {"region": "us-east-1", "account_id": "123456789012"}  # the config's outputs.parquet
 
 
 class DemoError(Exception):
@@ -131,6 +134,40 @@ def _check_diff(groups: list[dict[str, Any]], changes: MembershipChanges) -> tup
     return len(seen_added), len(seen_removed)
 
 
+def _parquet(counts: Counter[str]) -> list[tuple[str, int, int]]:
+    """Write the NDJSON tables' events into the Security Lake Parquet layout, then count them back with DuckDB.
+
+    Returns (source, files, rows) per custom source; a count that differs from the NDJSON's is a DemoError.
+    """
+    import duckdb
+
+    from connector.events import Batch
+    from connector.sinks.parquet import default_source_name, open_sink
+
+    sink = open_sink(str(PARQUET), PARQUET_SETTINGS)
+    for table in TABLES:
+        with (OUT / f"{table}.ndjson").open("rb") as stream:
+            chunk: list[dict[str, Any]] = []
+            for line in stream:
+                if line.strip():
+                    chunk.append(json.loads(line))
+                if len(chunk) == 1000:
+                    sink.write(Batch(table, None, chunk, None))
+                    chunk = []
+            sink.write(Batch(table, None, chunk, None))
+    sink.close()
+    found = duckdb.sql(
+        "SELECT regexp_extract(filename, '/ext/([^/]+)/', 1) AS source, count(DISTINCT filename), count(*) "
+        f"FROM read_parquet('{PARQUET}/**/*.parquet', hive_partitioning=true, filename=true, union_by_name=true) "
+        "GROUP BY source ORDER BY source"
+    ).fetchall()
+    rows = {source: count for source, _, count in found}
+    expected = {default_source_name(table): counts[table] for table in TABLES}
+    if rows != expected:
+        raise DemoError(f"the Parquet layout holds {rows}, the NDJSON tables {expected}")
+    return [(str(source), int(files), int(count)) for source, files, count in found]
+
+
 def main() -> int:
     """Run the demo; 0 when every promise held, 1 (with the reason on stderr) otherwise."""
     started = time.monotonic()
@@ -163,6 +200,7 @@ def main() -> int:
 
         counts, groups = _validate(validator)
         adds, removes = _check_diff(groups, changes)
+        lake = _parquet(counts)
         if not STATE.is_file():
             raise DemoError(f"{STATE} was not written")
         served = sum(1 for _ in simulator.served_audit_ids())
@@ -178,6 +216,10 @@ def main() -> int:
         print(f"  {OUT / (table + '.ndjson')}: {counts[table]} events")
     print(f"  (group_management includes {adds} Add User and {removes} Remove User events from the inventory diff)")
     print(f"  {OUT / 'summary.txt'}: the run summaries")
+    print(f"  {PARQUET}/ext/<source>/region=us-east-1/accountId=123456789012/eventDay=<YYYYMMDD>/<uuid>.parquet")
+    print("    (the Amazon Security Lake layout; counted back with DuckDB read_parquet):")
+    for source, files, rows in lake:
+        print(f"    {source}: {rows} rows in {files} files")
     print(f"  {STATE}: the committed checkpoint")
     print(f"demo finished in {time.monotonic() - started:.1f} s\n")
     print("Against a real tenant (an API 2.0 application with Audit Events and User and Group Management):")
