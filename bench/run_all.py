@@ -10,7 +10,8 @@ and 1M events), ``bench_ratelimit.py`` (quota and reset header), ``bench_event_i
 hostile texts, 1 KB to 1 MB), ``bench_hostile.py`` (a hostile server at the real caps: time and peak RSS per
 attack), ``bench_client.py`` (threads per pull, read-ahead on and off, against commit 8530881), ``bench_state.py``
 (checkpoint state size, save time and per-page cost at 100k and 1M keys), ``bench_email_mapping.py`` (SIEM
-map+validate against plain JSON, next to audit's ratio measured the same way). Each prints its
+map+validate against plain JSON, next to audit's ratio measured the same way), ``bench_parquet.py`` (peak RSS of 1M
+events to the Parquet sink, and its time against the NDJSON sink). Each prints its
 tables and replaces only its own section of RESULTS.md, re-reading the file first, so sections written by the
 others stay as they are. The whole run takes about 9-11 minutes on a 2-core machine.
 """
@@ -36,6 +37,7 @@ SCRIPTS = {
     "client": "bench_client.py",
     "state": "bench_state.py",
     "email_mapping": "bench_email_mapping.py",
+    "parquet": "bench_parquet.py",
 }
 
 

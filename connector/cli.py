@@ -31,7 +31,8 @@ from connector.observe import RunObserver
 from connector.ocsf.validate import EventValidator
 from connector.pipeline import Transformer
 from connector.progress import wanted as progress_wanted
-from connector.runner import COMMIT_INTERVAL_SECONDS, close_all, deliver
+from connector.runner import close_all, deliver
+from connector.runner import commit_interval as runner_commit_interval
 from connector.sinks.base import Sink
 from connector.sinks.outputs import OutputSpec, open_outputs, parse_output
 from connector.store import CheckpointStore
@@ -221,19 +222,21 @@ def _run_once(
     store: CheckpointStore,
     sinks: Sequence[Sink],
     *,
-    commit_interval: float = COMMIT_INTERVAL_SECONDS,
+    commit_interval: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     observer: RunObserver | None = None,
 ) -> int:
     """One pass as a host would run it (``runner.deliver``), then the summary on stderr; the pass's exit code.
 
     ``observer`` adds the progress display, the metrics and the summary JSON (``connector.observe``).
+    ``commit_interval`` defaults to what the sinks ask for (``runner.commit_interval``).
     """
     checkpoint = store.load()
     batches = connector.collect(checkpoint)
     watch = (observer or RunObserver()).start(connector, checkpoint, store)
     try:
-        deliver(batches, sinks, watch.store, commit_interval=commit_interval, clock=clock)
+        interval = commit_interval if commit_interval is not None else runner_commit_interval(sinks)
+        deliver(batches, sinks, watch.store, commit_interval=interval, clock=clock)
     except BaseException as exc:
         watch.failed(exc)
         raise

@@ -25,7 +25,7 @@ from connector.errors import ConnectorError
 from connector.events import Batch
 from connector.sinks.base import Sink
 
-__all__ = ["COMMIT_INTERVAL_SECONDS", "CheckpointSaver", "deliver"]
+__all__ = ["COMMIT_INTERVAL_SECONDS", "CheckpointSaver", "commit_interval", "deliver"]
 
 _log = logging.getLogger("connector.runner")
 
@@ -38,6 +38,13 @@ class CheckpointSaver(Protocol):
     def save(self, checkpoint: Checkpoint) -> None:
         """Durably replace the committed checkpoint."""
         ...
+
+
+def commit_interval(sinks: Sequence[Sink], default: float = COMMIT_INTERVAL_SECONDS) -> float:
+    """How often ``deliver`` commits for these sinks: ``default``, or the longest ``sync_interval_seconds`` a sink
+    asks for (``connector.sinks.base``)."""
+    asked = [getattr(sink, "sync_interval_seconds", 0.0) for sink in sinks]
+    return max([default, *(value for value in asked if isinstance(value, int | float))])
 
 
 def _sync_all(sinks: Sequence[Sink]) -> None:

@@ -19,6 +19,9 @@ Outputs (``demo-output/``): ``authentication.ndjson``, ``account_change.ndjson``
 The TTP URL / Attachment / Impersonation Protect and DLP streams are collected in the same runs (``demo/config.json``
 selects them) into ``email_url_activity.ndjson``, ``email_file_activity.ndjson``, ``detection_finding.ndjson`` and
 ``data_security_finding.ndjson``, validated like the others; their counts are printed at the end.
+
+``parquet/``: the same events in the Amazon Security Lake layout, written by the same runs (``--output
+parquet:DIR``, ``connector.sinks.parquet``) and counted back per table with DuckDB.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ TTP_TABLES: Final = {"ttp_url": "email_url_activity", "ttp_attachment": "email_f
 DIRECTORY_FEATURE: Final = "User and Group Management"  # metadata.product.feature.name of inventory-diff events
 MUTATION_SEED: Final = 1
 MUTATIONS: Final = 12
+PARQUET: Final = OUT / "parquet"  # the Amazon Security Lake layout of the same events (connector.sinks.parquet)
+PARQUET_SETTINGS: Final = {"region": "us-east-1", "account_id": "123456789012"}  # the config's outputs.parquet
 
 
 class DemoError(Exception):
@@ -75,7 +80,8 @@ def _summary_part(stderr: str) -> str:
 
 
 def _run(label: str, config: Path, env: dict[str, str], summaries: list[str]) -> None:
-    args = ["run", "--config", str(config), "--state", str(STATE), "--output-dir", str(OUT)]
+    args = ["run", "--config", str(config), "--state", str(STATE), "--output-dir", str(OUT),
+            "--output", f"parquet:{PARQUET}"]  # fmt: skip
     started = time.monotonic()
     code, stderr = _connector(args, env)
     summary = _summary_part(stderr)
@@ -139,6 +145,29 @@ def _check_diff(groups: list[dict[str, Any]], changes: MembershipChanges) -> tup
     return len(seen_added), len(seen_removed)
 
 
+def _parquet(counts: Counter[str]) -> list[tuple[str, int, int]]:
+    """Count the Security Lake Parquet layout both runs wrote (``--output parquet:DIR``) back with DuckDB.
+
+    Returns (source, files, rows) per custom source; a count that differs from the NDJSON's is a DemoError.
+    """
+    import duckdb
+
+    from connector.sinks.parquet import default_source_name
+
+    found = duckdb.sql(
+        "SELECT regexp_extract(filename, '/ext/([^/]+)/', 1) AS source, count(DISTINCT filename), count(*) "
+        f"FROM read_parquet('{PARQUET}/**/*.parquet', hive_partitioning=true, filename=true, union_by_name=true) "
+        "GROUP BY source ORDER BY source"
+    ).fetchall()
+    rows = {source: count for source, _, count in found}
+    expected = {default_source_name(table): count for table, count in counts.items() if count}
+    if rows != expected:
+        raise DemoError(f"the Parquet layout holds {rows}, the NDJSON tables {expected}")
+    if list(PARQUET.rglob("*.tmp")):
+        raise DemoError(f"{PARQUET} holds parts that were never published")
+    return [(str(source), int(files), int(count)) for source, files, count in found]
+
+
 def main() -> int:
     """Run the demo; 0 when every promise held, 1 (with the reason on stderr) otherwise."""
     started = time.monotonic()
@@ -151,6 +180,7 @@ def main() -> int:
     try:
         parameters = json.loads(DEMO_CONFIG.read_text())
         parameters["api_base_url"] = simulator.base_url
+        parameters["outputs"] = {"parquet": PARQUET_SETTINGS}
         config = OUT / "config.json"
         config.write_text(json.dumps(parameters, indent=2) + "\n")
         env = {**os.environ, CLIENT_SECRET_ENV: simulator.client_secret}
@@ -171,6 +201,7 @@ def main() -> int:
 
         counts, groups = _validate(validator)
         adds, removes = _check_diff(groups, changes)
+        lake = _parquet(counts)
         if not STATE.is_file():
             raise DemoError(f"{STATE} was not written")
         served = sum(1 for _ in simulator.served_audit_ids())
@@ -192,6 +223,10 @@ def main() -> int:
             "served, overlap re-reads included)"
         )
     print(f"  {OUT / 'summary.txt'}: the run summaries")
+    print(f"  {PARQUET}/ext/<source>/region=us-east-1/accountId=123456789012/eventDay=<YYYYMMDD>/<uuid>.parquet")
+    print("    (the Amazon Security Lake layout; counted back with DuckDB read_parquet):")
+    for source, files, rows in lake:
+        print(f"    {source}: {rows} rows in {files} files")
     print(f"  {STATE}: the committed checkpoint")
     print(f"demo finished in {time.monotonic() - started:.1f} s\n")
     print("Against a real tenant (an API 2.0 application with Audit Events and User and Group Management):")

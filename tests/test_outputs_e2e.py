@@ -68,7 +68,7 @@ def write_config(path: Path, sim: Simulator, event_types: list[str], **hec: Any)
         "client_key": CLIENT_ID,
         "event_types": event_types,
         "log_level": "DEBUG",
-        "outputs": {"hec": settings},
+        "outputs": {"hec": settings, "parquet": {"region": "eu-west-2", "account_id": "123456789012"}},
     }
     path.write_text(json.dumps(config), encoding="utf-8")
     return path
@@ -101,18 +101,32 @@ def indexed_uids(hec: HecReceiver) -> dict[str, Counter[str]]:
     return {table: hec.uids(f"ocsf:{table}") for table in sorted(tables)}
 
 
-def test_ndjson_and_hec_at_once_get_the_same_events_per_table(
+def parquet_uids(lake: Path) -> dict[str, Counter[str]]:
+    """table -> how often each uid is in its Security Lake source (``ext/mimecast_<table>/...``)."""
+    import pyarrow.parquet as pq
+
+    found: dict[str, Counter[str]] = {}
+    for path in sorted(lake.glob("ext/*/region=eu-west-2/accountId=123456789012/eventDay=*/*.parquet")):
+        table = path.relative_to(lake).parts[1].removeprefix("mimecast_")
+        uids = pq.read_table(path, columns=["metadata"]).column("metadata").combine_chunks().field("uid")
+        found.setdefault(table, Counter()).update(uids.to_pylist())
+    return found
+
+
+def test_ndjson_parquet_and_hec_at_once_get_the_same_events_per_table(
     sim: Simulator, hec: HecReceiver, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path / "c.json", sim, ["audit", "user_management"])
-    out, state = tmp_path / "out", tmp_path / "state.json"
-    code = main(argv(config, state, out, hec))
+    out, state, lake = tmp_path / "out", tmp_path / "state.json", tmp_path / "lake"
+    code = main([*argv(config, state, out, hec), "--output", f"parquet:{lake}"])
     err = capsys.readouterr().err
     assert code == 0, err
-    files, indexed = ndjson_uids(out), indexed_uids(hec)
+    files, indexed, parquet = ndjson_uids(out), indexed_uids(hec), parquet_uids(lake)
     assert set(files) >= {"authentication", "user_inventory"}
     assert {table: set(c) for table, c in files.items()} == {table: set(c) for table, c in indexed.items()}
-    for counts in (*files.values(), *indexed.values()):
+    assert {table: set(c) for table, c in files.items()} == {table: set(c) for table, c in parquet.items()}
+    assert not list(lake.rglob("*.tmp"))  # every part was published whole before the commit
+    for counts in (*files.values(), *indexed.values(), *parquet.values()):
         assert set(counts.values()) == {1}  # one run, no re-delivery: no duplicate anywhere
     first = json.loads((out / "authentication.ndjson").read_bytes().splitlines()[0])
     (envelope,) = [e for e in hec.indexed if e["event"]["metadata"]["uid"] == first["metadata"]["uid"]]

@@ -12,7 +12,7 @@ import pytest
 from connector.checkpoint import AuditState, Checkpoint
 from connector.errors import SinkError
 from connector.events import Batch
-from connector.runner import close_all, deliver
+from connector.runner import COMMIT_INTERVAL_SECONDS, close_all, commit_interval, deliver
 from connector.sinks.stdout import StdoutSink
 
 
@@ -149,3 +149,16 @@ def test_a_run_killed_between_two_sinks_syncs_commits_nothing_and_the_next_run_d
     calls.clear()
     deliver(batches(2), [first, Recorder("b", calls)], store, commit_interval=1e9, clock=lambda: 0.0)
     assert store.saved == [2] and calls == ["a.write", "b.write"] * 2 + ["a.sync", "b.sync", "save"]
+
+
+def test_the_commit_interval_is_the_longest_a_sink_asks_for() -> None:
+    class Plain:
+        pass
+
+    class Spaced:
+        sync_interval_seconds = 300.0
+
+    assert commit_interval([]) == COMMIT_INTERVAL_SECONDS
+    assert commit_interval([Plain()]) == COMMIT_INTERVAL_SECONDS  # type: ignore[list-item]
+    assert commit_interval([Plain(), Spaced()]) == 300.0  # type: ignore[list-item]
+    assert commit_interval([Spaced()], default=600.0) == 600.0  # type: ignore[list-item]

@@ -5,6 +5,10 @@ A sink takes batches (``write``), makes everything written so far durable (``syn
 sink must not return from ``sync`` before the events it was given would survive a crash of this process and the
 machine (an fsync, an acknowledged upload, an indexer acknowledgement). Every failure is a ``SinkError`` naming the
 sink, after which the runner commits nothing more.
+
+A sink for which every ``sync`` has a cost beyond its latency (the Parquet sink closes a file at each one) may set
+``sync_interval_seconds``: the runner then commits no more often than that during a pass (``runner.commit_interval``),
+trading a longer re-delivery after a crash for fewer, larger files. It still syncs and commits at the end of a pass.
 """
 
 from __future__ import annotations

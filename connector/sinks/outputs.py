@@ -1,7 +1,8 @@
 """Choosing outputs: ``run --output KIND:TARGET`` (repeatable) to the sinks, with each kind's settings from the file.
 
 An output is written ``KIND:TARGET`` for a kind in ``OUTPUT_KINDS`` (``ndjson:DIR``: one ``<table>.ndjson`` per
-table in DIR; ``hec:URL``: Splunk HTTP Event Collector), ``-`` for the standard output, or anything else for one
+table in DIR; ``hec:URL``: Splunk HTTP Event Collector; ``parquet:DIR-or-s3://URL``: the Amazon Security Lake
+layout), ``-`` for the standard output, or anything else for one
 NDJSON file holding every table (what ``--output FILE`` always meant). A value that starts with a word and a colon
 but names no known kind (``kafka:x``) is refused rather than taken for a file name: write ``./kafka:x`` for that.
 
@@ -29,6 +30,13 @@ __all__ = ["OUTPUT_KINDS", "OutputFactory", "OutputSpec", "open_outputs", "parse
 OutputFactory = Callable[[str, Mapping[str, Any]], Sink]
 
 
+def _parquet(target: str, settings: Mapping[str, Any]) -> Sink:
+    # imported on demand: pyarrow is an optional extra, and costs a start-up nobody else should pay
+    from connector.sinks.parquet import open_sink
+
+    return open_sink(target, settings)
+
+
 def _ndjson_folder(target: str, settings: Mapping[str, Any]) -> Sink:
     if settings:
         name = f"outputs.ndjson.{next(iter(settings))}"
@@ -40,6 +48,7 @@ OUTPUT_KINDS: Mapping[str, OutputFactory] = MappingProxyType(
     {
         "ndjson": _ndjson_folder,
         "hec": hec.open_sink,
+        "parquet": _parquet,
     }
 )
 """``--output KIND:TARGET`` -> the function that opens that sink (see the module docstring)."""
