@@ -184,6 +184,9 @@ class Config:
             masked in ``repr`` and ``redacted()``.
         log_level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
         lag_warning_minutes: Index lag that triggers a warning; 0 disables it.
+        siem_log_types: The SIEM log types the ``siem`` event type collects (manifest order).
+        siem_mode: ``batch`` (files, 7 days of recovery) or ``stream`` (records inline, 24 hours).
+        siem_initial_lookback_hours: First-run SIEM lookback (clamped to what the mode keeps).
     """
 
     auth_method: str
@@ -209,6 +212,9 @@ class Config:
     proxy_url: str = dataclasses.field(repr=False)
     log_level: str
     lag_warning_minutes: int
+    siem_log_types: tuple[str, ...]
+    siem_mode: str
+    siem_initial_lookback_hours: int
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, object], *, environ: Mapping[str, str] | None = None) -> Config:

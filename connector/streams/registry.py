@@ -12,6 +12,7 @@ from connector.registry import registry
 from connector.streams.audit import AUDIT
 from connector.streams.base import MapRecords, Stream
 from connector.streams.directory import DIRECTORY
+from connector.streams.siem import SIEM
 
 __all__ = ["map_sources", "register", "selected", "stream", "streams", "unregister"]
 
@@ -72,5 +73,5 @@ def map_sources() -> Mapping[str, MapRecords]:
     return sources
 
 
-for _builtin in (AUDIT, DIRECTORY):
+for _builtin in (AUDIT, DIRECTORY, SIEM):
     register(_builtin)
