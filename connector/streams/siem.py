@@ -66,7 +66,9 @@ def _map_siem(transformer: Transformer, records: Iterable[object], collected_ms:
         elif isinstance(record, MappingError):
             mapped = transformer.email_record("siem", record, None, collected_ms)
         else:
-            mapped = transformer.email_record("siem", MappingError("a SIEM record that is not an object"), None, 0)
+            mapped = transformer.email_record(
+                "siem", MappingError("a SIEM record that is not an object"), None, collected_ms
+            )
         if mapped is not None:
             yield mapped
 

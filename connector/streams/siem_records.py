@@ -147,8 +147,8 @@ class SiemSummary:
             files = f"{c.files} files, " if self.mode == "batch" else ""
             extra = f", {c.relists} re-listings" if c.relists else ""
             done = ", caught up" if name in self.caught_up else ""
-            out.append(f"  siem {name}: {files}{c.records} records, {c.duplicates} already delivered "
-                       f"({c.pages} pages{extra}){done}")  # fmt: skip
+            pages = f" ({c.pages} pages{extra})" if self.mode == "batch" else ""
+            out.append(f"  siem {name}: {files}{c.records} records, {c.duplicates} already delivered{pages}{done}")
         out.extend(gap.line() for gap in self.gap_list)
         if self.budget_left:
             out.append(f"  siem listing budget ({self.budget_text}) spent: {', '.join(self.budget_left)} "
