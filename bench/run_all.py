@@ -9,7 +9,8 @@ In order: ``bench_mapping.py`` (mapping, validation and serialization; skipped w
 and 1M events), ``bench_ratelimit.py`` (quota and reset header), ``bench_event_info.py`` (eventInfo parsing of
 hostile texts, 1 KB to 1 MB), ``bench_hostile.py`` (a hostile server at the real caps: time and peak RSS per
 attack), ``bench_client.py`` (threads per pull, read-ahead on and off, against commit 8530881), ``bench_state.py``
-(checkpoint state size, save time and per-page cost at 100k and 1M keys). Each prints its
+(checkpoint state size, save time and per-page cost at 100k and 1M keys), ``bench_siem.py`` (SIEM key state at 1M
+keys, a 7-day batch catch-up against its download floor, peak RSS of a 1M-record pull). Each prints its
 tables and replaces only its own section of RESULTS.md, re-reading the file first, so sections written by the
 others stay as they are. The whole run takes about 9-11 minutes on a 2-core machine.
 """
@@ -34,6 +35,7 @@ SCRIPTS = {
     "hostile": "bench_hostile.py",
     "client": "bench_client.py",
     "state": "bench_state.py",
+    "siem": "bench_siem.py",
 }
 
 

@@ -34,12 +34,15 @@ sys.path.insert(0, str(ROOT))  # run from a checkout even when the package is no
 
 from connector.config import CLIENT_SECRET_ENV  # noqa: E402
 from connector.ocsf.validate import EventValidator  # noqa: E402
-from connector.simulator import SIZE_PRESETS, MembershipChanges, Simulator  # noqa: E402
+from connector.simulator import SIZE_PRESETS, MembershipChanges, SiemSpec, Simulator  # noqa: E402
 
 DEMO_CONFIG: Final = ROOT / "demo" / "config.json"
 OUT: Final = ROOT / "demo-output"
 STATE: Final = OUT / "state" / "checkpoint.json"
 TABLES: Final = ("authentication", "account_change", "group_management", "user_inventory")
+# SIEM logs (issue 12): 200 records of each of the ten log types over 7 days, collected in batch mode
+SIEM_TABLES: Final = ("email_activity", "email_file_activity", "email_url_activity", "detection_finding")
+SIEM_RECORDS: Final = 200
 DIRECTORY_FEATURE: Final = "User and Group Management"  # metadata.product.feature.name of inventory-diff events
 MUTATION_SEED: Final = 1
 MUTATIONS: Final = 12
@@ -84,7 +87,7 @@ def _validate(validator: EventValidator) -> tuple[Counter[str], list[dict[str, A
     counts: Counter[str] = Counter()
     invalid: list[str] = []
     groups: list[dict[str, Any]] = []
-    for table in TABLES:
+    for table in (*TABLES, *SIEM_TABLES):
         path = OUT / f"{table}.ndjson"
         if not path.is_file():
             raise DemoError(f"{path} was not written")
@@ -138,11 +141,13 @@ def main() -> int:
         shutil.rmtree(OUT)  # the demo's own output folder: start clean (the sink appends)
     (OUT / "state").mkdir(parents=True)
     validator = EventValidator()
-    simulator = Simulator(SIZE_PRESETS["small"])
+    simulator = Simulator(SIZE_PRESETS["small"], siem=SiemSpec(records_per_type=SIEM_RECORDS))
     simulator.start()
     try:
         parameters = json.loads(DEMO_CONFIG.read_text())
         parameters["api_base_url"] = simulator.base_url
+        parameters["event_types"] = [*parameters["event_types"], "siem"]
+        parameters["siem_initial_lookback_hours"] = 168
         config = OUT / "config.json"
         config.write_text(json.dumps(parameters, indent=2) + "\n")
         env = {**os.environ, CLIENT_SECRET_ENV: simulator.client_secret}
@@ -174,8 +179,12 @@ def main() -> int:
 
     total = sum(counts.values())
     print(f"\nall {total} events valid OCSF 1.8.0 ({served} audit records served by the simulator); files:")
-    for table in TABLES:
+    for table in (*TABLES, *SIEM_TABLES):
         print(f"  {OUT / (table + '.ndjson')}: {counts[table]} events")
+    print("  SIEM records per log type (run 1):")
+    for line in summaries[1].splitlines():
+        if line.startswith("  siem ") and " files, " in line:
+            print(f"  {line}")
     print(f"  (group_management includes {adds} Add User and {removes} Remove User events from the inventory diff)")
     print(f"  {OUT / 'summary.txt'}: the run summaries")
     print(f"  {STATE}: the committed checkpoint")

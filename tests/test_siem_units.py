@@ -97,9 +97,9 @@ def test_a_download_carries_no_authorization_and_its_errors_show_no_signature(ht
     httpx_mock.add_response(url=LINK, status_code=503)
     httpx_mock.add_response(url=LINK, content=gzip.compress(ndjson({"n": 1})))
     sleeps: list[float] = []
-    with FileFetcher(policy=DownloadPolicy(attempts=2, backoff=0.01), sleep=sleeps.append) as fetcher:
-        with fetcher.fetch(LINK) as file:
-            assert list(read_ndjson(file, link_name(LINK))) == [{"n": 1}]
+    fetcher = FileFetcher(policy=DownloadPolicy(attempts=2, backoff=0.01), sleep=sleeps.append)
+    with fetcher, fetcher.fetch(LINK) as file:
+        assert list(read_ndjson(file, link_name(LINK))) == [{"n": 1}]
     assert len(sleeps) == 1
     assert all("authorization" not in {k.lower() for k in r.headers} for r in httpx_mock.get_requests())
     assert link_name(LINK) == "files.example.com/CUS1/receipt/2026/06/15/0.ndjson.gz"
@@ -121,9 +121,9 @@ def test_a_file_host_that_keeps_failing_is_a_retryable_error_after_the_policys_a
     httpx_mock: HTTPXMock,
 ) -> None:
     httpx_mock.add_response(url=LINK, status_code=500, is_reusable=True)
-    with FileFetcher(policy=DownloadPolicy(attempts=3, backoff=0.0), sleep=lambda s: None) as fetcher:
-        with pytest.raises(ApiError, match="failed 3 times") as caught:
-            fetcher.fetch(LINK)
+    fetcher = FileFetcher(policy=DownloadPolicy(attempts=3, backoff=0.0), sleep=lambda s: None)
+    with fetcher, pytest.raises(ApiError, match="failed 3 times") as caught:
+        fetcher.fetch(LINK)
     assert caught.value.retryable and "deadbeef" not in str(caught.value)
 
 

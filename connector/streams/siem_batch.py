@@ -309,6 +309,7 @@ class BatchRun:
                         self._gap(log_type, listed_ms, file, f"{refused} (the records before it were delivered)")
                 done.add(file.name)
                 counts.files += 1
+                path.keys[log_type].settle(self.context.now_ms())
         finally:
             cancel.set()
             for _, future in waiting:

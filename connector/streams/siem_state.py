@@ -151,7 +151,13 @@ class KeyBuckets:
         return True
 
     def snapshot(self, now_ms: int) -> KeysSnapshot:
-        """Fold in the keys added since the last snapshot, prune, and return what a checkpoint holds."""
+        """Fold in the keys added since the last settle, prune, and return what a checkpoint holds."""
+        self.settle(now_ms)
+        return KeysSnapshot(MappingProxyType(dict(self._texts)))
+
+    def settle(self, now_ms: int) -> None:
+        """Fold in the keys added since the last settle into their minutes' text, prune, and let go of the sets of
+        minutes not touched since: called after every file, so memory follows a file, not a listing page."""
         texts = self._texts
         for minute, keys in self._added.items():
             texts[minute] = texts.get(minute, "") + "".join(keys)
@@ -161,7 +167,6 @@ class KeyBuckets:
         for minute in [m for m in self._hot if m not in touched]:
             del self._hot[minute]
         self._prune(now_ms)
-        return KeysSnapshot(MappingProxyType(dict(texts)))
 
     def _prune(self, now_ms: int) -> None:
         texts = self._texts
