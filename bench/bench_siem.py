@@ -163,9 +163,11 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker)))
         return
-    state = measure_state(args.keys)
-    catchup = measure_catchup(args.catchup_files, args.latency)
+    # the pull first: a child's ru_maxrss starts from its parent's RSS at the fork, and the state figures below
+    # hold a million keys twice in this process
     memory = measure_memory(args.records, args.files)
+    catchup = measure_catchup(args.catchup_files, args.latency)
+    state = measure_state(args.keys)
     body = "\n".join([
         machine_lines(machine()), "",
         f"Reproduce: `.venv/bin/python bench/bench_siem.py --records {args.records} --files {args.files} "
