@@ -11,7 +11,8 @@ hostile texts, 1 KB to 1 MB), ``bench_hostile.py`` (a hostile server at the real
 attack), ``bench_client.py`` (threads per pull, read-ahead on and off, against commit 8530881), ``bench_state.py``
 (checkpoint state size, save time and per-page cost at 100k and 1M keys), ``bench_email_mapping.py`` (SIEM
 map+validate against plain JSON, next to audit's ratio measured the same way), ``bench_parquet.py`` (peak RSS of 1M
-events to the Parquet sink, and its time against the NDJSON sink). Each prints its
+events to the Parquet sink, and its time against the NDJSON sink), ``bench_siem.py`` (SIEM key state at 1M keys, a
+7-day batch catch-up against its download floor, peak RSS of a 1M-record pull). Each prints its
 tables and replaces only its own section of RESULTS.md, re-reading the file first, so sections written by the
 others stay as they are. The whole run takes about 9-11 minutes on a 2-core machine.
 """
@@ -38,6 +39,7 @@ SCRIPTS = {
     "state": "bench_state.py",
     "email_mapping": "bench_email_mapping.py",
     "parquet": "bench_parquet.py",
+    "siem": "bench_siem.py",
 }
 
 

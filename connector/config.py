@@ -189,6 +189,9 @@ class Config:
         lag_warning_minutes: Index lag that triggers a warning; 0 disables it.
         raw_data_max_bytes: Cap on the original record copied into OCSF ``raw_data`` (compact JSON, UTF-8
             bytes); 0 leaves ``raw_data`` out (``connector.raw_data``).
+        siem_log_types: The SIEM log types the ``siem`` event type collects (manifest order).
+        siem_mode: ``batch`` (files, 7 days of recovery) or ``stream`` (records inline, 24 hours).
+        siem_initial_lookback_hours: First-run SIEM lookback (clamped to what the mode keeps).
     """
 
     auth_method: str
@@ -215,6 +218,9 @@ class Config:
     log_level: str
     lag_warning_minutes: int
     raw_data_max_bytes: int
+    siem_log_types: tuple[str, ...]
+    siem_mode: str
+    siem_initial_lookback_hours: int
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, object], *, environ: Mapping[str, str] | None = None) -> Config:

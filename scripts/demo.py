@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout even when the package is no
 
 from connector.config import CLIENT_SECRET_ENV  # noqa: E402
 from connector.ocsf.validate import EventValidator  # noqa: E402
-from connector.simulator import SIZE_PRESETS, MembershipChanges, Simulator  # noqa: E402
+from connector.simulator import SIZE_PRESETS, MembershipChanges, SiemSpec, Simulator  # noqa: E402
 
 DEMO_CONFIG: Final = ROOT / "demo" / "config.json"
 OUT: Final = ROOT / "demo-output"
@@ -51,6 +51,10 @@ TABLES: Final = ("authentication", "account_change", "group_management", "user_i
 # simulator's logs they are collected from.
 TTP_TABLES: Final = {"ttp_url": "email_url_activity", "ttp_attachment": "email_file_activity",
                      "ttp_impersonation": "detection_finding", "dlp": "data_security_finding"}  # fmt: skip
+# SIEM logs (issue 12): 200 records of each of the ten log types over 7 days, collected in batch mode
+SIEM_TABLES: Final = ("email_activity", "email_file_activity", "email_url_activity", "detection_finding")
+SIEM_RECORDS: Final = 200
+EMAIL_TABLES: Final = tuple(dict.fromkeys([*TTP_TABLES.values(), *SIEM_TABLES]))  # the two share three tables
 DIRECTORY_FEATURE: Final = "User and Group Management"  # metadata.product.feature.name of inventory-diff events
 MUTATION_SEED: Final = 1
 MUTATIONS: Final = 12
@@ -98,7 +102,7 @@ def _validate(validator: EventValidator) -> tuple[Counter[str], list[dict[str, A
     counts: Counter[str] = Counter()
     invalid: list[str] = []
     groups: list[dict[str, Any]] = []
-    for table in (*TABLES, *TTP_TABLES.values()):
+    for table in (*TABLES, *EMAIL_TABLES):
         path = OUT / f"{table}.ndjson"
         if not path.is_file():
             raise DemoError(f"{path} was not written")
@@ -175,12 +179,14 @@ def main() -> int:
         shutil.rmtree(OUT)  # the demo's own output folder: start clean (the sink appends)
     (OUT / "state").mkdir(parents=True)
     validator = EventValidator()
-    simulator = Simulator(SIZE_PRESETS["small"])
+    simulator = Simulator(SIZE_PRESETS["small"], siem=SiemSpec(records_per_type=SIEM_RECORDS))
     simulator.start()
     try:
         parameters = json.loads(DEMO_CONFIG.read_text())
         parameters["api_base_url"] = simulator.base_url
         parameters["outputs"] = {"parquet": PARQUET_SETTINGS}
+        parameters["event_types"] = [*parameters["event_types"], "siem"]
+        parameters["siem_initial_lookback_hours"] = 168
         config = OUT / "config.json"
         config.write_text(json.dumps(parameters, indent=2) + "\n")
         env = {**os.environ, CLIENT_SECRET_ENV: simulator.client_secret}
@@ -214,14 +220,17 @@ def main() -> int:
 
     total = sum(counts.values())
     print(f"\nall {total} events valid OCSF 1.8.0 ({served} audit records served by the simulator); files:")
-    for table in TABLES:
+    for table in (*TABLES, *EMAIL_TABLES):
         print(f"  {OUT / (table + '.ndjson')}: {counts[table]} events")
     print(f"  (group_management includes {adds} Add User and {removes} Remove User events from the inventory diff)")
+    print("  SIEM records per log type (run 1; into email_activity, email_file_activity, email_url_activity and")
+    print("  detection_finding):")
+    for line in summaries[1].splitlines():
+        if line.startswith("  siem ") and " files, " in line:
+            print(f"  {line}")
+    print("  TTP and DLP records served by the simulator (overlap re-reads included):")
     for stream, table in TTP_TABLES.items():
-        print(
-            f"  {OUT / (table + '.ndjson')}: {counts[table]} events ({stream}; {ttp_served.get(stream, 0)} records "
-            "served, overlap re-reads included)"
-        )
+        print(f"    {stream} -> {table}: {ttp_served.get(stream, 0)} records")
     print(f"  {OUT / 'summary.txt'}: the run summaries")
     print(f"  {PARQUET}/ext/<source>/region=us-east-1/accountId=123456789012/eventDay=<YYYYMMDD>/<uuid>.parquet")
     print("    (the Amazon Security Lake layout; counted back with DuckDB read_parquet):")

@@ -341,17 +341,17 @@ def test_a_version_1_checkpoint_is_still_read_strictly(change: dict[str, Any], d
 def test_the_state_of_an_unknown_stream_is_kept_and_written_back_unchanged(tmp_path: Path) -> None:
     future = {"cursor": {"receipt": "token-1", "process": None}, "keys": [1, 2.5, "x", True]}
     data = {**sample().to_dict()}
-    data["streams"] = {**data["streams"], "siem": future}
+    data["streams"] = {**data["streams"], "widgets": future}
     loaded = Checkpoint.from_dict(data)
-    assert isinstance(loaded.streams["siem"], RawState)
+    assert isinstance(loaded.streams["widgets"], RawState)
     assert loaded.state(AUDIT) == sample().streams["audit"]
     advanced = loaded.with_state("audit", AuditState(cursor_ms=1_800_000_000_000), 1_800_000_000_000)
-    assert advanced.to_dict()["streams"]["siem"] == future
+    assert advanced.to_dict()["streams"]["widgets"] == future
     store = CheckpointStore(tmp_path / "checkpoint.json")
     store.save(advanced)
-    assert json.loads((tmp_path / "checkpoint.json").read_text())["streams"]["siem"] == future
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["streams"]["widgets"] == future
 
 
 def test_a_stream_state_that_is_no_json_data_is_refused() -> None:
-    with pytest.raises(CheckpointError, match=r"streams\.siem is not JSON data"):
-        Checkpoint.from_dict({"version": 2, "updated_at_ms": None, "streams": {"siem": {1.5j}}})
+    with pytest.raises(CheckpointError, match=r"streams\.widgets is not JSON data"):
+        Checkpoint.from_dict({"version": 2, "updated_at_ms": None, "streams": {"widgets": {1.5j}}})

@@ -127,7 +127,7 @@ def test_accepted_values(name: str, raw: object, expected: object) -> None:
         ("emit_other_audit_types", 1, "a boolean"),
         ("event_types", [], "at least 1 of audit, user_management"),
         ("event_types", "", "at least 1 of audit, user_management"),
-        ("event_types", ["audit", "siem"], "audit, user_management"),
+        ("event_types", ["audit", "widgets"], "audit, user_management"),
         ("event_types", 3, "audit, user_management"),
         ("log_level", "TRACE", "one of DEBUG, INFO, WARNING, ERROR"),
         ("audit_categories", ["ok", ""], "a list of non-empty strings"),

@@ -131,12 +131,13 @@ def test_tables(manifest: dict[str, Any]) -> None:
 
 def test_event_types_match_the_event_types_parameter(manifest: dict[str, Any]) -> None:
     values = [event_type["value"] for event_type in manifest["event_types"]]
-    assert values == ["audit", "user_management", "ttp_url", "ttp_attachment", "ttp_impersonation", "dlp"]
+    assert values == ["audit", "user_management", "ttp_url", "ttp_attachment", "ttp_impersonation", "dlp", "siem"]
     assert list(parameter_specs()["event_types"].choices) == values
-    # the TTP and DLP streams are off by default: an existing configuration collects what it collected before
+    # the TTP, DLP and SIEM streams are off by default: an existing configuration collects what it collected before
     assert parameter_specs()["event_types"].default == ["audit", "user_management"]
     products = {event_type["value"]: event_type["product"] for event_type in manifest["event_types"]}
-    assert {products[name] for name in values[2:]} == {"Security Events"}
+    assert {products[name] for name in values[2:6]} == {"Security Events"}
+    assert products["siem"] == "Threats, Security Events, and Data"
 
 
 def test_parameters_and_config_fields_match() -> None:

@@ -46,15 +46,9 @@ def test_every_event_type_has_exactly_one_stream_and_every_stream_an_event_type(
     assert list(parameter_specs()["event_types"].choices) == list(registry().event_types)
 
 
-# Tables declared for streams that are being built (SIEM: issue 12; TTP and DLP: issue 13). A stream that emits
-# one of them takes it out of here; the set must be empty once they have all landed.
-AWAITING_STREAMS = {"email_activity"}
-
-
 def test_every_table_is_emitted_by_some_stream_and_no_stream_emits_an_undeclared_table() -> None:
     emitted = {table for stream in streams() for table in stream.tables}
-    assert emitted == set(registry().tables) - AWAITING_STREAMS
-    assert not emitted & AWAITING_STREAMS, "a stream emits it now: take it out of AWAITING_STREAMS"
+    assert emitted == set(registry().tables)
 
 
 def test_the_validator_compiles_exactly_the_manifest_s_classes() -> None:
@@ -81,7 +75,7 @@ def test_map_source_choices_are_the_streams_record_sources() -> None:
     map_parser = subparsers.choices["map"]  # type: ignore[attr-defined]
     source = next(a for a in map_parser._actions if a.dest == "source")
     assert list(source.choices) == sorted(map_sources())
-    assert sorted(map_sources()) == ["audit", "dlp", "ttp_attachment", "ttp_impersonation", "ttp_url", "users"]
+    assert sorted(map_sources()) == ["audit", "dlp", "siem", "ttp_attachment", "ttp_impersonation", "ttp_url", "users"]
 
 
 def test_every_stream_s_mapping_tables_exist_and_name_its_tables_and_their_classes() -> None:
@@ -101,3 +95,14 @@ def test_the_mapping_loader_and_the_audit_stream_name_the_same_tables() -> None:
     from connector.streams.audit import AUDIT
 
     assert tuple(AUDIT_TABLES) == AUDIT.tables
+
+
+def test_the_siem_log_types_are_one_list_for_the_parameter_the_stream_the_mapping_and_the_simulator() -> None:
+    from connector.mapping.email.rules import load_email_rules
+    from connector.simulator import SIEM_TYPES as SIMULATED
+    from connector.streams.siem_records import SIEM_TYPES
+
+    declared = list(parameter_specs()["siem_log_types"].choices)
+    assert list(SIEM_TYPES) == declared == list(parameter_specs()["siem_log_types"].default)
+    assert sorted(SIMULATED) == sorted(declared)
+    assert sorted(load_email_rules().siem_types) == sorted(declared)

@@ -234,14 +234,20 @@ class MimecastClient:
             raise ValueError("the listings of one pages() call must select their records the same way")
         return self._walk([self._envelope(listing, event_type) for listing in listings], size)
 
-    def probe(self, listing: Listing, event_type: str) -> None:
+    def probe(self, listing: Listing | Envelope, event_type: str) -> None:
         """One request for one record of ``listing``: a 401/403 names ``event_type`` and the product it needs.
+
+        ``listing`` is a ``/api`` POST listing, or an envelope of another shape built as a probe (the SIEM GET).
 
         Raises:
             PermissionDeniedError: the API application lacks the event type's product.
             AuthError, ApiError: as for any request.
         """
-        envelope = PostEnvelope(listing, event_type, probe=True, credentials=self._credentials)
+        envelope: Envelope = (
+            PostEnvelope(listing, event_type, probe=True, credentials=self._credentials)
+            if isinstance(listing, Listing)
+            else listing
+        )
         self.request(envelope.call(1, None), envelope.interpret)
         _log.info("preflight passed", extra={"event_type": event_type})
 

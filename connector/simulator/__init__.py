@@ -12,6 +12,8 @@ from connector.simulator.api_v1 import ApiV1Keys
 from connector.simulator.faults import MALFORMED_KINDS, FaultPlan
 from connector.simulator.layouts import LAYOUTS, Layout
 from connector.simulator.server import ORDERS, Counters, Reply, RequestRecord, Simulator, serve
+from connector.simulator.siem import SIEM_BATCH_PATH, SIEM_STREAM_PATH, SiemCounters, SiemService
+from connector.simulator.siem_data import SIEM_TYPES, SiemFile, SiemSpec
 from connector.simulator.tenant import (
     SIZE_PRESETS,
     Group,
@@ -26,6 +28,9 @@ __all__ = [
     "LAYOUTS",
     "MALFORMED_KINDS",
     "ORDERS",
+    "SIEM_BATCH_PATH",
+    "SIEM_STREAM_PATH",
+    "SIEM_TYPES",
     "SIZE_PRESETS",
     "ApiV1Keys",
     "Counters",
@@ -36,6 +41,10 @@ __all__ = [
     "MembershipChanges",
     "Reply",
     "RequestRecord",
+    "SiemCounters",
+    "SiemFile",
+    "SiemService",
+    "SiemSpec",
     "Simulator",
     "Tenant",
     "TenantSpec",

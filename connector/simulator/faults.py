@@ -5,12 +5,13 @@ A :class:`FaultPlan` is mutable: a test changes its fields between (or during) r
 endpoint is never faulted, except by ``latency_seconds``), so "the next 3 requests answer 429" means exactly
 that. Which fault wins when several are armed follows the real gateway's order: authentication (401), then
 permission (403), then quota and bursts (429), then server errors (5xx), then injected HTTP-200-with-``fail``
-answers; ``slow_next`` delays only requests that got past all of those.
+answers; ``slow_next`` delays only requests that got past all of those. The ``siem_*`` download faults act on
+the SIEM file host (which has no bearer token, quota or gateway), in this order: expired, missing, server error.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["MALFORMED_KINDS", "FaultPlan"]
 
@@ -60,6 +61,26 @@ class FaultPlan:
             used (a server that does not advance; a client must stop, not loop).
         next_on_last_page: the last page of a listing also carries a ``next`` (pointing past the end, where an
             empty page answers), as some servers do.
+        siem_expire_links_next: the next K SIEM file downloads answer 403 ``AccessDenied`` "Request has expired",
+            whatever the link's own expiry.
+        siem_missing_links_next: the next K SIEM file downloads answer 404 ``NoSuchKey``.
+        siem_download_error_next: the next K SIEM file downloads answer 503 ``SlowDown``.
+        siem_download_latency_seconds: real (wall-clock) time every request to the SIEM file host takes at least.
+        siem_repeat_last: while set, every SIEM batch file after a type's first starts with the last N records of
+            the type's previous file again (their ``_offset`` differs): a record repeated in two files. Set it
+            before listing: the listed ``size`` includes the repeat.
+        siem_caught_up_types: batch listings of these types answer no file, ``isCaughtUp: true`` and, as
+            ``@nextPage``, the position asked for (clear it and the files appear after that token).
+        siem_empty_types: these types have no data: the batch listing answers as for a caught-up type and the
+            stream endpoint leaves them out.
+        siem_list_budget: at most this many SIEM batch list calls per ``siem_list_budget_window_seconds`` of the
+            simulator's clock (the docs: 50 per 15 minutes); beyond, 429 with the milliseconds until the window
+            resets in ``X-RateLimit-Reset``.
+        siem_list_budget_window_seconds: that window.
+        siem_stream_budget: the same for SIEM stream calls (the docs: 300 per hour).
+        siem_stream_budget_window_seconds: that window.
+        forbid_siem: both SIEM endpoints answer 403 ``app_forbidden`` (the app lacks the "Threats, Security
+            Events, and Data" product); audit and directory still answer.
     """
 
     expire_tokens_after_calls: int | None = None
@@ -84,6 +105,18 @@ class FaultPlan:
     forbid_directory: bool = False
     repeat_page_token_next: int = 0
     next_on_last_page: bool = False
+    siem_expire_links_next: int = 0
+    siem_missing_links_next: int = 0
+    siem_download_error_next: int = 0
+    siem_download_latency_seconds: float = 0.0
+    siem_repeat_last: int = 0
+    siem_caught_up_types: set[str] = field(default_factory=set)
+    siem_empty_types: set[str] = field(default_factory=set)
+    siem_list_budget: int | None = None
+    siem_list_budget_window_seconds: float = 900.0
+    siem_stream_budget: int | None = None
+    siem_stream_budget_window_seconds: float = 3600.0
+    forbid_siem: bool = False
 
     def reset(self) -> None:
         """Switch every fault off."""

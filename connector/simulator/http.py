@@ -49,11 +49,12 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
-        path = urlsplit(self.path).path
+        target = urlsplit(self.path)
+        path = target.path
         headers = {k.lower(): v for k, v in self.headers.items()}
         simulator = self.simulator
         try:
-            reply = simulator.handle(method, path, headers, body, received=self._received)
+            reply = simulator.handle(method, path, headers, body, received=self._received, query=target.query)
         except Exception as exc:  # a simulator bug must show up as a 500, not a dropped connection
             reply = Reply(500, {"fail": [{"code": "simulator_error", "message": repr(exc)}]})
         simulator._record(method, path, reply.status)

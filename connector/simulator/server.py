@@ -49,6 +49,8 @@ from connector.simulator.http import Handler, Server
 from connector.simulator.layouts import parse_request_time
 from connector.simulator.paging import PageTokens
 from connector.simulator.replies import Reply, fail_reply, gateway_reply, ok_reply
+from connector.simulator.siem import SIEM_PATHS, SiemService
+from connector.simulator.siem_data import SiemSpec
 from connector.simulator.tenant import SIZE_PRESETS, MembershipChanges, Tenant, TenantSpec
 from connector.simulator.ttp import LOG_NAMES, Route, TtpLogs, TtpSpec
 
@@ -152,6 +154,7 @@ class Simulator:
         routes: Mapping[str, ListingRoute] | None = None,
         api_keys_v1: ApiV1Keys | None = None,
         ttp: TtpSpec | None = None,
+        siem: SiemSpec | None = None,
     ) -> None:
         """Configure the simulator (the tenant is built now, the server starts in :meth:`start`).
 
@@ -179,6 +182,8 @@ class Simulator:
             api_keys_v1: answer as an API 1.0 host that accepts requests signed with these keys (and no
                 bearer tokens); None: an API 2.0 host (OAuth 2.0).
             ttp: records per day of the TTP and DLP logs (``ttp.py``); default in proportion to the audit rate.
+            siem: also serve SIEM Cloud Gateway logs (``GET /siem/v1/batch/events/cg``, ``GET /siem/v1/events/cg``)
+                and a second loopback host with their batch files; reach it as :attr:`siem` (see ``siem.py``).
         """
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
@@ -219,6 +224,11 @@ class Simulator:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
+        self.siem: SiemService | None = None
+        if siem is not None:
+            self.siem = SiemService(
+                siem, now=self.now(), clock=self.now, faults=lambda: self.faults, api_url=lambda: self.base_url
+            )
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -235,6 +245,8 @@ class Simulator:
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="mimecast-simulator", daemon=True
         )
         self._thread.start()
+        if self.siem is not None:
+            self.siem.start(self._host)
         return self.base_url
 
     def stop(self) -> None:
@@ -246,6 +258,8 @@ class Simulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self.siem is not None:
+            self.siem.stop()
 
     def __enter__(self) -> Simulator:
         self.start()
@@ -350,7 +364,14 @@ class Simulator:
         return False
 
     def handle(
-        self, method: str, path: str, headers: dict[str, str], body: bytes, *, received: float | None = None
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        received: float | None = None,
+        query: str = "",
     ) -> Reply:
         """Answer one request (the HTTP layer calls this; tests may too).
 
@@ -358,19 +379,22 @@ class Simulator:
         came in (``received``, a ``time.perf_counter()`` reading; default now), and the server's own work (HTTP
         parsing, rendering a page of records) happens inside that time instead of on top of it: a fixed
         per-request latency, not latency plus this process's CPU time. The request is handled as arriving at
-        the end of the latency, as before (quota windows, token expiry).
+        the end of the latency, as before (quota windows, token expiry). ``query`` is the URL's query string
+        (only the SIEM endpoints read one).
         """
         latency = self.faults.latency_seconds
         if latency <= 0:
-            return self._answer(method, path, headers, body, self.now())
+            return self._answer(method, path, headers, body, self.now(), query)
         began = time.perf_counter() if received is None else received
-        reply = self._answer(method, path, headers, body, self.now() + latency)
+        reply = self._answer(method, path, headers, body, self.now() + latency, query)
         remaining = latency - (time.perf_counter() - began)
         if remaining > 0:
             time.sleep(remaining)
         return reply
 
-    def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes, now: float) -> Reply:
+    def _answer(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, now: float, query: str = ""
+    ) -> Reply:
         faults = self.faults
         if path == "/oauth/token" and self.api_keys_v1 is None:  # an API 1.0 host has no token endpoint
             with self._lock:
@@ -393,8 +417,10 @@ class Simulator:
                 slow = self._take("slow_next")
         if slow:
             time.sleep(faults.slow_seconds)
+        if refusal is None and self.siem is not None and path in SIEM_PATHS:
+            refusal = self.siem.answer(method, path, query, now)
         api_reply = refusal if refusal is not None else self._route(method, path, headers, body, now)
-        api_reply.headers.update(rate)
+        api_reply.headers = {**rate, **api_reply.headers}  # an endpoint's own budget headers win
         if api_reply.status == 200 and isinstance(api_reply.body, dict) and api_reply.body.get("fail"):
             with self._lock:
                 self._count("fail_responses")
@@ -404,7 +430,8 @@ class Simulator:
         """Gateway checks and injected gateway faults, in the gateway's order. Caller holds the lock."""
         faults = self.faults
         rate, _ = self._rate_headers(now, consume=False)
-        known = path in _AUDIT_PATHS or path in _DIRECTORY_PATHS or path in self.routes
+        siem = self.siem is not None and path in SIEM_PATHS
+        known = path in _AUDIT_PATHS or path in _DIRECTORY_PATHS or path in self.routes or siem
         if not known:
             return Reply(404, {"fail": [{"code": "not_found", "message": f"No such endpoint: {path}"}]}), rate
         keys = self.api_keys_v1
@@ -412,7 +439,11 @@ class Simulator:
         if refusal is not None:
             self._count("unauthorized")
             return refusal, rate
-        if (faults.forbid_audit and path in _AUDIT_PATHS) or (faults.forbid_directory and path in _DIRECTORY_PATHS):
+        if (
+            (faults.forbid_audit and path in _AUDIT_PATHS)
+            or (faults.forbid_directory and path in _DIRECTORY_PATHS)
+            or (faults.forbid_siem and siem)
+        ):
             self._count("forbidden")
             return gateway_reply(403, "app_forbidden", "Forbidden to perform the requested operation"), rate
         rate, refused = self._rate_headers(now, consume=True)

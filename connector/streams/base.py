@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.api.client import Listing
+from connector.api.envelope import Envelope
 from connector.events import MappedEvent
 from connector.registry import registry
 from connector.streams.state import StreamState
@@ -144,7 +145,8 @@ class Stream:
         tables: The ``manifest.json`` tables it emits.
         parse_state: Strict parser of its stored state (``InvalidState`` on anything else).
         initial_state: The state before its first run.
-        probe: The preflight request at a given now (epoch ms): one record of one endpoint.
+        probe: The preflight request at a given now (epoch ms): one record of one endpoint (a ``/api`` listing, or
+            an envelope built as a probe for an endpoint of another shape).
         start: Begins one pass from a state.
         map_sources: What ``map --source NAME`` reads and how it is mapped.
         api_versions: The Mimecast API generations that serve it (``check`` names a stream that API 1.0 lacks).
@@ -159,7 +161,7 @@ class Stream:
     tables: tuple[str, ...]
     parse_state: Callable[[object, str], StreamState]
     initial_state: Callable[[], StreamState]
-    probe: Callable[[int], Listing]
+    probe: Callable[[int], Listing | Envelope]
     start: Callable[[StreamContext, StreamState], StreamRun]
     map_sources: Mapping[str, MapRecords] = field(default_factory=dict)
     api_versions: frozenset[str] = frozenset({"2.0", "1.0"})

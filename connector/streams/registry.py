@@ -12,6 +12,7 @@ from connector.registry import registry
 from connector.streams.audit import AUDIT
 from connector.streams.base import MapRecords, Stream
 from connector.streams.directory import DIRECTORY
+from connector.streams.siem import SIEM
 from connector.streams.ttp import STREAMS as TTP_STREAMS
 
 __all__ = ["map_sources", "register", "selected", "stream", "streams", "unregister"]
@@ -73,5 +74,5 @@ def map_sources() -> Mapping[str, MapRecords]:
     return sources
 
 
-for _builtin in (AUDIT, DIRECTORY, *TTP_STREAMS):
+for _builtin in (AUDIT, DIRECTORY, *TTP_STREAMS, SIEM):
     register(_builtin)

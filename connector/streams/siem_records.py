@@ -1,0 +1,219 @@
+"""The per-record path of the SIEM stream (both modes): key, drop what was delivered, map, hand out in chunks; and
+the stream's section of the run summary.
+
+A SIEM record has no id: its key is ``content_key(record)`` without the transport fields ``_offset`` and
+``_partition`` (the same record re-delivered in another file sits at another offset). A key kept for the record's
+type (``siem_state.KeyBuckets``) drops it here; otherwise it is mapped with that key
+(``Transformer.email_record``: ``metadata.uid`` derives from it, so a duplicate that still gets through, after a
+crash before a commit, carries the same uid) and its key is kept. Events are handed out in chunks of
+``CHUNK_EVENTS`` without a state: only the caller knows when a state may cover them (a whole listing page).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from connector.config import parameter_specs
+from connector.errors import MappingError
+from connector.pipeline import TRANSPORT_FIELDS
+from connector.registry import registry
+from connector.streams.base import StreamContext, StreamOutput, iso
+from connector.streams.keys import content_key
+from connector.streams.siem_state import KeyBuckets
+
+__all__ = [
+    "CHUNK_EVENTS",
+    "IGNORE_FIELDS",
+    "SIEM_TYPES",
+    "Gap",
+    "RecordPath",
+    "SiemSummary",
+    "TypeCounts",
+    "record_time",
+    "record_type",
+    "siem_key",
+]
+
+SIEM_TYPES: Final = tuple(parameter_specs()["siem_log_types"].choices)
+"""The Cloud Gateway log types, as the ``type`` query parameter and the records name them (the choices of the
+``siem_log_types`` parameter, ``manifest.json``)."""
+IGNORE_FIELDS: Final = TRANSPORT_FIELDS
+CHUNK_EVENTS: Final = 500
+OTHER_TYPE: Final = "other"
+
+
+def siem_key(record: Mapping[str, Any]) -> str:
+    """The dedup key of a SIEM record (and the input of its ``metadata.uid``): ``email_record_key``'s rule."""
+    return content_key(record, TRANSPORT_FIELDS)
+
+
+def record_type(record: Mapping[str, Any]) -> str | None:
+    """The record's log type in either field-name style (``type`` in batch files, ``eventType`` in the stream)."""
+    kind = record.get("type", record.get("eventType"))
+    return kind.strip().lower() if isinstance(kind, str) and kind.strip() else None
+
+
+def record_time(record: Mapping[str, Any]) -> int | None:
+    """``timestamp`` in epoch ms (an integer, or digits as a string), or None."""
+    raw = record.get("timestamp")
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 16:
+        return int(raw)
+    return None
+
+
+@dataclass
+class TypeCounts:
+    """What one pass read of one log type."""
+
+    files: int = 0
+    records: int = 0
+    duplicates: int = 0
+    pages: int = 0
+    relists: int = 0
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A batch file that could not be had at all: reported, counted, never skipped in silence."""
+
+    log_type: str
+    listed_ms: int
+    size: int | None
+    name: str
+    reason: str
+
+    def line(self) -> str:
+        size = f"{self.size} bytes" if self.size is not None else "size unknown"
+        return (
+            f"  siem GAP: a {self.log_type} file listed {iso(self.listed_ms)} ({size}, {self.name}) was not "
+            f"collected: {self.reason}"
+        )
+
+
+@dataclass
+class SiemSummary:
+    """The SIEM stream's section of the run summary.
+
+    Attributes:
+        gaps: How many batch files could not be had (each in ``gap_list``); a metrics helper reads it.
+    """
+
+    mode: str
+    types: dict[str, TypeCounts] = field(default_factory=dict)
+    gap_list: list[Gap] = field(default_factory=list)
+    caught_up: list[str] = field(default_factory=list)
+    budget_left: list[str] = field(default_factory=list)
+    budget_free_ms: int | None = None
+    budget_text: str = ""
+    history_gap: tuple[int, int] | None = None
+    history_text: str = ""
+    window: tuple[int, int] | None = None
+    stream_pages: int = 0
+    stream_gap: tuple[int, int] | None = None
+
+    @property
+    def gaps(self) -> int:
+        """Batch files reported as gaps in this pass."""
+        return len(self.gap_list)
+
+    def of(self, log_type: str) -> TypeCounts:
+        """The counts of ``log_type`` (created on first use)."""
+        counts = self.types.get(log_type)
+        if counts is None:
+            counts = self.types[log_type] = TypeCounts()
+        return counts
+
+    def lines(self) -> list[str]:
+        """The stream's lines of the human summary: one per type, then gaps, budget and history."""
+        out = []
+        if self.window:
+            out.append(f"  siem ({self.mode}) window {iso(self.window[0])} -> {iso(self.window[1])}, "
+                       f"{self.stream_pages} pages")  # fmt: skip
+        for name in sorted(self.types):
+            c = self.types[name]
+            files = f"{c.files} files, " if self.mode == "batch" else ""
+            extra = f", {c.relists} re-listings" if c.relists else ""
+            done = ", caught up" if name in self.caught_up else ""
+            pages = f" ({c.pages} pages{extra})" if self.mode == "batch" else ""
+            out.append(f"  siem {name}: {files}{c.records} records, {c.duplicates} already delivered{pages}{done}")
+        out.extend(gap.line() for gap in self.gap_list)
+        if self.budget_left:
+            out.append(f"  siem listing budget ({self.budget_text}) spent: {', '.join(self.budget_left)} "
+                       f"go on at the next run (after {iso(self.budget_free_ms)})")  # fmt: skip
+        if self.history_gap:
+            out.append(f"  NOT COLLECTED (older than {self.history_text}): "
+                       f"{iso(self.history_gap[0])} -> {iso(self.history_gap[1])}")  # fmt: skip
+        if self.stream_gap:
+            out.append(f"  NOT COLLECTED (the stream cursor was older than the API's 24 hours): "
+                       f"{iso(self.stream_gap[0])} -> {iso(self.stream_gap[1])}")  # fmt: skip
+        return out
+
+
+class RecordPath:
+    """Keys, drops, maps and buffers the records of one pass.
+
+    Args:
+        context: The run's transformer and clock.
+        keys: Log type -> its live key set (shared with the caller, which snapshots it into states).
+        summary: Where the counts go.
+        collected_ms: When this pass collected (``metadata.logged_time``).
+    """
+
+    def __init__(
+        self, context: StreamContext, keys: dict[str, KeyBuckets], summary: SiemSummary, collected_ms: int
+    ) -> None:
+        self.context = context
+        self.keys = keys
+        self.summary = summary
+        self.collected_ms = collected_ms
+        self.touched: set[str] = set()
+        self._pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._count = 0
+        self._classes = {name: spec.class_uid for name, spec in registry().tables.items()}
+
+    def take(self, record: object, listed_type: str | None) -> int | None:
+        """One record of a listing of ``listed_type`` (``None``: the stream mode, the record names its type).
+
+        Returns:
+            The record's time when it was new (mapped or refused), else None.
+        """
+        kind = record_type(record) if isinstance(record, dict) else None
+        log_type = listed_type or (kind if kind in SIEM_TYPES else OTHER_TYPE)
+        counts = self.summary.of(log_type)
+        counts.records += 1
+        transformer = self.context.transformer
+        if not isinstance(record, dict):
+            error = record if isinstance(record, MappingError) else MappingError("a SIEM record that is not an object")
+            transformer.email_record("siem", error, None, self.collected_ms)
+            return None
+        key = siem_key(record)
+        time_ms = record_time(record)
+        bucket_ms = time_ms if time_ms is not None else self.collected_ms
+        keys = self.keys.get(log_type)
+        if keys is None:
+            keys = self.keys[log_type] = KeyBuckets()
+        if keys.seen(key, bucket_ms):
+            counts.duplicates += 1
+            return None
+        mapped = transformer.email_record("siem", record, key, self.collected_ms)
+        keys.add(key, bucket_ms)  # a refused record read again is not counted twice either
+        self.touched.add(log_type)
+        if mapped is not None:
+            self._pending[mapped.table].append(mapped.event)
+            self._count += 1
+        return bucket_ms
+
+    def full(self) -> bool:
+        """Whether a chunk is ready to hand out."""
+        return self._count >= CHUNK_EVENTS
+
+    def drain(self) -> Iterator[StreamOutput]:
+        """The buffered events, one output per table (no state: the caller yields it once a page is complete)."""
+        pending, self._pending, self._count = self._pending, defaultdict(list), 0
+        for table in sorted(pending):
+            yield StreamOutput(table, self._classes[table], pending[table], None)
