@@ -184,6 +184,7 @@ class Config:
             masked in ``repr`` and ``redacted()``.
         log_level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
         lag_warning_minutes: Index lag that triggers a warning; 0 disables it.
+        catchup_concurrency: Slices of a time-window catch-up read at once (1: one after another).
     """
 
     auth_method: str
@@ -209,6 +210,7 @@ class Config:
     proxy_url: str = dataclasses.field(repr=False)
     log_level: str
     lag_warning_minutes: int
+    catchup_concurrency: int
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, object], *, environ: Mapping[str, str] | None = None) -> Config:
