@@ -9,9 +9,10 @@ In order: ``bench_mapping.py`` (mapping, validation and serialization; skipped w
 and 1M events), ``bench_ratelimit.py`` (quota and reset header), ``bench_event_info.py`` (eventInfo parsing of
 hostile texts, 1 KB to 1 MB), ``bench_hostile.py`` (a hostile server at the real caps: time and peak RSS per
 attack), ``bench_client.py`` (threads per pull, read-ahead on and off, against commit 8530881), ``bench_state.py``
-(checkpoint state size, save time and per-page cost at 100k and 1M keys). Each prints its
+(checkpoint state size, save time and per-page cost at 100k and 1M keys), ``bench_catchup.py`` (an audit catch-up
+at L = 200 ms with ``catchup_concurrency`` 1 and 4, about 2.5 minutes). Each prints its
 tables and replaces only its own section of RESULTS.md, re-reading the file first, so sections written by the
-others stay as they are. The whole run takes about 9-11 minutes on a 2-core machine.
+others stay as they are. The whole run takes about 12-14 minutes on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SCRIPTS = {
     "hostile": "bench_hostile.py",
     "client": "bench_client.py",
     "state": "bench_state.py",
+    "catchup": "bench_catchup.py",
 }
 
 

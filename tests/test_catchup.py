@@ -135,6 +135,15 @@ def test_an_error_in_walk_3_of_8_comes_after_walks_1_and_2_and_stops_every_worke
     assert not _catch_up_threads()  # joined before the error reached the caller
 
 
+def test_the_other_walks_open_only_once_the_first_has_produced_an_item() -> None:
+    """A failure every walk would meet (a refused credential) costs one request, not ``concurrency``."""
+    walks = Walks([3] * 6, fail=(0, 0))
+    with pytest.raises(LookupError, match="walk 0 failed at 0"):
+        list(ordered_walks(walks.all(), concurrency=4, ahead=2))
+    assert walks.opened == [0]
+    assert not _catch_up_threads()
+
+
 def test_closing_early_cancels_and_joins_every_open_walk() -> None:
     before = threading.active_count()
     walks = Walks([100] * 6)

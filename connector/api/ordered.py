@@ -4,6 +4,9 @@ A catch-up reads many listings (time slices) whose pages depend on nothing but t
 can be read at once; but what the caller does with them (a cursor that moves past a prefix of whole slices, a
 dedup set) needs them in order. :func:`ordered_walks` does both:
 
+* The first walk is opened alone; the others only once it has produced its first item. A failure that every
+  walk would meet (credentials refused, a product missing, the endpoint down) then costs one request, not
+  ``concurrency`` of them, for the price of one round trip.
 * Walks are opened in order, at most ``concurrency`` at a time. Each open walk runs on a worker of its own (a
   :class:`~connector.api.prefetch.Prefetch`), at most ``ahead`` items ahead of the caller, from the moment it is
   opened: the first item too is produced on the worker, so the walks after the one being consumed are read while
@@ -82,10 +85,11 @@ def ordered_walks(
     current: Prefetch[object] | None = None  # the walk being handed out
     reading = False  # whether it still holds a slot (until its last item is reached)
     count = 0
+    width = 1  # one walk until its first item has come: a refused credential or product costs one request
 
     def fill() -> None:
         nonlocal count
-        while len(waiting) + reading < concurrency:
+        while len(waiting) + reading < width:
             walk = next(pending, None)
             if walk is None:
                 return
@@ -99,6 +103,9 @@ def ordered_walks(
             reading = True
             for item in current:
                 value: T = item  # type: ignore[assignment]  # only the first item is the marker, taken in _open
+                if width < concurrency:
+                    width = concurrency
+                    fill()
                 if reading and last is not None and last(value):
                     reading = False  # it has read all it will: its slot goes to the next walk now
                     fill()
