@@ -209,7 +209,8 @@ def findings(one: Run, four: Run, tight: Run | None, latency: float, tight_rate:
         f"({four.cpu / four.wall:.0%} of one core; {one.cpu:.2f} s at c=1, the same work): mapping and validation "
         f"on the consuming thread, HTTP and JSON parsing on the slice workers. The consuming thread waited "
         f"{four.waiting:.2f} s of the {four.wall:.2f} s for pages: the network (L per request, 4 at a time) is the "
-        f"bottleneck, not the CPU. What is over the floor: the token request and the first page, alone before the other slices open (2 L), the "
+        "bottleneck, not the CPU. What is over the floor: the token request and the first page, alone before "
+        "the other slices open (2 L), the "
         f"last slices (fewer than 4 left to read at once), slices of more than the {CATCHUP_AHEAD_PAGES} pages a "
         "slice waiting its turn may read ahead, and the client's own time per request.",
     ]
