@@ -12,9 +12,10 @@ attack), ``bench_client.py`` (threads per pull, read-ahead on and off, against c
 (checkpoint state size, save time and per-page cost at 100k and 1M keys), ``bench_email_mapping.py`` (SIEM
 map+validate against plain JSON, next to audit's ratio measured the same way), ``bench_parquet.py`` (peak RSS of 1M
 events to the Parquet sink, and its time against the NDJSON sink), ``bench_siem.py`` (SIEM key state at 1M keys, a
-7-day batch catch-up against its download floor, peak RSS of a 1M-record pull). Each prints its
+7-day batch catch-up against its download floor, peak RSS of a 1M-record pull), ``bench_catchup.py`` (an audit
+catch-up at L = 200 ms with ``catchup_concurrency`` 1 and 4, about 2.5 minutes). Each prints its
 tables and replaces only its own section of RESULTS.md, re-reading the file first, so sections written by the
-others stay as they are. The whole run takes about 9-11 minutes on a 2-core machine.
+others stay as they are. The whole run takes about 12-14 minutes on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ SCRIPTS = {
     "email_mapping": "bench_email_mapping.py",
     "parquet": "bench_parquet.py",
     "siem": "bench_siem.py",
+    "catchup": "bench_catchup.py",
 }
 
 

@@ -192,6 +192,7 @@ class Config:
         siem_log_types: The SIEM log types the ``siem`` event type collects (manifest order).
         siem_mode: ``batch`` (files, 7 days of recovery) or ``stream`` (records inline, 24 hours).
         siem_initial_lookback_hours: First-run SIEM lookback (clamped to what the mode keeps).
+        catchup_concurrency: Slices of a time-window catch-up read at once (1: one after another).
     """
 
     auth_method: str
@@ -221,6 +222,7 @@ class Config:
     siem_log_types: tuple[str, ...]
     siem_mode: str
     siem_initial_lookback_hours: int
+    catchup_concurrency: int
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, object], *, environ: Mapping[str, str] | None = None) -> Config:

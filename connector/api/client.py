@@ -23,7 +23,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -40,6 +40,7 @@ from connector.api.envelope import (
     Listing,
     PostEnvelope,
 )
+from connector.api.ordered import ordered_walks
 from connector.api.paginate import PAGE_RECORDS_FACTOR, PAGE_RECORDS_SLACK, Page, WindowPage
 from connector.api.prefetch import Prefetch
 from connector.api.ratelimit import RateGate, RetryPolicy
@@ -51,6 +52,7 @@ from connector.config import Config
 from connector.errors import ConfigError
 
 __all__ = [
+    "CATCHUP_AHEAD_PAGES",
     "DEFAULT_TIMEOUT",
     "EVENT_TYPE_PRODUCTS",
     "PAGE_RECORDS_FACTOR",
@@ -67,6 +69,11 @@ _log = logging.getLogger("connector.api.client")
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 READ_AHEAD_PAGES = 2
 """With read-ahead, most pages of one walk fetched and not yet taken by the caller (memory: this plus one)."""
+CATCHUP_AHEAD_PAGES = 8
+"""In :meth:`MimecastClient.ordered_pages`, most pages of one listing fetched and not yet taken by the caller. The
+listings after the one being consumed can only be read this far ahead: a catch-up gets the full ``concurrency``
+when its listings (slices) have up to about ``CATCHUP_AHEAD_PAGES x c / (c - 1)`` pages (docs/architecture.md,
+"Parallel catch-up"); memory: ``concurrency x CATCHUP_AHEAD_PAGES`` pages (about 0.4 MiB each at 500 records)."""
 _RATE_LIMIT_ADVICE = (
     "the limit is shared by all applications of the same Mimecast user. Run less often or lower the concurrency."
 )
@@ -234,6 +241,30 @@ class MimecastClient:
             raise ValueError("the listings of one pages() call must select their records the same way")
         return self._walk([self._envelope(listing, event_type) for listing in listings], size)
 
+    def ordered_pages(
+        self,
+        listings: Iterable[Listing],
+        *,
+        concurrency: int,
+        ahead: int = CATCHUP_AHEAD_PAGES,
+        page_size: int | None = None,
+        event_type: str | None = None,
+    ) -> Iterator[WindowPage]:
+        """The pages of several listings in order, as :meth:`pages`, with up to ``concurrency`` listings read at once.
+
+        Each listing being read has a worker thread of its own, at most ``ahead`` pages ahead of the caller; all of
+        them go through this client's retry loop and its one rate gate (a 429 on any of them holds them all).
+        Pages are handed out listing after listing (``connector.api.ordered``): every page of listing k comes
+        before any of listing k + 1, and an error in listing k is raised after its pages before it and before any
+        page of a later listing. ``listings`` is iterated lazily, on the caller's thread, one when a slot opens.
+        ``concurrency`` 1, or a single listing, is exactly :meth:`pages`.
+        """
+        if concurrency < 1:
+            raise ConfigError("catchup_concurrency must be at least 1", parameter="catchup_concurrency")
+        if concurrency == 1 or (isinstance(listings, Sequence) and len(listings) <= 1):
+            return self.pages(list(listings), page_size=page_size, event_type=event_type)
+        return self._ordered(listings, self._page_size(page_size), event_type, concurrency, ahead)
+
     def probe(self, listing: Listing | Envelope, event_type: str) -> None:
         """One request for one record of ``listing``: a 401/403 names ``event_type`` and the product it needs.
 
@@ -287,6 +318,37 @@ class MimecastClient:
         self.stats.add(pages=1)
         return page
 
+    def _ordered(
+        self, listings: Iterable[Listing], size: int, event_type: str | None, concurrency: int, ahead: int
+    ) -> Generator[WindowPage, None, None]:
+        """:meth:`ordered_pages` once its arguments are checked: one page-token walk per listing."""
+
+        def walk(envelope: Envelope) -> Callable[[threading.Event], Iterator[WindowPage]]:
+            def pages(cancel: threading.Event) -> Iterator[WindowPage]:
+                return paginate.walk(
+                    [envelope],
+                    lambda envelope, token: self._fetch(envelope, size, token, cancel),
+                    page_size=size,
+                    max_pages=self.max_pages,
+                )
+
+            return pages
+
+        def walks() -> Iterator[Callable[[threading.Event], Iterator[WindowPage]]]:
+            selected: set[str | None] = set()
+            for listing in listings:
+                selected.add(listing.records_at)
+                if len(selected) > 1:
+                    raise ValueError("the listings of one ordered_pages() call must select their records the same way")
+                yield walk(self._envelope(listing, event_type))
+
+        ordered = ordered_walks(walks(), concurrency=concurrency, ahead=ahead, last=_is_last, name="catch-up")
+        try:
+            for index, page in ordered:
+                yield WindowPage(index, page.records, page.last)
+        finally:
+            ordered.close()
+
     def _walk(
         self, envelopes: Sequence[Envelope], size: int
     ) -> Generator[WindowPage, None, None] | Prefetch[WindowPage]:
@@ -306,3 +368,7 @@ class MimecastClient:
         return Prefetch(
             pages, ahead=READ_AHEAD_PAGES, cancel=cancel, last=lambda page: page.last and page.window == final
         )
+
+
+def _is_last(page: WindowPage) -> bool:
+    return page.last

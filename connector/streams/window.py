@@ -10,6 +10,9 @@ docs/mimecast-api.md, "Audit events" (history, ordering, index lag):
   the overlap" could skip. Re-delivering keeps the same ``metadata.uid``, and the dedup set still skips.
 * Long windows are read in slices. Results are not assumed to be ordered, so the cursor moves only when a whole
   slice has been read: to its end. Records that become visible late are caught by re-reading the overlap.
+* A catch-up of several slices reads up to ``catchup_concurrency`` of them at once (``MimecastClient.ordered_pages``)
+  but takes their pages slice after slice, so what follows sees a sequential pass: a failure in slice 3 leaves
+  the cursor at the end of slice 2 even when slices 4 and later had been read already (they are dropped).
 * Every record delivered is remembered (its id, or its content key for records without one) with its event
   time, and skipped when seen again; keys older than ``cursor - overlap`` can never be read again and are
   pruned, so the set stays bounded by the overlap plus one slice.
@@ -306,10 +309,13 @@ class WindowRun:
         while slice_start < now:
             slices.append((slice_start, min(slice_start + spec.slice_ms, now)))
             slice_start = slices[-1][1]
-        # One stream of pages over all the slices: with read-ahead the client asks for the next slice's first page
-        # while this one's last page is still being mapped.
+        # One stream of pages over all the slices, in slice order: with read-ahead the client asks for the next
+        # slice's first page while this one's last page is still being mapped; with catchup_concurrency > 1 it
+        # reads up to that many slices at once. Pages still come slice after slice, so the cursor and the dedup
+        # below see exactly what a sequential pass sees.
         listings = [spec.listing(ms_to_datetime(a), ms_to_datetime(b)) for a, b in slices]
-        for page in self.context.client.pages(listings, event_type=spec.label):
+        concurrency = self.context.config.catchup_concurrency
+        for page in self.context.client.ordered_pages(listings, concurrency=concurrency, event_type=spec.label):
             slice_end = slices[page.window][1]
             if page.records:
                 yield from self._page(page.records, slice_end, seen, cursor, previous_cursor)
