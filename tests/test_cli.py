@@ -40,6 +40,29 @@ def test_map_samples_then_validate_pipe_exits_zero() -> None:
     assert b"Search Action x1" in mapped.stderr
 
 
+EMAIL_SAMPLES = {
+    "siem": ("siem_cg.jsonl", {4009, 4011, 4012, 2004}),
+    "ttp_url": ("ttp_url.jsonl", {4012}),
+    "ttp_attachment": ("ttp_attachment.jsonl", {4011}),
+    "ttp_impersonation": ("ttp_impersonation.jsonl", {2004}),
+    "dlp": ("dlp.jsonl", {2006}),
+}
+
+
+@pytest.mark.parametrize("source", sorted(EMAIL_SAMPLES))
+def test_map_email_samples_then_validate_pipe_exits_zero_one_event_per_sample(source: str) -> None:
+    filename, classes = EMAIL_SAMPLES[source]
+    path = FIXTURES / "streams" / filename
+    cmd = [sys.executable, "-m", "connector"]
+    mapped = subprocess.run([*cmd, "map", "--source", source, "--input", str(path)], capture_output=True, check=True)
+    checked = subprocess.run([*cmd, "validate"], input=mapped.stdout, capture_output=True)
+    assert checked.returncode == 0, checked.stderr
+    events = [json.loads(line) for line in mapped.stdout.splitlines()]
+    assert len(events) == len(path.read_bytes().splitlines())  # every sample: exactly one event, none refused
+    assert {e["class_uid"] for e in events} == classes
+    assert len({e["metadata"]["uid"] for e in events}) == len(events)
+
+
 def test_map_reads_a_whole_api_response_body(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     responses = json.loads((FIXTURES / "api-responses.json").read_text())
     body = tmp_path / "page.json"
