@@ -1,11 +1,11 @@
-"""End to end: `mimecast-connector run --output ndjson:DIR --output hec:URL` against the embedded simulator and the
-local HEC receiver (indexer acknowledgement on), over real sockets on 127.0.0.1.
+"""End to end: `mimecast-connector run --output ndjson:DIR [--output parquet:DIR] --output hec:URL` against the
+embedded simulator and the local HEC receiver (indexer acknowledgement on), over real sockets on 127.0.0.1.
 
 What must hold: every table's events reach both outputs, the same ``metadata.uid`` set in each; a run whose HEC
 output fails (an indexer that accepts and then loses the events) stops with the sink's exit code, names it, and
 commits nothing, and the next run delivers again; a run killed (SIGKILL, a real subprocess) after the NDJSON
 output synced and while HEC's acknowledgements were pending commits nothing either, and the next run delivers the
-same uids again to both. Duplicates appear only after such a re-delivery, and then with the same uids.
+same uids again to every output (the Parquet output, synced before HEC, included). Duplicates appear only after such a re-delivery, and then with the same uids.
 """
 
 from __future__ import annotations
@@ -74,18 +74,11 @@ def write_config(path: Path, sim: Simulator, event_types: list[str], **hec: Any)
     return path
 
 
-def argv(config: Path, state: Path, out: Path, hec: HecReceiver) -> list[str]:
-    return [
-        "run",
-        "--config",
-        str(config),
-        "--state",
-        str(state),
-        "--output",
-        f"ndjson:{out}",
-        "--output",
-        f"hec:{hec.url}",
-    ]
+def argv(config: Path, state: Path, out: Path, hec: HecReceiver, lake: Path | None = None) -> list[str]:
+    """``run`` to NDJSON, then (with ``lake``) Parquet, then HEC: the runner syncs them in that order."""
+    parquet = ["--output", f"parquet:{lake}"] if lake is not None else []
+    return ["run", "--config", str(config), "--state", str(state), "--output", f"ndjson:{out}", *parquet,
+            "--output", f"hec:{hec.url}"]  # fmt: skip
 
 
 def ndjson_uids(out: Path) -> dict[str, Counter[str]]:
@@ -118,7 +111,7 @@ def test_ndjson_parquet_and_hec_at_once_get_the_same_events_per_table(
 ) -> None:
     config = write_config(tmp_path / "c.json", sim, ["audit", "user_management"])
     out, state, lake = tmp_path / "out", tmp_path / "state.json", tmp_path / "lake"
-    code = main([*argv(config, state, out, hec), "--output", f"parquet:{lake}"])
+    code = main(argv(config, state, out, hec, lake))
     err = capsys.readouterr().err
     assert code == 0, err
     files, indexed, parquet = ndjson_uids(out), indexed_uids(hec), parquet_uids(lake)
@@ -170,17 +163,17 @@ def test_a_failing_hec_stops_the_run_names_the_sink_commits_nothing_and_the_next
     assert state.exists()
 
 
-def test_a_run_killed_between_the_ndjson_and_the_hec_sync_redelivers_and_never_commits_past_hec(
+def test_a_run_killed_between_the_file_syncs_and_the_hec_sync_redelivers_and_never_commits_past_hec(
     sim: Simulator, hec: HecReceiver, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path / "c.json", sim, ["audit"], ack_timeout_seconds=600)
-    out, state = tmp_path / "out", tmp_path / "state.json"
+    out, state, lake = tmp_path / "out", tmp_path / "state.json", tmp_path / "lake"
     hec.faults.hold_acks = True  # indexed, but no ack turns true: the run waits in HEC's sync
     env = {**os.environ, "MIMECAST_CLIENT_SECRET": SECRET, "SPLUNK_HEC_TOKEN": TOKEN}
     log = tmp_path / "killed-run.log"  # a file, not a pipe: a full pipe would block the run before it gets there
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "connector", *argv(config, state, out, hec)],
+            [sys.executable, "-m", "connector", *argv(config, state, out, hec, lake)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -196,14 +189,21 @@ def test_a_run_killed_between_the_ndjson_and_the_hec_sync_redelivers_and_never_c
     first = ndjson_uids(out)
     killed_run = indexed_uids(hec)
     assert first and {t: set(c) for t, c in first.items()} == {t: set(c) for t, c in killed_run.items()}
+    # the Parquet output synced before HEC's sync too: its parts are published, whole, and hold the same events
+    assert {t: set(c) for t, c in parquet_uids(lake).items()} == {t: set(c) for t, c in first.items()}
 
     hec.faults.hold_acks = False
-    code = main(argv(config, state, out, hec))
+    code = main(argv(config, state, out, hec, lake))
     assert code == 0, capsys.readouterr().err
-    files, indexed = ndjson_uids(out), indexed_uids(hec)
+    files, indexed, parquet = ndjson_uids(out), indexed_uids(hec), parquet_uids(lake)
     assert {t: set(c) for t, c in files.items()} == {t: set(c) for t, c in indexed.items()}
+    assert {t: set(c) for t, c in files.items()} == {t: set(c) for t, c in parquet.items()}
     for table in files:
-        for counts in (files[table], indexed[table]):  # in both outputs, twice: exactly the killed run's uids
+        for counts in (
+            files[table],
+            indexed[table],
+            parquet[table],
+        ):  # in both outputs, twice: exactly the killed run's uids
             assert {uid for uid, n in counts.items() if n == 2} == set(first[table])
             assert max(counts.values()) == 2
     assert json.loads(state.read_text())["streams"]["audit"]["cursor_ms"]
