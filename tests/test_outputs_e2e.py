@@ -1,11 +1,12 @@
 """End to end: `mimecast-connector run --output ndjson:DIR [--output parquet:DIR] --output hec:URL` against the
 embedded simulator and the local HEC receiver (indexer acknowledgement on), over real sockets on 127.0.0.1.
 
-What must hold: every table's events reach both outputs, the same ``metadata.uid`` set in each; a run whose HEC
+What must hold: every table's events reach every output, the same ``metadata.uid`` set in each; a run whose HEC
 output fails (an indexer that accepts and then loses the events) stops with the sink's exit code, names it, and
-commits nothing, and the next run delivers again; a run killed (SIGKILL, a real subprocess) after the NDJSON
-output synced and while HEC's acknowledgements were pending commits nothing either, and the next run delivers the
-same uids again to every output (the Parquet output, synced before HEC, included). Duplicates appear only after such a re-delivery, and then with the same uids.
+commits nothing, and the next run delivers again; a run killed (SIGKILL, a real subprocess) after the NDJSON and
+Parquet outputs synced and while HEC's acknowledgements were pending commits nothing either, and the next run
+delivers the same uids again to every output. Duplicates appear only after such a re-delivery, and then with the
+same uids.
 """
 
 from __future__ import annotations
