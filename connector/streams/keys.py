@@ -25,7 +25,7 @@ import orjson
 
 from connector.streams.state import InvalidState, epoch_ms, exact_object
 
-__all__ = ["BUCKET_MS", "KEY_CHARS", "KeyLog", "KeySnapshot", "content_key"]
+__all__ = ["BUCKET_MS", "KEY_CHARS", "KeyLog", "KeySnapshot", "content_key", "parse_buckets"]
 
 KEY_BYTES: Final = 12
 KEY_CHARS: Final = 16  # base64 of 12 bytes, no padding
@@ -89,28 +89,43 @@ class KeySnapshot:
             InvalidState: another bucket width, a minute that is no epoch-ms time, or key text that is not whole
                 16-character base64url keys.
         """
-        obj = exact_object(data, where, {"bucket_ms", "buckets"})
-        if obj["bucket_ms"] != BUCKET_MS or isinstance(obj["bucket_ms"], bool):
-            raise InvalidState(f"{where}.bucket_ms must be {BUCKET_MS}")
-        buckets = obj["buckets"]
-        if not isinstance(buckets, dict):
-            raise InvalidState(f"{where}.buckets must be an object")
         keys: list[str] = []
         times: list[int] = []
-        for name, text in buckets.items():
-            spot = f"{where}.buckets[{name[:20]!r}]"
-            if not (name.isascii() and name.isdigit() and len(name) <= 16):
-                raise InvalidState(f"{spot}: the bucket name must be an epoch-ms minute")
-            minute = epoch_ms(int(name), spot)
-            assert minute is not None
-            if minute % BUCKET_MS:
-                raise InvalidState(f"{spot}: {minute} is not the start of a minute")
-            if not isinstance(text, str) or len(text) % KEY_CHARS or not _KEYS_TEXT.fullmatch(text):
-                raise InvalidState(f"{spot} must be a string of {KEY_CHARS}-character base64url keys")
+        for minute, text in parse_buckets(data, where).items():
             for start in range(0, len(text), KEY_CHARS):
                 keys.append(text[start : start + KEY_CHARS])
                 times.append(minute)
         return cls(keys, times, len(keys))
+
+
+def parse_buckets(data: object, where: str) -> dict[int, str]:
+    """The minutes and key texts of the JSON form of a key set, ``{"bucket_ms": 60000, "buckets": {"<minute ms>":
+    "<key><key>..."}}``, checked strictly (empty buckets left out); shared by every key set kept this way.
+
+    Raises:
+        InvalidState: another bucket width, a minute that is no epoch-ms minute, or key text that is not whole
+            16-character base64url keys.
+    """
+    obj = exact_object(data, where, {"bucket_ms", "buckets"})
+    if obj["bucket_ms"] != BUCKET_MS or isinstance(obj["bucket_ms"], bool):
+        raise InvalidState(f"{where}.bucket_ms must be {BUCKET_MS}")
+    buckets = obj["buckets"]
+    if not isinstance(buckets, dict):
+        raise InvalidState(f"{where}.buckets must be an object")
+    texts: dict[int, str] = {}
+    for name, text in buckets.items():
+        spot = f"{where}.buckets[{name[:20]!r}]"
+        if not (name.isascii() and name.isdigit() and len(name) <= 16):
+            raise InvalidState(f"{spot}: the bucket name must be an epoch-ms minute")
+        minute = epoch_ms(int(name), spot)
+        assert minute is not None
+        if minute % BUCKET_MS:
+            raise InvalidState(f"{spot}: {minute} is not the start of a minute")
+        if not isinstance(text, str) or len(text) % KEY_CHARS or not _KEYS_TEXT.fullmatch(text):
+            raise InvalidState(f"{spot} must be a string of {KEY_CHARS}-character base64url keys")
+        if text:
+            texts[minute] = text
+    return texts
 
 
 class KeyLog:

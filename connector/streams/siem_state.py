@@ -22,14 +22,13 @@ strictly by the same rules), but held differently in memory, because a busy tena
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
 from connector.api.budget import CallBudget
-from connector.streams.keys import BUCKET_MS, KEY_CHARS
+from connector.streams.keys import BUCKET_MS, KEY_CHARS, parse_buckets
 from connector.streams.state import InvalidState, epoch_ms, exact_object
 
 __all__ = [
@@ -54,7 +53,6 @@ BATCH_BUDGET: Final = CallBudget(calls=50, window_ms=15 * 60_000)
 """The batch listing's documented budget: 50 calls per 15 minutes."""
 STREAM_BUDGET: Final = CallBudget(calls=300, window_ms=3600_000)
 """The stream endpoint's documented budget: 300 calls per hour."""
-_KEYS_TEXT: Final = re.compile(r"[A-Za-z0-9_-]*")
 _MAX_TOKEN_CHARS: Final = 8192
 _MAX_TYPE_CHARS: Final = 64
 
@@ -89,25 +87,7 @@ class KeysSnapshot:
             InvalidState: another bucket width, a minute that is no epoch-ms minute, or key text that is not whole
                 16-character base64url keys.
         """
-        obj = exact_object(data, where, {"bucket_ms", "buckets"})
-        if obj["bucket_ms"] != BUCKET_MS or isinstance(obj["bucket_ms"], bool):
-            raise InvalidState(f"{where}.bucket_ms must be {BUCKET_MS}")
-        buckets = obj["buckets"]
-        if not isinstance(buckets, dict):
-            raise InvalidState(f"{where}.buckets must be an object")
-        texts: dict[int, str] = {}
-        for name, text in buckets.items():
-            spot = f"{where}.buckets[{name[:20]!r}]"
-            if not (name.isascii() and name.isdigit() and len(name) <= 16):
-                raise InvalidState(f"{spot}: the bucket name must be an epoch-ms minute")
-            minute = epoch_ms(int(name), spot)
-            assert minute is not None
-            if minute % BUCKET_MS:
-                raise InvalidState(f"{spot}: {minute} is not the start of a minute")
-            if not isinstance(text, str) or len(text) % KEY_CHARS or not _KEYS_TEXT.fullmatch(text):
-                raise InvalidState(f"{spot} must be a string of {KEY_CHARS}-character base64url keys")
-            if text:
-                texts[minute] = text
+        texts = parse_buckets(data, where)
         return cls(MappingProxyType(texts))
 
 
