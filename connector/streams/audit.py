@@ -13,12 +13,11 @@ from connector.events import MappedEvent
 from connector.pipeline import Transformer
 from connector.streams.base import CursorKind, Endpoint, RecordKey, Stream, StreamContext
 from connector.streams.state import StreamState
-from connector.streams.window import WindowRun, WindowSettings, WindowSpec, WindowState
+from connector.streams.window import MINUTE_MS, WindowRun, WindowSettings, WindowSpec, WindowState
 from connector.timefmt import format_mimecast_time, ms_to_datetime
 
 __all__ = ["AUDIT", "AUDIT_EVENTS", "HISTORY_MS", "SLICE_MS", "audit_query"]
 
-MINUTE_MS: Final = 60_000
 # Mimecast serves about 60 days of audit history; start 10 minutes inside it so a request at the very edge is
 # not refused (which would fail every run of a long catch-up on its first slice).
 HISTORY_MS: Final = 60 * 24 * 60 * MINUTE_MS - 10 * MINUTE_MS
@@ -60,12 +59,7 @@ def _start(context: StreamContext, state: StreamState) -> WindowRun:
         history_ms=HISTORY_MS,
         slice_ms=SLICE_MS,
     )
-    settings = WindowSettings(
-        lookback_ms=config.initial_lookback_hours * 60 * MINUTE_MS,
-        overlap_ms=config.overlap_minutes * MINUTE_MS,
-        lag_warning_ms=config.lag_warning_minutes * MINUTE_MS,
-    )
-    return WindowRun(spec, settings, context, state)
+    return WindowRun(spec, WindowSettings.from_config(config), context, state)
 
 
 def _map_audit(transformer: Transformer, records: Iterable[object], collected_ms: int) -> Iterator[MappedEvent]:

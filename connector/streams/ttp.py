@@ -27,7 +27,7 @@ from connector.events import MappedEvent
 from connector.pipeline import TRANSPORT_FIELDS, Transformer, email_record_key
 from connector.streams.base import CursorKind, Endpoint, MapRecords, RecordKey, Stream, StreamContext
 from connector.streams.state import StreamState
-from connector.streams.window import KeyedWindowState, WindowRun, WindowSettings, WindowSpec, WindowState
+from connector.streams.window import MINUTE_MS, KeyedWindowState, WindowRun, WindowSettings, WindowSpec, WindowState
 from connector.timefmt import format_mimecast_time, ms_to_datetime
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "record_key",
 ]
 
-MINUTE_MS: Final = 60_000
 # Mimecast documents no history for these logs (docs/ttp-dlp.md, "History"). 30 days is our assumption: a
 # window reaching further back is clamped there and the summary names what was not collected, so a long outage
 # shows up as a reported gap instead of a silent one or a refused request.
@@ -135,12 +134,7 @@ def _start(log: LogSpec) -> Callable[[StreamContext, StreamState], WindowRun]:
             history_ms=HISTORY_MS,
             slice_ms=SLICE_MS,
         )
-        settings = WindowSettings(
-            lookback_ms=config.initial_lookback_hours * 60 * MINUTE_MS,
-            overlap_ms=config.overlap_minutes * MINUTE_MS,
-            lag_warning_ms=config.lag_warning_minutes * MINUTE_MS,
-        )
-        return WindowRun(spec, settings, context, state)
+        return WindowRun(spec, WindowSettings.from_config(config), context, state)
 
     return start
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from connector.api.client import Listing
 from connector.events import MappedEvent
@@ -37,7 +37,11 @@ from connector.streams.keys import KeyLog, KeySnapshot, content_key
 from connector.streams.state import InvalidState, StreamState, epoch_ms, exact_object
 from connector.timefmt import ms_to_datetime, parse_mimecast_time_ms
 
+if TYPE_CHECKING:
+    from connector.config import Config
+
 __all__ = [
+    "MINUTE_MS",
     "KeyedWindowState",
     "WindowRun",
     "WindowSettings",
@@ -160,6 +164,16 @@ class WindowSettings:
     lookback_ms: int
     overlap_ms: int
     lag_warning_ms: int = 0
+
+    @classmethod
+    def from_config(cls, config: Config) -> WindowSettings:
+        """The parameters every window stream shares: ``initial_lookback_hours``, ``overlap_minutes`` and
+        ``lag_warning_minutes``."""
+        return cls(
+            lookback_ms=config.initial_lookback_hours * 60 * MINUTE_MS,
+            overlap_ms=config.overlap_minutes * MINUTE_MS,
+            lag_warning_ms=config.lag_warning_minutes * MINUTE_MS,
+        )
 
 
 @dataclass(frozen=True)
