@@ -4,7 +4,6 @@ from the simulator acting as an API 1.0 host, and every refusal names what to fi
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,18 +24,6 @@ KEYS = ApiV1Keys(app_id=APP_ID, app_key=APP_KEY, access_key=ACCESS_KEY, secret_k
 def v1_sim() -> Iterator[Simulator]:
     with Simulator(TenantSpec(seed=4, users=12, groups=3, days=0.5), api_keys_v1=KEYS) as sim:
         yield sim
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The CLI installs its log handler on the root logger (bound to this test's captured stderr): remove it."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def parameters(sim: Simulator, **changes: object) -> dict[str, object]:

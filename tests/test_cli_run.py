@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,18 +50,7 @@ def anchor() -> datetime:
     return datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """The CLI installs a JSON handler on the root logger (bound to the captured stderr); take it away again."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    httpx_level = logging.getLogger("httpx").level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    logging.getLogger("httpx").setLevel(httpx_level)
+pytestmark = pytest.mark.usefixtures("restore_logging")  # tests/conftest.py
 
 
 @pytest.fixture

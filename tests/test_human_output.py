@@ -8,8 +8,6 @@ the JSON logs as they are. These tests run the real CLI in-process against pytes
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,15 +30,7 @@ TOKEN = "tok-echoed-by-the-server-0123456789"
 HOSTILE_ID = 'evil\x1b[2J\x1b[31m\n{"level": "ERROR", "message": "forged"}\u202e'
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")  # tests/conftest.py
 
 
 @pytest.fixture(autouse=True)

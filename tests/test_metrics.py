@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import threading
 import time
 import types
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +24,7 @@ SECRET = "metrics-S3cret-value-0123456789"
 WAIT = 30.0  # seconds a step may take before the test gives up (never reached when it works)
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    httpx_level = logging.getLogger("httpx").level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    logging.getLogger("httpx").setLevel(httpx_level)
+pytestmark = pytest.mark.usefixtures("restore_logging")  # tests/conftest.py
 
 
 def free_port() -> int:

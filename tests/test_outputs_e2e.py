@@ -12,7 +12,6 @@ same uids.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -33,15 +32,7 @@ TOKEN = "0e7c2b9a-5d41-4f8e-a3b6-9c1d2e3f4a5b"
 SPEC = TenantSpec(seed=7, users=20, groups=4, domains=1, audit_events_per_day=300, days=2)
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")  # tests/conftest.py
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,18 +18,7 @@ from connector.collector import RunSummary
 from connector.log import MASK
 from connector.summary_json import SUMMARY_VERSION, summary_document, write_summary_json
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    httpx_level = logging.getLogger("httpx").level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    logging.getLogger("httpx").setLevel(httpx_level)
+pytestmark = pytest.mark.usefixtures("restore_logging")  # tests/conftest.py
 
 
 @pytest.fixture(autouse=True)

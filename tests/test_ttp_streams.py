@@ -4,8 +4,6 @@ samples (``tests/fixtures/streams/``)."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,18 +24,6 @@ FIXTURES = Path(__file__).parent / "fixtures" / "streams"
 NOW_MS = 1_781_524_800_000  # 2026-06-15T12:00:00Z
 CLASSES = {"email_url_activity": 4012, "email_file_activity": 4011, "detection_finding": 2004,
            "data_security_finding": 2006}  # fmt: skip
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The CLI installs its log handler on the root logger (bound to this test's captured stderr): remove it."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def samples(name: str) -> list[dict[str, Any]]:
