@@ -46,7 +46,7 @@ from connector.simulator.layouts import parse_request_time
 from connector.simulator.paging import PageTokens
 from connector.simulator.replies import Reply, fail_reply, gateway_reply, ok_reply
 from connector.simulator.siem import SIEM_PATHS, SiemService
-from connector.simulator.siem_data import SiemSpec
+from connector.simulator.siem_data import SIEM_TYPES, SiemSpec
 from connector.simulator.tenant import SIZE_PRESETS, MembershipChanges, Tenant, TenantSpec
 
 __all__ = ["ORDERS", "Counters", "Reply", "RequestRecord", "Simulator", "serve"]
@@ -734,6 +734,7 @@ def serve(
     order: str = "newest_first",
     faults: FaultPlan | None = None,
     api_keys_v1: ApiV1Keys | None = None,
+    siem: SiemSpec | None = None,
 ) -> int:
     """Run a simulator in the foreground until interrupted (the ``simulate`` CLI command).
 
@@ -752,6 +753,7 @@ def serve(
         order: order of audit records within a window, one of :data:`ORDERS`.
         faults: faults to inject from the start (for example a quota).
         api_keys_v1: serve as an API 1.0 host accepting requests signed with these keys (no OAuth 2.0).
+        siem: also serve SIEM Cloud Gateway logs (and their file host).
 
     Returns:
         0, the process exit code.
@@ -774,6 +776,7 @@ def serve(
         order=order,
         faults=faults,
         api_keys_v1=api_keys_v1,
+        siem=siem,
     )
     simulator.start()
     try:
@@ -793,6 +796,9 @@ def serve(
                 f"  tenant: preset={size_preset} seed={seed} audit events={simulator.tenant.event_count}",
                 flush=True,
             )
+            if simulator.siem is not None:
+                total = sum(simulator.siem.data.count(t) for t in SIEM_TYPES)
+                print(f"  SIEM: {total} records; batch files on {simulator.siem.files_url}", flush=True)
         event = stop_event or threading.Event()
         try:
             while not event.wait(0.5):
