@@ -11,6 +11,10 @@ Endpoints (all ``POST`` with the ``{"meta": {"pagination": ...}, "data": [...]}`
     /api/directory/find-groups          data[0].query/source, paginated -> data[0].folders
     /api/directory/get-group-members    data[0].id, paginated -> data[0].group, data[0].groupMembers
 
+Built with ``siem=`` (a :class:`~connector.simulator.siem_data.SiemSpec`), it also answers the SIEM Cloud Gateway
+endpoints ``GET /siem/v1/batch/events/cg`` and ``GET /siem/v1/events/cg`` behind the same gateway, and runs a second
+loopback host with the batch files (``siem.py``, ``siem_files.py``; ``docs/simulator.md``).
+
 Configured with :class:`~connector.simulator.api_v1.ApiV1Keys` (``api_keys_v1=``), it answers as a regional API
 1.0 host instead: the same ``/api/...`` endpoints, each request authenticated by its HMAC-SHA1 signature (see
 ``api_v1.py``), and no ``/oauth/token``. Without them the OAuth 2.0 behaviour is unchanged.
@@ -318,6 +322,8 @@ class Simulator:
             self._served = array("q")
             self._malformed_ids.clear()
             self._counters = dict.fromkeys(Counters.__slots__, 0)
+        if self.siem is not None:
+            self.siem.reset_observations()
 
     def _count(self, name: str, by: int = 1) -> None:
         self._counters[name] += by

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import bisect
 import gzip
+import hashlib
 import io
 import math
 from collections.abc import Iterator, Mapping
@@ -342,7 +343,7 @@ class SiemData:
 
 def _opaque(rng: Rng, size: int) -> str:
     """``size`` random bytes as unpadded URL-safe base64, the shape of Mimecast's ids."""
-    raw = b"".join(rng.next().to_bytes(8, "little") for _ in range(-(-size // 8)))[:size]
+    raw = hashlib.blake2b(rng.next().to_bytes(8, "little"), digest_size=size).digest()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
