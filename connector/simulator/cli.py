@@ -9,11 +9,13 @@ import argparse
 import ipaddress
 import math
 import sys
+import time
 from collections.abc import Callable
 
 from connector.simulator.api_v1 import ApiV1Keys
 from connector.simulator.faults import FaultPlan
 from connector.simulator.server import ORDERS, serve
+from connector.simulator.siem_data import SiemSpec
 from connector.simulator.tenant import SIZE_PRESETS
 
 __all__ = ["build_parser", "main"]
@@ -101,6 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--latency", type=_bounded(float, 0, 60), default=0.0, help="fixed latency per request (s, work included)"
     )
+    parser.add_argument(
+        "--siem-records",
+        type=_bounded(int, 0, 10**8),
+        default=0,
+        help="also serve SIEM Cloud Gateway logs: this many records of every type over 7 days (0: no SIEM)",
+    )
+    parser.add_argument(
+        "--siem-interval",
+        type=_bounded(float, 1, 86400),
+        default=900.0,
+        help="seconds between SIEM batch files of a type (default 900)",
+    )
+    parser.add_argument(
+        "--siem-future-hours",
+        type=_bounded(float, 0, 24 * 365),
+        default=0.0,
+        help="hours of the SIEM data placed in the future, so batch files keep being published while it runs",
+    )
     return parser
 
 
@@ -117,6 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"simulate: error: --secret-key: {exc}", file=sys.stderr)
             return 2
+    siem = None
+    if args.siem_records:
+        siem = SiemSpec(
+            seed=args.seed,
+            records_per_type=int(args.siem_records),
+            file_interval_seconds=args.siem_interval,
+            end=time.time() + args.siem_future_hours * 3600 if args.siem_future_hours else None,
+        )
     faults = FaultPlan(
         quota_limit=args.quota,
         quota_window_seconds=args.quota_window,
@@ -136,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             order=args.order,
             faults=faults,
             api_keys_v1=keys,
+            siem=siem,
         )
     except OSError as exc:  # the port is taken, or the address is not on this machine
         print(f"simulate: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)

@@ -15,6 +15,10 @@ Endpoints (all ``POST`` with the ``{"meta": {"pagination": ...}, "data": [...]}`
     /api/ttp/impersonation/get-logs     the same -> data[0].impersonationLogs
     /api/dlp/get-logs                   the same -> data[0].dlpLogs   (ttp.py)
 
+Built with ``siem=`` (a :class:`~connector.simulator.siem_data.SiemSpec`), it also answers the SIEM Cloud Gateway
+endpoints ``GET /siem/v1/batch/events/cg`` and ``GET /siem/v1/events/cg`` behind the same gateway, and runs a second
+loopback host with the batch files (``siem.py``, ``siem_files.py``; ``docs/simulator.md``).
+
 Configured with :class:`~connector.simulator.api_v1.ApiV1Keys` (``api_keys_v1=``), it answers as a regional API
 1.0 host instead: the same ``/api/...`` endpoints, each request authenticated by its HMAC-SHA1 signature (see
 ``api_v1.py``), and no ``/oauth/token``. Without them the OAuth 2.0 behaviour is unchanged.
@@ -50,7 +54,7 @@ from connector.simulator.layouts import parse_request_time
 from connector.simulator.paging import PageTokens
 from connector.simulator.replies import Reply, fail_reply, gateway_reply, ok_reply
 from connector.simulator.siem import SIEM_PATHS, SiemService
-from connector.simulator.siem_data import SiemSpec
+from connector.simulator.siem_data import SIEM_TYPES, SiemSpec
 from connector.simulator.tenant import SIZE_PRESETS, MembershipChanges, Tenant, TenantSpec
 from connector.simulator.ttp import LOG_NAMES, Route, TtpLogs, TtpSpec
 
@@ -327,6 +331,8 @@ class Simulator:
             self._malformed_ids.clear()
             self._counters = dict.fromkeys(Counters.__slots__, 0)
             self.ttp.served.clear()
+        if self.siem is not None:
+            self.siem.reset_observations()
 
     def _count(self, name: str, by: int = 1) -> None:
         self._counters[name] += by
@@ -763,6 +769,7 @@ def serve(
     order: str = "newest_first",
     faults: FaultPlan | None = None,
     api_keys_v1: ApiV1Keys | None = None,
+    siem: SiemSpec | None = None,
 ) -> int:
     """Run a simulator in the foreground until interrupted (the ``simulate`` CLI command).
 
@@ -781,6 +788,7 @@ def serve(
         order: order of audit records within a window, one of :data:`ORDERS`.
         faults: faults to inject from the start (for example a quota).
         api_keys_v1: serve as an API 1.0 host accepting requests signed with these keys (no OAuth 2.0).
+        siem: also serve SIEM Cloud Gateway logs (and their file host).
 
     Returns:
         0, the process exit code.
@@ -803,6 +811,7 @@ def serve(
         order=order,
         faults=faults,
         api_keys_v1=api_keys_v1,
+        siem=siem,
     )
     simulator.start()
     try:
@@ -824,6 +833,9 @@ def serve(
             )
             logs = ", ".join(f"{name}={len(simulator.ttp.log(name))}" for name in LOG_NAMES)
             print(f"  TTP and DLP log records: {logs}", flush=True)
+            if simulator.siem is not None:
+                total = sum(simulator.siem.data.count(t) for t in SIEM_TYPES)
+                print(f"  SIEM: {total} records; batch files on {simulator.siem.files_url}", flush=True)
         event = stop_event or threading.Event()
         try:
             while not event.wait(0.5):

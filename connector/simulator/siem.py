@@ -246,7 +246,7 @@ class SiemService:
     def answer(self, method: str, path: str, query: str, now: float) -> Reply:
         """Answer a SIEM API call the gateway let through (authenticated, not rate limited)."""
         if method != "GET":
-            return _bad("err_method_not_allowed", f"{path} answers GET only", {"method": method})
+            return fail_reply("err_method_not_allowed", f"{path} answers GET only", key={"method": method}, status=405)
         try:
             params = parse_qs(query, keep_blank_values=True, strict_parsing=False, max_num_fields=64)
         except ValueError:

@@ -13,15 +13,16 @@ from __future__ import annotations
 import base64
 import bisect
 import gzip
+import hashlib
 import io
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from connector.simulator.layouts import Rng, mix64
+from connector.simulator.layouts import mix64
 from connector.simulator.siem_samples import SAMPLES
 
 __all__ = ["SIEM_TYPES", "SiemData", "SiemFile", "SiemSpec"]
@@ -155,11 +156,56 @@ def _normalise(sample: Mapping[str, Any]) -> dict[str, Any]:
     return {names.get(k, k): v for k, v in sample.items() if k not in ("_offset", "_partition")}
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What to vary in one template, worked out once: the per-record work is then a copy and a few strings."""
+
+    base: dict[str, Any]
+    addresses: tuple[tuple[str, bool], ...]  # (field, internal)
+    header: str | None  # "same" as the envelope, "own", or None (absent or not an address)
+    sender_domain: bool
+    ips: tuple[str, ...]
+    message_id: str | None  # "angle" (<...@...>), "bare" (...@... without brackets), or None (kept)
+
+
+def _is_address(value: object) -> bool:
+    return isinstance(value, str) and "@" in value and not value.startswith("<")
+
+
+def _plan(template: dict[str, Any], account_id: str, partition: int) -> _Plan:
+    base: dict[str, Any] = {"_offset": 0, "_partition": partition, **template, "accountId": account_id}
+    addresses = []
+    for name in _ADDRESS_FIELDS:
+        value = template.get(name)
+        if _is_address(value):
+            domain = str(value).rpartition("@")[2].lower()
+            internal = domain == _SAMPLE_INTERNAL or (name != "senderEnvelope" and domain == "example.com")
+            addresses.append((name, internal))
+    header = None
+    if _is_address(template.get("senderHeader")):
+        header = "same" if template.get("senderHeader") == template.get("senderEnvelope") else "own"
+    envelope_varies = _is_address(template.get("senderEnvelope"))
+    ips = tuple(
+        name
+        for name in _IP_FIELDS
+        if isinstance(template.get(name), str) and ("." in template[name] or ":" in template[name])
+    )
+    message_id = template.get("messageId")
+    style = None
+    if isinstance(message_id, str) and "@" in message_id:
+        style = "angle" if message_id.startswith("<") else "bare"
+    if header == "same" and not envelope_varies:
+        header = "own"
+    sender_domain = isinstance(template.get("senderDomain"), str) and envelope_varies
+    return _Plan(base, tuple(addresses), header, sender_domain, ips, style)
+
+
+@dataclass(frozen=True, slots=True)
 class _TypeData:
     number: int
     count: int
-    templates: list[dict[str, Any]] = field(default_factory=list)
+    key: bytes
+    plans: tuple[_Plan, ...]
 
 
 class SiemData:
@@ -179,8 +225,16 @@ class SiemData:
         for sample in SAMPLES:
             record = _normalise(sample)
             templates[str(record["type"])].append(record)
+        seed_bytes = self._seed.to_bytes(8, "little")
+        self._aggregate_key = b"aggregate\x00" + seed_bytes
         self._types = {
-            t: _TypeData(number, spec.count(t), templates[t]) for number, t in enumerate(SIEM_TYPES, start=1)
+            t: _TypeData(
+                number,
+                spec.count(t),
+                f"{t}\x00".encode() + seed_bytes,
+                tuple(_plan(r, spec.account_id, (spec.seed + number) % 64) for r in templates[t]),
+            )
+            for number, t in enumerate(SIEM_TYPES, start=1)
         }
 
     # --- layout -------------------------------------------------------------------------------------------
@@ -262,40 +316,40 @@ class SiemData:
     def record(self, log_type: str, index: int) -> dict[str, Any]:
         """Record ``index`` of ``log_type`` as a batch file holds it (``type``/``subtype``, ``_offset``...)."""
         data = self._types[log_type]
-        rng = Rng(mix64(self._seed ^ (data.number << 48)) ^ index)
-        template = data.templates[rng.below(len(data.templates))]
+        # One hash gives the record's id bytes and 256 bits of choices; another, shared by record ``index`` of
+        # every type, its aggregateId (the rows of one message).
+        digest = hashlib.blake2b(index.to_bytes(8, "little"), digest_size=64, key=data.key).digest()
+        choices = [int.from_bytes(digest[k : k + 8], "little") for k in range(32, 64, 8)]
+        plan = data.plans[choices[0] % len(data.plans)]
         timestamp = self.timestamp_ms(log_type, index)
-        second = timestamp // 1000 - rng.below(8)
-        aggregate = Rng(mix64(self._seed ^ 0xA66) ^ index)
-        record: dict[str, Any] = {"_offset": 70_000 + index, "_partition": (self.spec.seed + data.number) % 64}
-        record.update(template)
-        record["accountId"] = self.spec.account_id
-        record["aggregateId"] = f"{_opaque(aggregate, 16)}_{second}"
-        record["processingId"] = f"{_opaque(rng, 32)}_{second}"
+        second = timestamp // 1000 - (choices[0] >> 40) % 8
+        aggregate = hashlib.blake2b(index.to_bytes(8, "little"), digest_size=16, key=self._aggregate_key).digest()
+        record = dict(plan.base)
+        record["_offset"] = 70_000 + index
+        record["aggregateId"] = f"{base64.urlsafe_b64encode(aggregate).decode().rstrip('=')}_{second}"
+        record["processingId"] = f"{base64.urlsafe_b64encode(digest[:32]).decode().rstrip('=')}_{second}"
         record["timestamp"] = timestamp
+        value = choices[1]
         envelope = None
-        for name in _ADDRESS_FIELDS:
-            if name in record:
-                new = _address(rng, record[name], internal_recipient=name != "senderEnvelope")
-                record[name] = new
-                if name == "senderEnvelope":
-                    envelope = new
-        if "senderHeader" in record:
-            same = template.get("senderHeader") == template.get("senderEnvelope")
-            record["senderHeader"] = envelope if same else _address(rng, record["senderHeader"], False)
-        if isinstance(record.get("senderDomain"), str) and isinstance(envelope, str) and "@" in envelope:
+        for name, internal in plan.addresses:
+            address = _address(value, internal)
+            value = mix64(value)
+            record[name] = address
+            if name == "senderEnvelope":
+                envelope = address
+        if plan.header is not None:
+            record["senderHeader"] = envelope if plan.header == "same" else _address(value, False)
+        if plan.sender_domain and envelope is not None:
             record["senderDomain"] = envelope.rpartition("@")[2]
-        for name in _IP_FIELDS:
-            value = record.get(name)
-            if isinstance(value, str) and ("." in value or ":" in value):
-                record[name] = _ip(rng)
-        message_id = record.get("messageId")
-        if isinstance(message_id, str) and "@" in message_id:
-            serial = rng.next()
-            if message_id.startswith("<"):
-                record["messageId"] = f"<{serial >> 8:014x}-{index}@mta.{_INTERNAL_DOMAINS[0]}>"
-            else:
-                record["messageId"] = f"{serial:016x}{index}@{_EXTERNAL_DOMAINS[serial % len(_EXTERNAL_DOMAINS)]}"
+        value = choices[2]
+        for name in plan.ips:
+            record[name] = _ip(value)
+            value = mix64(value)
+        serial = choices[3]
+        if plan.message_id == "angle":
+            record["messageId"] = f"<{serial >> 8:014x}-{index}@mta.{_INTERNAL_DOMAINS[0]}>"
+        elif plan.message_id == "bare":
+            record["messageId"] = f"{serial:016x}{index}@{_EXTERNAL_DOMAINS[serial % len(_EXTERNAL_DOMAINS)]}"
         return record
 
     def stream_record(self, log_type: str, index: int) -> dict[str, Any]:
@@ -328,7 +382,7 @@ class SiemData:
     def file_bytes(self, file: SiemFile, repeat: int = 0) -> bytes:
         """``file`` as served: gzip-compressed NDJSON (deterministic: no name, mtime 0)."""
         out = io.BytesIO()
-        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as writer:
+        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=3, mtime=0) as writer:
             batch: list[bytes] = []
             for record in self.file_records(file, repeat):
                 batch.append(orjson.dumps(record))
@@ -340,28 +394,17 @@ class SiemData:
         return out.getvalue()
 
 
-def _opaque(rng: Rng, size: int) -> str:
-    """``size`` random bytes as unpadded URL-safe base64, the shape of Mimecast's ids."""
-    raw = b"".join(rng.next().to_bytes(8, "little") for _ in range(-(-size // 8)))[:size]
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _address(rng: Rng, template: object, internal_recipient: bool) -> object:
-    """A generated address in the template's place, internal where the template's was; non-addresses (``None``,
-    ``""``, ``"<>"``) are kept."""
-    if not isinstance(template, str) or "@" not in template or template.startswith("<"):
-        return template
-    domain = template.rpartition("@")[2].lower()
-    internal = domain == _SAMPLE_INTERNAL or (internal_recipient and domain == "example.com")
-    local = f"{rng.choice(_LOCALS)}.{rng.choice(_SURNAMES)}"
-    if rng.below(4) == 0:
-        local += str(rng.below(100))
+def _address(value: int, internal: bool) -> str:
+    """A generated address (internal or external domain) from the bits of ``value``."""
+    local = f"{_LOCALS[value % len(_LOCALS)]}.{_SURNAMES[(value >> 8) % len(_SURNAMES)]}"
+    if (value >> 16) % 4 == 0:
+        local += str((value >> 20) % 100)
     pool = _INTERNAL_DOMAINS if internal else _EXTERNAL_DOMAINS
-    return f"{local}@{rng.choice(pool)}"
+    return f"{local}@{pool[(value >> 32) % len(pool)]}"
 
 
-def _ip(rng: Rng) -> str:
-    """A documentation-range IP address, one in twenty IPv6."""
-    if rng.below(20) == 0:
-        return f"2001:db8:{rng.below(0xFFFF):x}::{1 + rng.below(0xFFFE):x}"
-    return f"{rng.choice(_IPV4_PREFIXES)}.{1 + rng.below(254)}"
+def _ip(value: int) -> str:
+    """A documentation-range IP address from the bits of ``value``, one in twenty IPv6."""
+    if value % 20 == 0:
+        return f"2001:db8:{(value >> 8) & 0xFFFF:x}::{1 + (value >> 24) % 0xFFFE:x}"
+    return f"{_IPV4_PREFIXES[(value >> 8) % len(_IPV4_PREFIXES)]}.{1 + (value >> 16) % 254}"
