@@ -356,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="OUTPUT",
         help="where events go, repeatable (each batch is committed once every output has it): ndjson:DIR (one "
-        "<table>.ndjson per table), hec:URL (Splunk HEC, settings in the config file's outputs.hec), - for stdout "
+        "<table>.ndjson per table), parquet:DIR or parquet:s3://BUCKET[/PREFIX] (the Amazon Security Lake layout, "
+        "settings in outputs.parquet), hec:URL (Splunk HEC, settings in outputs.hec), - for stdout "
         "(the default), or a file path (one NDJSON file for every table); see docs/outputs.md",
     )
     p_run.add_argument("--output-dir", metavar="DIR", help="the same as --output ndjson:DIR")

@@ -185,8 +185,6 @@ def main() -> int:
         parameters = json.loads(DEMO_CONFIG.read_text())
         parameters["api_base_url"] = simulator.base_url
         parameters["outputs"] = {"parquet": PARQUET_SETTINGS}
-        parameters["event_types"] = [*parameters["event_types"], "siem"]
-        parameters["siem_initial_lookback_hours"] = 168
         config = OUT / "config.json"
         config.write_text(json.dumps(parameters, indent=2) + "\n")
         env = {**os.environ, CLIENT_SECRET_ENV: simulator.client_secret}
