@@ -157,14 +157,15 @@ def test_key_buckets_drop_what_they_hold_and_snapshots_do_not_change_afterwards(
     assert third.texts[T0] is second.texts[T0]  # an unchanged minute reuses its text: nothing re-serialised
 
 
-def test_key_buckets_prune_behind_the_newest_minute_but_not_for_a_record_dated_far_ahead() -> None:
+def test_key_buckets_prune_behind_the_newest_minute_and_drop_a_minute_dated_far_ahead() -> None:
     keys = KeyBuckets()
     old, new, future = content_key({"n": 1}), content_key({"n": 2}), content_key({"n": 3})
     keys.add(old, T0)
     keys.add(new, T0 + KEY_HORIZON_MS + BUCKET_MS)
-    keys.add(future, T0 + 365 * 24 * 3600_000)  # garbage time: does not prune everything before it
+    keys.add(future, T0 + 365 * 24 * 3600_000)  # garbage time: does not prune everything before it, is not kept
     snapshot = keys.snapshot(T0 + KEY_HORIZON_MS + BUCKET_MS)
-    assert T0 not in snapshot.texts and len(snapshot) == 2 and len(keys) == 2
+    assert T0 not in snapshot.texts and len(snapshot) == 1 and len(keys) == 1
+    assert snapshot.texts == {T0 + KEY_HORIZON_MS + BUCKET_MS: new}
 
 
 def test_the_key_form_is_keysnapshot_s_and_is_parsed_as_strictly() -> None:

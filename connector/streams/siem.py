@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Final
 
-from connector.errors import MappingError
+from connector.errors import MappingError, UnkeyableRecordError
 from connector.events import MappedEvent
 from connector.pipeline import Transformer
 from connector.streams.base import CursorKind, Endpoint, RecordKey, Stream, StreamContext, StreamRun
@@ -60,9 +60,13 @@ def _start(context: StreamContext, state: StreamState) -> StreamRun:
 
 def _map_siem(transformer: Transformer, records: Iterable[object], collected_ms: int) -> Iterator[MappedEvent]:
     """``map --source siem``: raw records in either field-name style, each keyed as the stream keys it."""
-    for record in records:
+    for position, record in enumerate(records):
         if isinstance(record, dict):
-            mapped = transformer.email_record("siem", record, siem_key(record), collected_ms)
+            try:
+                key = siem_key(record)
+            except UnkeyableRecordError as exc:
+                record, key = MappingError(f"siem record #{position}: {exc}", record_id=f"#{position}"), None
+            mapped = transformer.email_record("siem", record, key, collected_ms)
         elif isinstance(record, MappingError):
             mapped = transformer.email_record("siem", record, None, collected_ms)
         else:

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from connector.config import parameter_specs
-from connector.errors import MappingError
+from connector.errors import MappingError, UnkeyableRecordError
+from connector.mapping.values.email_parse import epoch_ms
 from connector.pipeline import TRANSPORT_FIELDS
 from connector.registry import registry
 from connector.streams.base import StreamContext, StreamOutput, iso
 from connector.streams.keys import content_key
-from connector.streams.siem_state import KeyBuckets
+from connector.streams.siem_state import FUTURE_SLACK_MS, KeyBuckets
 
 __all__ = [
     "CHUNK_EVENTS",
@@ -32,6 +33,7 @@ __all__ = [
     "RecordPath",
     "SiemSummary",
     "TypeCounts",
+    "key_time",
     "record_time",
     "record_type",
     "siem_key",
@@ -46,7 +48,11 @@ OTHER_TYPE: Final = "other"
 
 
 def siem_key(record: Mapping[str, Any]) -> str:
-    """The dedup key of a SIEM record (and the input of its ``metadata.uid``): ``email_record_key``'s rule."""
+    """The dedup key of a SIEM record (and the input of its ``metadata.uid``): ``email_record_key``'s rule.
+
+    Raises:
+        UnkeyableRecordError: the record cannot be serialised (``content_key``).
+    """
     return content_key(record, TRANSPORT_FIELDS)
 
 
@@ -57,13 +63,20 @@ def record_type(record: Mapping[str, Any]) -> str | None:
 
 
 def record_time(record: Mapping[str, Any]) -> int | None:
-    """``timestamp`` in epoch ms (an integer, or digits as a string), or None."""
-    raw = record.get("timestamp")
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
-        return raw
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 16:
-        return int(raw)
-    return None
+    """``timestamp`` in epoch ms (an integer, or digits as a string) inside the range OCSF times may take, or None.
+
+    The range is the validator's (``email_parse.epoch_ms``): a time outside it would be stored in the checkpoint
+    (a key's minute, the stream cursor) where the next load refuses it.
+    """
+    return epoch_ms(record.get("timestamp"))
+
+
+def key_time(record: Mapping[str, Any], collected_ms: int) -> int:
+    """The time a record's key is filed under (and the stream cursor may take): its ``timestamp``, or
+    ``collected_ms`` when it has none or names a time past ``collected_ms + FUTURE_SLACK_MS`` (a key in the far
+    future would never be pruned, and a cursor there would start the next window after its end)."""
+    time_ms = record_time(record)
+    return time_ms if time_ms is not None and time_ms <= collected_ms + FUTURE_SLACK_MS else collected_ms
 
 
 @dataclass
@@ -191,9 +204,14 @@ class RecordPath:
             error = record if isinstance(record, MappingError) else MappingError("a SIEM record that is not an object")
             transformer.email_record("siem", error, None, self.collected_ms)
             return None
-        key = siem_key(record)
-        time_ms = record_time(record)
-        bucket_ms = time_ms if time_ms is not None else self.collected_ms
+        try:
+            key = siem_key(record)
+        except UnkeyableRecordError as exc:  # refused as one record, by its type and position in the pass
+            where = f"{log_type}#{counts.records}"
+            transformer.email_record("siem", MappingError(f"siem record {where}: {exc}", record_id=where), None,
+                                     self.collected_ms)  # fmt: skip
+            return None
+        bucket_ms = key_time(record, self.collected_ms)
         keys = self.keys.get(log_type)
         if keys is None:
             keys = self.keys[log_type] = KeyBuckets()

@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from connector.api.client import Listing
+from connector.errors import MappingError, UnkeyableRecordError
 from connector.events import MappedEvent
 from connector.streams.base import StreamContext, StreamOutput, iso, table_outputs
 from connector.streams.keys import KeyLog, KeySnapshot, content_key
@@ -352,7 +353,11 @@ class WindowRun:
         fresh = False
         for record in page:
             summary.records += 1
-            key = self._key(record)
+            try:
+                key = self._key(record)
+            except UnkeyableRecordError as exc:  # refused as one record, by its position in the pass
+                where = f"#{summary.records}"
+                record, key = MappingError(f"{spec.label} record {where}: {exc}", record_id=where), None
             if key is not None and key in seen:
                 summary.duplicates += 1
                 continue
@@ -374,7 +379,11 @@ class WindowRun:
             _log.info(f"{spec.label} progress", extra={"pages": summary.pages, "records": summary.records})
 
     def _key(self, record: object) -> str | None:
-        """The record's dedup key: its id, or its content key; None for a record that has neither."""
+        """The record's dedup key: its id, or its content key; None for a record that has neither.
+
+        Raises:
+            UnkeyableRecordError: a content-keyed record that cannot be serialised (``content_key``).
+        """
         if not isinstance(record, dict):
             return None
         if self.spec.id_field is None:
