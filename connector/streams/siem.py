@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Final
+from urllib.parse import urlsplit
 
+from connector.api.download import DownloadPolicy, FileFetcher
+from connector.api.urls import is_loopback_host
 from connector.errors import MappingError, UnkeyableRecordError
 from connector.events import MappedEvent
 from connector.pipeline import Transformer
@@ -54,7 +57,9 @@ def _start(context: StreamContext, state: StreamState) -> StreamRun:
         return StreamModeRun(
             context, state, StreamSettings(config.siem_log_types, lookback, page_size, config.max_pages_per_call)
         )
-    settings = BatchSettings(config.siem_log_types, lookback, page_size, config.max_pages_per_call)
+    loopback = is_loopback_host(urlsplit(config.api_base_url).hostname or "")  # the simulator's files: loopback too
+    settings = BatchSettings(config.siem_log_types, lookback, page_size, config.max_pages_per_call,
+                             fetcher=lambda: FileFetcher(policy=DownloadPolicy(), allow_loopback=loopback))  # fmt: skip
     return BatchRun(context, state, settings)
 
 
