@@ -21,7 +21,7 @@ from connector.errors import MappingError, UnkeyableRecordError
 from connector.mapping.values.email_parse import epoch_ms
 from connector.pipeline import TRANSPORT_FIELDS
 from connector.registry import registry
-from connector.streams.base import StreamContext, StreamOutput, iso
+from connector.streams.base import StreamContext, StreamOutput, iso, span
 from connector.streams.keys import content_key
 from connector.streams.siem_state import FUTURE_SLACK_MS, KeyBuckets
 
@@ -100,6 +100,17 @@ class Gap:
     name: str
     reason: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``--summary-json``): type, listing time, size, host and why; never the link's query."""
+        return {
+            "type": self.log_type,
+            "listed_at": iso(self.listed_ms),
+            "listed_at_ms": self.listed_ms,
+            "size": self.size,
+            "host": self.name.split("/", 1)[0],
+            "reason": self.reason,
+        }
+
     def line(self) -> str:
         size = f"{self.size} bytes" if self.size is not None else "size unknown"
         return (
@@ -110,10 +121,17 @@ class Gap:
 
 @dataclass
 class SiemSummary:
-    """The SIEM stream's section of the run summary.
+    """The SIEM stream's section of the run summary, read by the progress display and the metrics through the
+    section protocol (``connector.snapshot``: ``window``, ``cursor_ms``, ``pages``, ``records``, ``gaps``) and by
+    ``--summary-json`` (``to_dict``).
 
     Attributes:
-        gaps: How many batch files could not be had (each in ``gap_list``); a metrics helper reads it.
+        window: Stream mode: the window of the pass; batch mode: None (a listing has no window).
+        cursor_ms: Stream mode: the newest record time delivered (the stream cursor). Batch mode: the oldest
+            ``listed_at_ms`` among the configured types that have a committed token, i.e. how long ago the least
+            recently listed type was read (None before any type has one). Updated as states are handed out.
+        gaps: How many batch files could not be had (each in ``gap_list``).
+        pages: Listing pages of every type plus stream pages; records: records read (duplicates included).
     """
 
     mode: str
@@ -128,11 +146,55 @@ class SiemSummary:
     window: tuple[int, int] | None = None
     stream_pages: int = 0
     stream_gap: tuple[int, int] | None = None
+    cursor_ms: int | None = None
 
     @property
     def gaps(self) -> int:
         """Batch files reported as gaps in this pass."""
         return len(self.gap_list)
+
+    @property
+    def pages(self) -> int:
+        """Listing pages of every type (re-listings included) plus stream pages."""
+        return self.stream_pages + sum(c.pages for c in tuple(self.types.values()))  # one C copy: thread-safe
+
+    @property
+    def records(self) -> int:
+        """Records read in this pass, duplicates included."""
+        return sum(c.records for c in tuple(self.types.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as JSON-ready data (``--summary-json``): the figures of ``lines()``, times as ISO 8601 and
+        epoch ms. No link, page token or secret is in it (a gap names its host)."""
+        budget_free = self.budget_free_ms
+        return {
+            "mode": self.mode,
+            "window": None if self.window is None else span(self.window),
+            "cursor": iso(self.cursor_ms) if self.cursor_ms is not None else None,
+            "cursor_ms": self.cursor_ms,
+            "pages": self.pages,
+            "records": self.records,
+            "types": {
+                name: {
+                    "files": c.files,
+                    "records": c.records,
+                    "duplicates": c.duplicates,
+                    "pages": c.pages,
+                    "relists": c.relists,
+                    "caught_up": name in self.caught_up,
+                }
+                for name, c in sorted(self.types.items())
+            },
+            "gaps": [gap.to_dict() for gap in self.gap_list],
+            "budget": {
+                "limit": self.budget_text,
+                "not_reached": list(self.budget_left),
+                "free_at": iso(budget_free) if budget_free is not None else None,
+                "free_at_ms": budget_free,
+            },
+            "not_collected": None if self.history_gap is None else span(self.history_gap),
+            "stream_not_collected": None if self.stream_gap is None else span(self.stream_gap),
+        }
 
     def of(self, log_type: str) -> TypeCounts:
         """The counts of ``log_type`` (created on first use)."""

@@ -128,6 +128,7 @@ class StreamModeRun:
         start = None if token is not None else self._start(now, previous)
         cursor_ms = previous.cursor_ms if previous is not None and previous.cursor_ms is not None else start
         self.summary.window = (start if start is not None else cursor_ms or now, now)
+        self.summary.cursor_ms = cursor_ms
         path = RecordPath(self.context, self._keys, self.summary, now)
         retried_edge = False
         for _ in range(settings.max_pages):
@@ -161,6 +162,7 @@ class StreamModeRun:
             new_token = listed.next_page or token
             state_cursor = StreamCursor(types, new_token, received if new_token is not None else None, cursor_ms)
             yield StreamOutput(None, None, [], self._state(path, state_cursor))
+            self.summary.cursor_ms = cursor_ms
             if listed.caught_up or not listed.value:
                 return
             if new_token == token:
