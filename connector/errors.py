@@ -14,6 +14,7 @@ Every error the connector raises on purpose is a ``ConnectorError``::
     │   └── StateLockedError      another run holds the checkpoint's lock (names its pid)
     ├── SinkError                 the CLI's output could not be opened, written or synced (disk full: ENOSPC)
     ├── MappingError              a raw record could not be mapped (names the record id or position)
+    │   └── UnkeyableRecordError  a record without an id whose content key cannot be computed
     └── EventValidationError      a mapped event failed the OCSF schema or semantic checks
 
 Messages are actionable and never contain a secret, an access token or a token-endpoint response body.
@@ -36,6 +37,7 @@ __all__ = [
     "RequestCancelledError",
     "SinkError",
     "StateLockedError",
+    "UnkeyableRecordError",
 ]
 
 
@@ -151,6 +153,11 @@ class MappingError(ConnectorError):
     def __init__(self, message: str, *, record_id: str | None = None) -> None:
         super().__init__(message)
         self.record_id = record_id
+
+
+class UnkeyableRecordError(MappingError):
+    """A record whose content key cannot be computed: its canonical JSON cannot be written (nested beyond the
+    serialiser's 254 levels, an integer beyond 64 bits). The record is refused as one record, never a traceback."""
 
 
 class EventValidationError(ConnectorError):

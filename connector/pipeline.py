@@ -12,16 +12,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from connector.errors import MappingError
+from connector.errors import MappingError, UnkeyableRecordError
 from connector.events import MappedEvent
 from connector.log import safe_line
 from connector.mapping.email import map_email
 from connector.mapping.mapper import Mapper
+from connector.nesting import MAX_RECORD_DEPTH, nests_deeper_than
 from connector.ocsf.validate import EventValidator
 from connector.raw_data import with_raw_data
 from connector.streams.keys import content_key
 
-__all__ = ["TRANSPORT_FIELDS", "RecordError", "Report", "Transformer", "email_record_key"]
+__all__ = ["TRANSPORT_FIELDS", "RecordError", "Report", "Transformer", "email_record_key", "too_deep"]
 
 TRANSPORT_FIELDS: Final = frozenset({"_offset", "_partition"})
 """Fields of SIEM batch records that say where the record sat in Mimecast's log, not what it says: left out of
@@ -112,15 +113,27 @@ def email_record_key(source: str, record: object) -> str | None:
     """The dedup key of an email-security record: its ``id`` for TTP impersonation (``MTOKEN:...``), the content
     key (``streams.keys.content_key`` without ``TRANSPORT_FIELDS``) for the sources whose records have none (SIEM,
     TTP URL and attachment, DLP). None for a record that has no key (not an object, an impersonation record
-    without a string id): ``Transformer.email_record`` refuses it. The streams and ``map --source`` share this rule,
-    so ``metadata.uid`` is the same whichever way a record came in.
+    without a string id, content that cannot be keyed: ``UnkeyableRecordError``): ``Transformer.email_record``
+    refuses it. The streams and ``map --source`` share this rule, so ``metadata.uid`` is the same whichever way a
+    record came in.
     """
     if not isinstance(record, dict):
         return None
     if source == "ttp_impersonation":
         record_id = record.get("id")
         return record_id if isinstance(record_id, str) and record_id else None
-    return content_key(record, TRANSPORT_FIELDS)
+    try:
+        return content_key(record, TRANSPORT_FIELDS)
+    except UnkeyableRecordError:
+        return None  # refused by Transformer.email_record, which names the nesting
+
+
+def too_deep(record: object, record_id: str) -> MappingError | None:
+    """The refusal of a record nested deeper than ``MAX_RECORD_DEPTH`` (``connector.nesting``), else None: checked
+    before mapping, so nothing deeper reaches the mapping, ``unmapped`` or a sink."""
+    if nests_deeper_than(record, MAX_RECORD_DEPTH):
+        return MappingError(f"record {record_id} nests deeper than {MAX_RECORD_DEPTH} levels", record_id=record_id)
+    return None
 
 
 class Transformer:
@@ -171,6 +184,11 @@ class Transformer:
         if isinstance(record, MappingError):
             self._refuse(record, position)
             return None
+        record_id = record.get("id") if isinstance(record, dict) else None
+        deep = too_deep(record, record_id if isinstance(record_id, str) and record_id else f"#{position}")
+        if deep is not None:
+            self._refuse(deep, position)
+            return None
         try:
             mapped = self.mapper.map_audit(record, position)
         except MappingError as exc:
@@ -187,6 +205,10 @@ class Transformer:
         it is counted as refused. ``key`` is its dedup key (a record without one is refused)."""
         if isinstance(record, MappingError):
             self._refuse(record, 0)
+            return None
+        deep = too_deep(record, key or "#?")
+        if deep is not None:
+            self._refuse(deep, 0)
             return None
         if key is None:
             self._refuse(MappingError(f"{source} record without a key", record_id="#?"), 0)
@@ -206,8 +228,13 @@ class Transformer:
                 self._refuse(record, position)
                 continue
             key = email_record_key(source, record)
+            deep = too_deep(record, f"#{position}") if key is None else None
+            if deep is not None:
+                self._refuse(deep, position)
+                continue
             if key is None:
-                what = "is not a JSON object" if not isinstance(record, dict) else "has no id"
+                what = ("is not a JSON object" if not isinstance(record, dict) else
+                        "has no id" if source == "ttp_impersonation" else "cannot be keyed")  # fmt: skip
                 self._refuse(MappingError(f"{source} record #{position} {what}", record_id=f"#{position}"), position)
                 continue
             mapped = self.email_record(source, record, key, collected_ms)
@@ -220,6 +247,9 @@ class Transformer:
             try:
                 if isinstance(record, MappingError):
                     raise record
+                deep = too_deep(record, f"#{position}")
+                if deep is not None:
+                    raise deep
                 mapped = self.mapper.map_user(record, position, collected_ms)
             except MappingError as exc:
                 self._refuse(exc, position)

@@ -135,6 +135,14 @@ def test_json_and_bracket_readers() -> None:
     assert parse.bracket_fields("Envelope blocked - User Entry") == {}
 
 
+def test_a_json_string_nested_deeper_than_the_cap_stays_raw() -> None:
+    """orjson reads 1024 levels but writes 254: a deeper ``analysis`` in ``unmapped`` would break every JSON sink."""
+    depth = parse.MAX_JSON_DEPTH
+    assert parse.json_value("[" * depth + "]" * depth)[1] is True
+    assert parse.json_value("[" * (depth + 1) + "]" * (depth + 1)) == (None, False)
+    assert parse.json_value("[" * 400 + "]" * 400) == (None, False)
+
+
 def test_a_bad_decision_fails_at_load_naming_the_file_and_row(tmp_path: Path) -> None:
     folder = tmp_path / "mappings"
     shutil.copytree(str(mappings_dir()), folder)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from hec_receiver import HecReceiver
+from pytest_httpx import HTTPXMock
 
 from connector.api.ratelimit import RetryPolicy
 from connector.errors import ConfigError, SinkError
@@ -413,3 +414,26 @@ def test_an_ack_id_given_again_by_a_restarted_server_resends_the_body_that_waite
     assert sink.stats.resent_bodies == 1 and receiver.uids() == {"a1": 2, "a2": 1}
     assert [e["event"]["metadata"]["uid"] for e in receiver.indexed] == ["a1", "a2", "a1"]
     sink.close()
+
+
+# -- an answer that is not HEC's ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body", [b"<html><body>Welcome to the proxy</body></html>", b"", b"[]", b'{"text": "Fail", "code": null}']
+)
+def test_a_200_that_is_not_hecs_success_answer_fails_the_sync_naming_the_sink_not_taken_for_delivery(
+    httpx_mock: HTTPXMock, clock: FakeClock, body: bytes
+) -> None:
+    """A captive portal or misrouted load balancer answering 200 must not make the runner commit past events
+    Splunk never received: only a JSON object with ``code`` exactly 0 is success; the rest fails at once."""
+    url = "https://splunk.example.com:8088"
+    httpx_mock.add_response(url=f"{url}/services/collector/event", content=body)
+    sink = HecSink(url, HecSettings(token=Secret(TOKEN)), sleep=clock.sleep, clock=clock,
+                   retry=RetryPolicy(max_attempts=2, base_backoff=0.01, jitter=0.0))  # fmt: skip
+    sink.write(batch("authentication", ["u1"]))
+    with pytest.raises(SinkError, match=r"Splunk HEC at https://splunk\.example\.com:8088 answered HTTP 200 without"):
+        sink.sync()
+    assert len(httpx_mock.get_requests()) == 1 and clock.sleeps == []  # not retried
+    with pytest.raises(SinkError, match="without HEC's success answer"):
+        sink.close()  # the sink stays failed: nothing is committed past it

@@ -278,3 +278,30 @@ def test_a_user_whose_groups_are_malformed_is_refused_by_uid_and_the_rest_delive
     report = transformer.report
     assert report.failed == {"mapping": 1}
     assert report.errors[0].record_id == "bad@contoso.example.org" and "groups" in report.errors[0].message
+
+
+def test_an_audit_record_with_a_field_nested_300_deep_is_refused_before_mapping_and_the_sink_writes_the_rest(
+    tmp_path: Path,
+) -> None:
+    """The mapper would copy the field into ``unmapped``, and the NDJSON sink's ``orjson.dumps`` (254 levels at
+    most) would raise ``TypeError`` mid-run: one depth check (``connector.nesting``) refuses the record first."""
+    from connector.events import Batch
+    from connector.sinks.ndjson import NdjsonSink
+
+    deep = {**SAMPLES[0], "id": "DEEP", "extra": json.loads("[" * 300 + "]" * 300)}
+    transformer = Transformer(Mapper(), EventValidator())
+    events = list(transformer.audit([deep, SAMPLES[1]]))
+    assert [e.record_id for e in events] == [SAMPLES[1]["id"]]
+    [error] = transformer.report.errors
+    assert error.record_id == "DEEP" and "nests deeper than 64 levels" in error.message
+    sink = NdjsonSink(str(tmp_path / "out"), per_table=True)
+    sink.write(Batch(events[0].table, events[0].class_uid, [e.event for e in events], None))
+    sink.close()
+    assert len((tmp_path / "out" / f"{events[0].table}.ndjson").read_text().splitlines()) == 1
+
+
+def test_a_directory_user_nested_too_deep_is_refused_by_position() -> None:
+    transformer = Transformer(Mapper(), EventValidator())
+    user = {"emailAddress": "a@example.com", "deep": json.loads('{"a":' * 70 + "1" + "}" * 70)}
+    assert list(transformer.users([user], 1_781_524_800_000, start=4)) == []
+    assert [e.record_id for e in transformer.report.errors] == ["#4"]

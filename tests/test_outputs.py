@@ -120,3 +120,32 @@ def test_the_outputs_section_is_no_parameter_config_skips_it_and_output_sections
     assert caught.value.parameter == "outputs"
     path.write_text(json.dumps({"client_key": "k"}))
     assert output_sections(path) == {}
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("ndjson:{dir}", "ndjson:{dir}/"),
+        ("ndjson:{dir}", "ndjson:{dir}/../out"),
+        ("{dir}/all.ndjson", "{dir}/./all.ndjson"),
+        ("hec:https://Splunk.example.com:443/", "hec:https://splunk.example.com/services/collector"),
+        ("parquet:s3://lake/prefix/", "parquet:s3://lake//prefix"),
+    ],
+)
+def test_the_same_output_spelled_two_ways_is_refused_before_anything_is_open(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """``ndjson:DIR`` and ``ndjson:DIR/`` would open two sinks appending every event twice to the same files."""
+    folder = tmp_path / "out"
+    specs = [parse_output(first.format(dir=folder)), parse_output(second.format(dir=folder))]
+    with pytest.raises(ConfigError, match="write to the same place") as caught:
+        open_outputs(specs, lambda: {"hec": {"token": TOKEN}})
+    assert caught.value.parameter == "--output" and not folder.exists()
+
+
+def test_two_different_folders_are_two_outputs(tmp_path: Path) -> None:
+    specs = [parse_output(f"ndjson:{tmp_path / 'a'}"), parse_output(f"ndjson:{tmp_path / 'b'}")]
+    sinks = open_outputs(specs, dict)
+    assert len(sinks) == 2
+    for sink in sinks:
+        sink.close()

@@ -20,13 +20,15 @@ from connector.api.download import (
     FileRefusedError,
     LinkGoneError,
     link_name,
+    link_refusal,
     read_ndjson,
 )
-from connector.errors import ApiError, MappingError, PermissionDeniedError
+from connector.errors import ApiError, MappingError, PermissionDeniedError, UnkeyableRecordError
 from connector.streams.keys import BUCKET_MS, KeySnapshot, content_key
 from connector.streams.siem_listing import BATCH_PATH, SiemListing, batch_files
-from connector.streams.siem_records import record_time, record_type, siem_key
+from connector.streams.siem_records import key_time, record_time, record_type, siem_key
 from connector.streams.siem_state import (
+    FUTURE_SLACK_MS,
     KEY_HORIZON_MS,
     BatchCursor,
     KeyBuckets,
@@ -157,14 +159,15 @@ def test_key_buckets_drop_what_they_hold_and_snapshots_do_not_change_afterwards(
     assert third.texts[T0] is second.texts[T0]  # an unchanged minute reuses its text: nothing re-serialised
 
 
-def test_key_buckets_prune_behind_the_newest_minute_but_not_for_a_record_dated_far_ahead() -> None:
+def test_key_buckets_prune_behind_the_newest_minute_and_drop_a_minute_dated_far_ahead() -> None:
     keys = KeyBuckets()
     old, new, future = content_key({"n": 1}), content_key({"n": 2}), content_key({"n": 3})
     keys.add(old, T0)
     keys.add(new, T0 + KEY_HORIZON_MS + BUCKET_MS)
-    keys.add(future, T0 + 365 * 24 * 3600_000)  # garbage time: does not prune everything before it
+    keys.add(future, T0 + 365 * 24 * 3600_000)  # garbage time: does not prune everything before it, is not kept
     snapshot = keys.snapshot(T0 + KEY_HORIZON_MS + BUCKET_MS)
-    assert T0 not in snapshot.texts and len(snapshot) == 2 and len(keys) == 2
+    assert T0 not in snapshot.texts and len(snapshot) == 1 and len(keys) == 1
+    assert snapshot.texts == {T0 + KEY_HORIZON_MS + BUCKET_MS: new}
 
 
 def test_the_key_form_is_keysnapshot_s_and_is_parsed_as_strictly() -> None:
@@ -238,3 +241,58 @@ def test_the_listing_reads_its_answer_and_names_the_product_on_403() -> None:
         listing.interpret(answer(200, {"data": []}))
     with pytest.raises(ApiError, match="without a url"):
         batch_files(listing.listed(listing.interpret(answer(200, {"value": [{"size": 1}]}))))
+
+
+# -- hostile links, times and records ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("link", "loopback_api", "refused"),
+    [
+        ("https://bucket.s3.eu-west-1.amazonaws.com/k.gz?X-Amz-Signature=x", False, None),
+        ("https://93.184.216.34/k.gz", False, None),  # a public address
+        ("http://bucket.s3.amazonaws.com/k.gz", False, "not https"),
+        ("ftp://bucket.example.com/k.gz", False, "not https"),
+        ("https://169.254.169.254/latest/meta-data/", False, "non-public"),
+        ("https://10.1.2.3/k.gz", False, "non-public"),
+        ("https://192.168.0.1/k.gz", False, "non-public"),
+        ("https://0.0.0.0/k.gz", False, "non-public"),
+        ("https://[fe80::1]/k.gz", False, "non-public"),
+        ("https://[::ffff:10.0.0.1]/k.gz", False, "non-public"),
+        ("https://127.0.0.1:8500/v1/kv", False, "loopback"),
+        ("https://localhost/k.gz", False, "loopback"),
+        ("https://[::1]/k.gz", False, "loopback"),
+        ("http://127.0.0.1:8500/k.gz", True, None),  # the simulator: the API is on loopback too
+        ("http://169.254.169.254/latest/meta-data/", True, "not https"),
+        ("not a url at all", False, "no host"),
+    ],
+)
+def test_a_link_is_fetched_only_over_https_from_a_public_or_named_host(
+    link: str, loopback_api: bool, refused: str | None
+) -> None:
+    reason = link_refusal(link, allow_loopback=loopback_api)
+    assert reason is None if refused is None else (reason is not None and refused in reason), reason
+
+
+def test_a_refused_link_is_never_sent_and_raises_for_a_gap(httpx_mock: HTTPXMock) -> None:
+    with FileFetcher() as fetcher, pytest.raises(FileRefusedError, match=r"169\.254\.169\.254.* was not fetched"):
+        fetcher.fetch("https://169.254.169.254/latest/meta-data/iam/security-credentials/x")
+    assert httpx_mock.get_requests() == []
+
+
+def test_a_record_time_counts_only_inside_the_ocsf_range_and_a_key_time_at_most_an_hour_ahead() -> None:
+    assert record_time({"timestamp": "9999999999999999"}) is None  # year ~318000
+    assert record_time({"timestamp": 10**13}) is None and record_time({"timestamp": 1_700_000_000}) is None  # s
+    assert record_time({"timestamp": T0}) == T0
+    assert key_time({"timestamp": T0 - 5}, T0) == T0 - 5
+    assert key_time({"timestamp": T0 + FUTURE_SLACK_MS}, T0) == T0 + FUTURE_SLACK_MS
+    assert key_time({"timestamp": T0 + FUTURE_SLACK_MS + 1}, T0) == T0  # filed under the collection time
+    assert key_time({}, T0) == T0
+
+
+def test_a_content_key_of_a_record_orjson_cannot_write_is_an_unkeyable_record_error() -> None:
+    with pytest.raises(UnkeyableRecordError, match="cannot be keyed"):
+        content_key({"deep": json.loads("[" * 300 + "]" * 300)})
+    with pytest.raises(UnkeyableRecordError):
+        content_key({"big": 2**70})  # json.loads (the lone-surrogate fallback) gives such integers
+    assert issubclass(UnkeyableRecordError, MappingError)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_httpx import HTTPXMock
 
 from connector.cli import main
 from connector.mapping.mapper import Mapper
@@ -107,3 +108,44 @@ def test_an_impersonation_record_without_an_id_is_refused_and_counted_and_the_re
     mapped = list(stream_registry.map_sources()["ttp_impersonation"](transformer, records, NOW_MS))
     assert [m.record_id for m in mapped] == [good["id"]]
     assert transformer.report.failures == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "named", "why"), [("ttp_url", "#?", "nests deeper than 64 levels"), ("siem", "#0", "cannot be keyed")]
+)
+def test_map_source_refuses_a_record_nested_300_deep_and_maps_the_rest(name: str, named: str, why: str) -> None:
+    """``content_key`` cannot serialise it (orjson writes 254 levels): refused as one record, never a traceback."""
+    good = samples("ttp_url" if name == "ttp_url" else "siem_cg")[0]
+    deep = {**good, "deep": json.loads("[" * 300 + "]" * 300)}
+    transformer = Transformer(Mapper(), EventValidator())
+    mapped = list(stream_registry.map_sources()[name](transformer, [deep, good], NOW_MS))
+    assert len(mapped) == 1 and transformer.report.failures == 1
+    [error] = transformer.report.errors
+    assert error.record_id == named and why in error.message
+
+
+def test_a_collected_ttp_url_record_nested_300_deep_is_refused_and_the_window_goes_on(
+    tmp_path: Path, httpx_mock: HTTPXMock
+) -> None:
+    """The window's content key (``WindowRun._key``) meets the record before the mapping does."""
+    from helpers_http import FakeClock
+
+    from connector.host import MimecastConnector
+
+    good = samples("ttp_url")[0]
+    deep = {**good, "deep": json.loads("[" * 300 + "]" * 300)}
+    page = {"meta": {"status": 200}, "data": [{"clickLogs": [good, deep]}], "fail": []}
+    token = {"access_token": "ttp-bearer-token-0001", "token_type": "Bearer", "expires_in": 1800}
+    httpx_mock.add_response(
+        url="https://api.services.mimecast.com/oauth/token", method="POST", json=token, is_reusable=True
+    )
+    httpx_mock.add_response(url="https://api.services.mimecast.com/api/ttp/url/get-logs", json=page, is_reusable=True)
+    params = {"client_key": "ttp-client", "client_secret": "ttp-client-secret-0123456789", "event_types": ["ttp_url"]}
+    clock = FakeClock()
+    with MimecastConnector(params, environ={}, now_ms=lambda: NOW_MS, sleep=clock.sleep, clock=clock) as connector:
+        batches = list(connector.collect(None))
+        summary = connector.summary
+    events = [event for batch in batches for event in batch.events]
+    assert len({event["metadata"]["uid"] for event in events}) == 1 and not summary.failures
+    assert summary.report.failures >= 1
+    assert all(e.record_id.startswith("#") and "cannot be keyed" in e.message for e in summary.report.errors)

@@ -7,7 +7,13 @@ in production). Such a link carries its own credential in its query (the signatu
   bearer token, the client secret or API 1.0 keys can never reach the file host, whatever the link says;
 * the link is named in logs, errors and summaries only by host and path (:func:`link_name`): the query is a
   credential for as long as the link lives;
-* redirects are not followed (the file host answers the object or an error).
+* redirects are not followed (the file host answers the object or an error);
+* a link is fetched only over https and never from an IP-literal host that is not a public address (loopback,
+  private, link-local such as the cloud metadata service 169.254.169.254, unspecified, reserved):
+  :func:`link_refusal`. A listing that names one (a compromised or spoofed answer, a proxy rewriting it) would
+  otherwise make the connector read its own host's services as if they were log files. Only when the API itself
+  is on a loopback host (the simulator, the tests: ``allow_loopback``) may a link be on a loopback host too, over
+  http or https. A refused link is a :class:`FileRefusedError` before any request: the caller reports a gap.
 
 A file is read in two steps, so that several can be fetched at once while their records are still handed out in
 listing order (``siem_batch`` runs a small pool of :meth:`FileFetcher.fetch` and reads the results one at a time):
@@ -27,6 +33,7 @@ listing order (``siem_batch`` runs a small pool of :meth:`FileFetcher.fetch` and
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 import tempfile
@@ -41,6 +48,7 @@ import httpx
 
 from connector.api.envelope import decode_json
 from connector.api.transport import BoundedTransport, Limits, environment_proxy
+from connector.api.urls import is_loopback_host
 from connector.errors import ApiError, MappingError
 
 __all__ = [
@@ -50,6 +58,7 @@ __all__ = [
     "FileRefusedError",
     "LinkGoneError",
     "link_name",
+    "link_refusal",
     "read_ndjson",
 ]
 
@@ -118,6 +127,37 @@ def link_name(url: str) -> str:
     return f"{parts.host}{parts.path}"
 
 
+def link_refusal(url: str, *, allow_loopback: bool = False) -> str | None:
+    """Why a listed link must not be fetched (see the module docstring), or None when it may be.
+
+    Args:
+        url: The link as listed.
+        allow_loopback: The API base URL is on a loopback host: a loopback link (http or https) is fetched.
+    """
+    try:
+        parts = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "the link cannot be read"
+    scheme, host = parts.scheme.lower(), parts.host
+    if not host:
+        return "the link names no host"
+    if is_loopback_host(host):
+        if allow_loopback and scheme in ("http", "https"):
+            return None
+        return f"the link points to a loopback host ({host}), not a file host"
+    if scheme != "https":
+        return f"the link is not https ({scheme or 'no scheme'}): its signature would cross the network in clear"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a host name
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if not address.is_global:
+        return f"the link points to a non-public address ({host}): private, link-local, reserved or unspecified"
+    return None
+
+
 class FileFetcher:
     """Fetches pre-signed links into spooled files, without any credential of the connector's.
 
@@ -130,6 +170,7 @@ class FileFetcher:
         policy: Attempts and backoff.
         transport: A custom transport (tests); then no proxy is mounted.
         sleep: How to wait between attempts (tests inject one).
+        allow_loopback: Links on a loopback host are fetched (only when the API is on one: :func:`link_refusal`).
     """
 
     def __init__(
@@ -141,7 +182,9 @@ class FileFetcher:
         policy: DownloadPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        allow_loopback: bool = False,
     ) -> None:
+        self.allow_loopback = allow_loopback
         self.limits = limits if limits is not None else FileLimits()
         self.policy = policy if policy is not None else DownloadPolicy()
         self._timeout = timeout if timeout is not None else httpx.Timeout(60.0, connect=10.0)
@@ -198,11 +241,15 @@ class FileFetcher:
 
         Raises:
             LinkGoneError: 403 or 404: the link expired or the object is missing.
-            FileRefusedError: the file is larger than ``limits.wire_bytes`` (or inflates past its caps in transit).
+            FileRefusedError: the link is refused by :func:`link_refusal` (nothing is sent), or the file is larger
+                than ``limits.wire_bytes`` (or inflates past its caps in transit).
             ApiError: 5xx, 429 or network failures on every attempt (retryable), another status (not), or
                 ``cancel`` was set.
         """
         name = link_name(url)
+        refusal = link_refusal(url, allow_loopback=self.allow_loopback)
+        if refusal is not None:
+            raise FileRefusedError(f"{name} was not fetched: {refusal}", endpoint=name)
         attempt = 0
         while True:
             attempt += 1

@@ -13,6 +13,7 @@ embedded simulator use. Which hosts fit depends on ``auth_method`` (see ``docs/m
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ __all__ = [
     "LOOPBACK_HOSTS",
     "check_token_host",
     "default_token_url",
+    "is_loopback_host",
     "is_mimecast_host",
     "token_host_note",
     "validate_base_url",
@@ -167,6 +169,21 @@ def is_mimecast_host(host: str) -> bool:
     """Whether ``host`` is ``mimecast.com`` or one of its subdomains (the API and token hosts are)."""
     name = host.lower().rstrip(".")
     return name == "mimecast.com" or name.endswith(".mimecast.com")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a URL's host, IPv6 without brackets) is ``localhost`` or a loopback address (127.0.0.0/8,
+    ``::1``, an IPv4-mapped loopback)."""
+    name = host.lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def _host(url: str) -> str:

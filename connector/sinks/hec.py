@@ -21,7 +21,8 @@ What ``sync`` promises, which is what the runner commits on:
 Errors (always a ``SinkError`` naming "Splunk HEC at <url>", never the token): 503 (HEC code 9 "Server is busy",
 18-20 unhealthy) and other 5xx are retried with backoff, 429 after ``Retry-After``, through the same ``Retrier``
 and ``RateGate`` as the Mimecast client; 400/401/403/404 fail at once with the HEC code and text (with an
-``invalid-event-number``, codes 6, 12 and 13, also the table and ``metadata.uid`` of that event). 413 (body too
+``invalid-event-number``, codes 6, 12 and 13, also the table and ``metadata.uid`` of that event), and so does a
+200 that is not a JSON object with ``code`` exactly 0 (a proxy's page, an empty body: not HEC). 413 (body too
 large for the server's ``max_content_length``) splits the body in two and sends both halves, and later bodies
 are kept at half the smallest size refused. An event whose envelope alone exceeds ``max_request_bytes`` is sent
 in a body of its own (``max_request_bytes`` is this side's batching target; the server may accept more); if the
@@ -259,6 +260,13 @@ def _reply(response: httpx.Response) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _success(reply: Mapping[str, Any]) -> bool:
+    """Whether an answer is HEC's success, ``{"text": "Success", "code": 0, ...}``: ``code`` exactly the integer 0
+    (an HTML page, an empty body, ``[]`` or ``"code": null`` is not: ``_reply`` gives ``{}`` for the first three)."""
+    code = reply.get("code")
+    return isinstance(code, int) and not isinstance(code, bool) and code == 0
 
 
 def _text(reply: Mapping[str, Any], response: httpx.Response) -> str:
@@ -516,7 +524,14 @@ class HecSink:
         code = reply.get("code")
         if status == 413:
             raise _TooLarge
-        if status == 200 and code in (0, None):
+        if status == 200 and not _success(reply):
+            raise SinkError(
+                f"{self.label} answered HTTP 200 without HEC's success answer (a JSON object with code 0) "
+                f"({_text(reply, response)[:80]!r}): something other than Splunk HEC answers at this URL (a proxy "
+                "page, a load balancer); check the URL. The checkpoint was not advanced past these events.",
+                path=self.url,
+            )
+        if status == 200:
             if self._channel is None:
                 return None
             ack_id = reply.get("ackId")

@@ -13,11 +13,13 @@ naming the bad setting (``outputs.<kind>.<key>``).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from connector.errors import ConfigError
 from connector.sinks import hec
@@ -94,6 +96,25 @@ def parse_output(text: str, kinds: Mapping[str, OutputFactory] = OUTPUT_KINDS) -
     return OutputSpec(kind, target)
 
 
+def _destination(spec: OutputSpec) -> tuple[str, str]:
+    """Where ``spec`` writes, spelled one way: ``ndjson:DIR``, ``ndjson:DIR/`` and ``ndjson:./DIR`` are one folder
+    (two sinks there would append every event twice to the same files), and so are the spellings of one HEC URL
+    (scheme and host in any case, the default port, a trailing slash or ``/services/collector``) and of one S3
+    prefix."""
+    kind, target = spec.kind, spec.target
+    if kind in (FILE, "ndjson") or (kind == "parquet" and not target.startswith("s3://")):
+        return kind, os.path.realpath(target)
+    if kind == "parquet":
+        bucket, _, prefix = target[len("s3://") :].partition("/")
+        return kind, f"s3://{bucket}/{prefix.strip('/')}"
+    if kind == "hec":
+        parts = urlsplit(hec.validate_url(target))  # a bad URL is refused here as it would be when opened
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+        port = parts.port or (443 if scheme == "https" else 80)
+        return kind, f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
+    return kind, target
+
+
 def open_outputs(
     specs: Sequence[OutputSpec],
     sections: Callable[[], Mapping[str, Mapping[str, object]]],
@@ -108,14 +129,23 @@ def open_outputs(
         kinds: ``OUTPUT_KINDS`` (tests pass their own).
 
     Raises:
-        ConfigError: the same output twice, the standard output twice, an ``outputs.<name>`` section for no known
+        ConfigError: the same output twice (also spelled two ways: the same folder, file, HEC URL or S3
+            prefix), the standard output twice, an ``outputs.<name>`` section for no known
             kind, or a bad setting; sinks already opened are closed first.
     """
-    seen: set[OutputSpec] = set()
+    seen: dict[tuple[str, str], OutputSpec] = {}
     for spec in specs:
-        if spec in seen:
+        destination = _destination(spec)
+        first = seen.get(destination)
+        if first is None:
+            seen[destination] = spec
+            continue
+        if first == spec:
             raise ConfigError(f"--output {spec} is given twice; each output once.", parameter="--output")
-        seen.add(spec)
+        raise ConfigError(
+            f"--output {first} and --output {spec} write to the same place ({destination[1]}); each output once.",
+            parameter="--output",
+        )
     settings: Mapping[str, Mapping[str, object]] = {}
     if any(spec.kind in kinds for spec in specs):
         settings = sections()

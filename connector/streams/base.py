@@ -39,6 +39,7 @@ __all__ = [
     "StreamRun",
     "Summary",
     "iso",
+    "span",
     "table_outputs",
 ]
 
@@ -180,6 +181,11 @@ def iso(ms: int | None) -> str:
         return ms_to_datetime(ms).strftime("%Y-%m-%dT%H:%M:%SZ")
     except ValueError:  # a host may hand over a Checkpoint object it built itself, unchecked
         return f"{ms} ms (not a date)"
+
+
+def span(window: tuple[int, int]) -> dict[str, Any]:
+    """A time span of a summary section as JSON-ready data (``--summary-json``): ISO 8601 and epoch ms."""
+    return {"start": iso(window[0]), "end": iso(window[1]), "start_ms": window[0], "end_ms": window[1]}
 
 
 def table_outputs(by_table: Mapping[str, list[MappedEvent]], state: StreamState) -> Iterator[StreamOutput]:

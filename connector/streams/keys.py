@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import orjson
 
+from connector.errors import UnkeyableRecordError
 from connector.streams.state import InvalidState, epoch_ms, exact_object
 
 __all__ = ["BUCKET_MS", "KEY_CHARS", "KeyLog", "KeySnapshot", "content_key", "parse_buckets"]
@@ -39,9 +40,16 @@ def content_key(record: Mapping[str, Any], ignore: frozenset[str] = frozenset())
     Args:
         record: A decoded JSON object.
         ignore: Top-level fields that are not content (transport offsets, partitions) and are left out.
+
+    Raises:
+        UnkeyableRecordError: the record cannot be written as JSON (nested beyond orjson's 254 levels, which the
+            parsers accept; an integer beyond 64 bits): the caller refuses it as one record.
     """
     content = {name: value for name, value in record.items() if name not in ignore} if ignore else record
-    canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    try:
+        canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise UnkeyableRecordError(f"the record cannot be keyed: {exc}") from None
     digest = hashlib.sha256(canonical).digest()[:KEY_BYTES]
     return base64.urlsafe_b64encode(digest).decode("ascii")
 

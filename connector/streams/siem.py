@@ -12,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Final
+from urllib.parse import urlsplit
 
-from connector.errors import MappingError
+from connector.api.download import DownloadPolicy, FileFetcher
+from connector.api.urls import is_loopback_host
+from connector.errors import MappingError, UnkeyableRecordError
 from connector.events import MappedEvent
 from connector.pipeline import Transformer
 from connector.streams.base import CursorKind, Endpoint, RecordKey, Stream, StreamContext, StreamRun
@@ -54,15 +57,21 @@ def _start(context: StreamContext, state: StreamState) -> StreamRun:
         return StreamModeRun(
             context, state, StreamSettings(config.siem_log_types, lookback, page_size, config.max_pages_per_call)
         )
-    settings = BatchSettings(config.siem_log_types, lookback, page_size, config.max_pages_per_call)
+    loopback = is_loopback_host(urlsplit(config.api_base_url).hostname or "")  # the simulator's files: loopback too
+    settings = BatchSettings(config.siem_log_types, lookback, page_size, config.max_pages_per_call,
+                             fetcher=lambda: FileFetcher(policy=DownloadPolicy(), allow_loopback=loopback))  # fmt: skip
     return BatchRun(context, state, settings)
 
 
 def _map_siem(transformer: Transformer, records: Iterable[object], collected_ms: int) -> Iterator[MappedEvent]:
     """``map --source siem``: raw records in either field-name style, each keyed as the stream keys it."""
-    for record in records:
+    for position, record in enumerate(records):
         if isinstance(record, dict):
-            mapped = transformer.email_record("siem", record, siem_key(record), collected_ms)
+            try:
+                key = siem_key(record)
+            except UnkeyableRecordError as exc:
+                record, key = MappingError(f"siem record #{position}: {exc}", record_id=f"#{position}"), None
+            mapped = transformer.email_record("siem", record, key, collected_ms)
         elif isinstance(record, MappingError):
             mapped = transformer.email_record("siem", record, None, collected_ms)
         else:

@@ -111,6 +111,13 @@ class BatchRun:
         self._keys: dict[str, KeyBuckets] = {}
         self._snapshots: dict[str, KeysSnapshot] = dict(state.keys)
         self._start_day = ""
+        self._note_cursor()
+
+    def _note_cursor(self) -> None:
+        """The summary's ``cursor_ms``: the oldest listing time among the configured types with a token."""
+        times = [c.listed_at_ms for t in self.settings.types if (c := self._cursors.get(t)) is not None
+                 and c.next_page is not None and c.listed_at_ms is not None]  # fmt: skip
+        self.summary.cursor_ms = min(times, default=None)
 
     # -- state ---------------------------------------------------------------------------------------------
 
@@ -126,6 +133,7 @@ class BatchRun:
         for log_type in path.touched:
             self._snapshots[log_type] = self._keys[log_type].snapshot(now)
         path.touched.clear()
+        self._note_cursor()
         return SiemState(
             batch=self._cursors,
             stream=self.state.stream,

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from connector.config import parameter_specs
-from connector.errors import MappingError
+from connector.errors import MappingError, UnkeyableRecordError
+from connector.mapping.values.email_parse import epoch_ms
 from connector.pipeline import TRANSPORT_FIELDS
 from connector.registry import registry
-from connector.streams.base import StreamContext, StreamOutput, iso
+from connector.streams.base import StreamContext, StreamOutput, iso, span
 from connector.streams.keys import content_key
-from connector.streams.siem_state import KeyBuckets
+from connector.streams.siem_state import FUTURE_SLACK_MS, KeyBuckets
 
 __all__ = [
     "CHUNK_EVENTS",
@@ -32,6 +33,7 @@ __all__ = [
     "RecordPath",
     "SiemSummary",
     "TypeCounts",
+    "key_time",
     "record_time",
     "record_type",
     "siem_key",
@@ -46,7 +48,11 @@ OTHER_TYPE: Final = "other"
 
 
 def siem_key(record: Mapping[str, Any]) -> str:
-    """The dedup key of a SIEM record (and the input of its ``metadata.uid``): ``email_record_key``'s rule."""
+    """The dedup key of a SIEM record (and the input of its ``metadata.uid``): ``email_record_key``'s rule.
+
+    Raises:
+        UnkeyableRecordError: the record cannot be serialised (``content_key``).
+    """
     return content_key(record, TRANSPORT_FIELDS)
 
 
@@ -57,13 +63,20 @@ def record_type(record: Mapping[str, Any]) -> str | None:
 
 
 def record_time(record: Mapping[str, Any]) -> int | None:
-    """``timestamp`` in epoch ms (an integer, or digits as a string), or None."""
-    raw = record.get("timestamp")
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
-        return raw
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 16:
-        return int(raw)
-    return None
+    """``timestamp`` in epoch ms (an integer, or digits as a string) inside the range OCSF times may take, or None.
+
+    The range is the validator's (``email_parse.epoch_ms``): a time outside it would be stored in the checkpoint
+    (a key's minute, the stream cursor) where the next load refuses it.
+    """
+    return epoch_ms(record.get("timestamp"))
+
+
+def key_time(record: Mapping[str, Any], collected_ms: int) -> int:
+    """The time a record's key is filed under (and the stream cursor may take): its ``timestamp``, or
+    ``collected_ms`` when it has none or names a time past ``collected_ms + FUTURE_SLACK_MS`` (a key in the far
+    future would never be pruned, and a cursor there would start the next window after its end)."""
+    time_ms = record_time(record)
+    return time_ms if time_ms is not None and time_ms <= collected_ms + FUTURE_SLACK_MS else collected_ms
 
 
 @dataclass
@@ -87,6 +100,17 @@ class Gap:
     name: str
     reason: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``--summary-json``): type, listing time, size, host and why; never the link's query."""
+        return {
+            "type": self.log_type,
+            "listed_at": iso(self.listed_ms),
+            "listed_at_ms": self.listed_ms,
+            "size": self.size,
+            "host": self.name.split("/", 1)[0],
+            "reason": self.reason,
+        }
+
     def line(self) -> str:
         size = f"{self.size} bytes" if self.size is not None else "size unknown"
         return (
@@ -97,10 +121,17 @@ class Gap:
 
 @dataclass
 class SiemSummary:
-    """The SIEM stream's section of the run summary.
+    """The SIEM stream's section of the run summary, read by the progress display and the metrics through the
+    section protocol (``connector.snapshot``: ``window``, ``cursor_ms``, ``pages``, ``records``, ``gaps``) and by
+    ``--summary-json`` (``to_dict``).
 
     Attributes:
-        gaps: How many batch files could not be had (each in ``gap_list``); a metrics helper reads it.
+        window: Stream mode: the window of the pass; batch mode: None (a listing has no window).
+        cursor_ms: Stream mode: the newest record time delivered (the stream cursor). Batch mode: the oldest
+            ``listed_at_ms`` among the configured types that have a committed token, i.e. how long ago the least
+            recently listed type was read (None before any type has one). Updated as states are handed out.
+        gaps: How many batch files could not be had (each in ``gap_list``).
+        pages: Listing pages of every type plus stream pages; records: records read (duplicates included).
     """
 
     mode: str
@@ -115,11 +146,55 @@ class SiemSummary:
     window: tuple[int, int] | None = None
     stream_pages: int = 0
     stream_gap: tuple[int, int] | None = None
+    cursor_ms: int | None = None
 
     @property
     def gaps(self) -> int:
         """Batch files reported as gaps in this pass."""
         return len(self.gap_list)
+
+    @property
+    def pages(self) -> int:
+        """Listing pages of every type (re-listings included) plus stream pages."""
+        return self.stream_pages + sum(c.pages for c in tuple(self.types.values()))  # one C copy: thread-safe
+
+    @property
+    def records(self) -> int:
+        """Records read in this pass, duplicates included."""
+        return sum(c.records for c in tuple(self.types.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as JSON-ready data (``--summary-json``): the figures of ``lines()``, times as ISO 8601 and
+        epoch ms. No link, page token or secret is in it (a gap names its host)."""
+        budget_free = self.budget_free_ms
+        return {
+            "mode": self.mode,
+            "window": None if self.window is None else span(self.window),
+            "cursor": iso(self.cursor_ms) if self.cursor_ms is not None else None,
+            "cursor_ms": self.cursor_ms,
+            "pages": self.pages,
+            "records": self.records,
+            "types": {
+                name: {
+                    "files": c.files,
+                    "records": c.records,
+                    "duplicates": c.duplicates,
+                    "pages": c.pages,
+                    "relists": c.relists,
+                    "caught_up": name in self.caught_up,
+                }
+                for name, c in sorted(self.types.items())
+            },
+            "gaps": [gap.to_dict() for gap in self.gap_list],
+            "budget": {
+                "limit": self.budget_text,
+                "not_reached": list(self.budget_left),
+                "free_at": iso(budget_free) if budget_free is not None else None,
+                "free_at_ms": budget_free,
+            },
+            "not_collected": None if self.history_gap is None else span(self.history_gap),
+            "stream_not_collected": None if self.stream_gap is None else span(self.stream_gap),
+        }
 
     def of(self, log_type: str) -> TypeCounts:
         """The counts of ``log_type`` (created on first use)."""
@@ -191,9 +266,14 @@ class RecordPath:
             error = record if isinstance(record, MappingError) else MappingError("a SIEM record that is not an object")
             transformer.email_record("siem", error, None, self.collected_ms)
             return None
-        key = siem_key(record)
-        time_ms = record_time(record)
-        bucket_ms = time_ms if time_ms is not None else self.collected_ms
+        try:
+            key = siem_key(record)
+        except UnkeyableRecordError as exc:  # refused as one record, by its type and position in the pass
+            where = f"{log_type}#{counts.records}"
+            transformer.email_record("siem", MappingError(f"siem record {where}: {exc}", record_id=where), None,
+                                     self.collected_ms)  # fmt: skip
+            return None
+        bucket_ms = key_time(record, self.collected_ms)
         keys = self.keys.get(log_type)
         if keys is None:
             keys = self.keys[log_type] = KeyBuckets()

@@ -16,8 +16,9 @@ strictly by the same rules), but held differently in memory, because a busy tena
   ``json.dumps`` copies the rest as it is.
 * Pruning is relative to the newest minute kept (the type's high-water mark, capped at now + 1 h so that a record
   dated in the far future cannot prune everything): ``KEY_HORIZON_MS`` behind it, and at most ``MAX_KEYS_PER_TYPE``
-  keys (the oldest minutes go first). A catch-up of old files keeps deduplicating, since the horizon follows the
-  records, not the clock.
+  keys (the oldest minutes go first). Minutes beyond now + 1 h are dropped (a record dated there is filed under
+  its collection time instead: ``siem_records.key_time``). A catch-up of old files keeps deduplicating, since the
+  horizon follows the records, not the clock.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ batch file, a file re-read after its link expired, a stream window restarted fro
 MAX_KEYS_PER_TYPE: Final = 1_000_000
 """At most this many keys per type (16 MB of checkpoint text); the oldest minutes are dropped first."""
 FUTURE_SLACK_MS: Final = 3600_000
+"""How far past the clock a record's time is still taken as it is (clocks differ); a later time is not kept as a
+key's minute or a cursor, and minutes kept beyond it (a checkpoint written before this rule) are pruned."""
 BATCH_BUDGET: Final = CallBudget(calls=50, window_ms=15 * 60_000)
 """The batch listing's documented budget: 50 calls per 15 minutes."""
 STREAM_BUDGET: Final = CallBudget(calls=300, window_ms=3600_000)
@@ -152,9 +155,10 @@ class KeyBuckets:
         texts = self._texts
         if not texts:
             return
-        newest = max((m for m in texts if m <= now_ms + FUTURE_SLACK_MS), default=None)
+        ceiling = now_ms + FUTURE_SLACK_MS
+        newest = max((m for m in texts if m <= ceiling), default=None)
         floor = None if newest is None else newest - KEY_HORIZON_MS
-        drop = [m for m in texts if floor is not None and m < floor]
+        drop = [m for m in texts if m > ceiling or (floor is not None and m < floor)]
         if self._count - sum(len(texts[m]) for m in drop) // KEY_CHARS > MAX_KEYS_PER_TYPE:
             kept = 0
             for minute in sorted((m for m in texts if m not in set(drop)), reverse=True):

@@ -14,7 +14,12 @@ docs/siem.md, "Stream":
 * **Gaps.** What lies between the cursor and the edge can no longer be read: reported in the summary as NOT
   COLLECTED (never a failed run). If the API still refuses the window as too old (``err_validation_date_range``),
   the window moves to the edge once, and that is reported the same way.
-* **Budget.** 300 calls per hour (``siem_state.STREAM_BUDGET``), counted in the state as for batch.
+* **Budget.** 300 calls per hour (``siem_state.STREAM_BUDGET``), counted in the state as for batch. A page that is
+  not caught up but gives the token it was asked with again ends the pass with a ``PaginationError`` (an
+  ``ApiError``, as in batch mode), so a server that does not advance cannot spend the hour's budget on one page.
+* **Times.** The cursor is the newest record time (``siem_records.key_time``: a ``timestamp`` inside the OCSF
+  epoch-ms range and at most ``FUTURE_SLACK_MS`` past the clock, else the collection time), so what the checkpoint
+  keeps is always a time its next load accepts.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from connector.api.budget import CallBudget
-from connector.errors import ApiError
+from connector.errors import ApiError, PaginationError
 from connector.streams.base import StreamContext, StreamOutput, iso
 from connector.streams.siem_listing import STREAM_PATH, Listed, SiemListing
 from connector.streams.siem_records import RecordPath, SiemSummary
@@ -100,7 +105,8 @@ class StreamModeRun:
             start = now - self.settings.lookback_ms
             if start < edge:
                 self.summary.history_gap = (start, edge)
-        return max(start, edge)
+        # a cursor is at most now + FUTURE_SLACK_MS (``siem_records.key_time``): the window still ends after it starts
+        return max(min(start, now - RESTART_OVERLAP_MS), edge)
 
     def outputs(self) -> Iterator[StreamOutput]:
         """Pages of the configured types until caught up (see the module docstring)."""
@@ -122,6 +128,7 @@ class StreamModeRun:
         start = None if token is not None else self._start(now, previous)
         cursor_ms = previous.cursor_ms if previous is not None and previous.cursor_ms is not None else start
         self.summary.window = (start if start is not None else cursor_ms or now, now)
+        self.summary.cursor_ms = cursor_ms
         path = RecordPath(self.context, self._keys, self.summary, now)
         retried_edge = False
         for _ in range(settings.max_pages):
@@ -152,11 +159,19 @@ class StreamModeRun:
                     yield from path.drain()
             yield from path.drain()
             cursor_ms = newest
-            token = listed.next_page or token
-            state_cursor = StreamCursor(types, token, received if token is not None else None, cursor_ms)
+            new_token = listed.next_page or token
+            state_cursor = StreamCursor(types, new_token, received if new_token is not None else None, cursor_ms)
             yield StreamOutput(None, None, [], self._state(path, state_cursor))
+            self.summary.cursor_ms = cursor_ms
             if listed.caught_up or not listed.value:
                 return
+            if new_token == token:
+                raise PaginationError(
+                    f"{STREAM_PATH} gave the same page token again without being caught up; the server is not "
+                    "advancing",
+                    endpoint=STREAM_PATH,
+                )
+            token = new_token
 
     def _list(self, params: dict[str, str], token: str | None) -> tuple[Listed, int]:
         listing = SiemListing(STREAM_PATH, params)

@@ -31,8 +31,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from connector.api.client import Listing
+from connector.errors import MappingError, UnkeyableRecordError
 from connector.events import MappedEvent
-from connector.streams.base import StreamContext, StreamOutput, iso, table_outputs
+from connector.streams.base import StreamContext, StreamOutput, iso, span, table_outputs
 from connector.streams.keys import KeyLog, KeySnapshot, content_key
 from connector.streams.state import InvalidState, StreamState, epoch_ms, exact_object
 from connector.timefmt import ms_to_datetime, parse_mimecast_time_ms
@@ -225,7 +226,7 @@ class WindowSummary:
         window = self.window
         gap = self.history_gap
         return {
-            "window": None if window is None else _span(window),
+            "window": None if window is None else span(window),
             "cursor": iso(self.cursor_ms) if self.cursor_ms else None,
             "cursor_ms": self.cursor_ms,
             "pages": self.pages,
@@ -234,7 +235,7 @@ class WindowSummary:
             "max_late_ms": self.max_late_ms,
             "lag_warnings": self.lag_warnings,
             "history_days": self.history_days,
-            "not_collected": None if gap is None else _span(gap),
+            "not_collected": None if gap is None else span(gap),
         }
 
     def lines(self) -> list[str]:
@@ -253,10 +254,6 @@ class WindowSummary:
             out.append(f"  NOT COLLECTED (older than Mimecast's {self.history_days}-day history): "
                        f"{iso(self.history_gap[0])} -> {iso(self.history_gap[1])}")  # fmt: skip
         return out
-
-
-def _span(span: tuple[int, int]) -> dict[str, Any]:
-    return {"start": iso(span[0]), "end": iso(span[1]), "start_ms": span[0], "end_ms": span[1]}
 
 
 def _whole_second(ms: int) -> int:
@@ -352,7 +349,11 @@ class WindowRun:
         fresh = False
         for record in page:
             summary.records += 1
-            key = self._key(record)
+            try:
+                key = self._key(record)
+            except UnkeyableRecordError as exc:  # refused as one record, by its position in the pass
+                where = f"#{summary.records}"
+                record, key = MappingError(f"{spec.label} record {where}: {exc}", record_id=where), None
             if key is not None and key in seen:
                 summary.duplicates += 1
                 continue
@@ -374,7 +375,11 @@ class WindowRun:
             _log.info(f"{spec.label} progress", extra={"pages": summary.pages, "records": summary.records})
 
     def _key(self, record: object) -> str | None:
-        """The record's dedup key: its id, or its content key; None for a record that has neither."""
+        """The record's dedup key: its id, or its content key; None for a record that has neither.
+
+        Raises:
+            UnkeyableRecordError: a content-keyed record that cannot be serialised (``content_key``).
+        """
         if not isinstance(record, dict):
             return None
         if self.spec.id_field is None:

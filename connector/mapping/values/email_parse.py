@@ -17,7 +17,7 @@ What each reader accepts (docs/email-mapping.md has the record shapes they come 
   or one unquoted name that may hold quotes (``so-called "TPS REPORTS" we need to fill``), at most
   ``MAX_ATTACHMENTS``;
 * ``json_value``: a JSON object given as a JSON string (``spamProcessingDetail``, ``analysis``), or as an object;
-  the string ``"null"`` is no value;
+  the string ``"null"`` is no value; a text nested beyond ``MAX_JSON_DEPTH`` stays raw;
 * ``bracket_fields``: ``rejectionInfo`` texts such as ``[Type: [Phishing & Fraud],Url: [https://…],UrlBlock: […]``;
 * ``hex_digest``: an md5 / sha1 / sha256 as hexadecimal of the right length.
 """
@@ -32,8 +32,11 @@ from typing import Any, Final
 
 import orjson
 
+from connector.nesting import nests_deeper_than
+
 __all__ = [
     "MAX_ATTACHMENTS",
+    "MAX_JSON_DEPTH",
     "MAX_JSON_TEXT",
     "MAX_LIST_ITEMS",
     "MAX_RECIPIENTS",
@@ -58,6 +61,9 @@ MAX_LIST_ITEMS: Final = 50
 """Items read from a list-valued field (impersonation ``identifiers``, URL categories)."""
 MAX_JSON_TEXT: Final = 65_536
 """Longest JSON-in-a-string parsed (``analysis``, ``spamProcessingDetail``); a longer one stays raw."""
+MAX_JSON_DEPTH: Final = 32
+"""Deepest JSON-in-a-string parsed; a deeper one stays raw (it lands in ``unmapped``, and the sinks' JSON writer
+takes at most 254 levels)."""
 _MAX_BRACKET_TEXT: Final = 8192
 _MAX_INT: Final = 2**63 - 1
 _MIN_MS: Final = 10**12  # the validator's epoch-millisecond range (2001-09-09 .. 2286-11-20)
@@ -202,7 +208,9 @@ def attachment_names(value: object) -> tuple[list[str], bool]:
 def json_value(value: object) -> tuple[Any, bool]:
     """(the value, whether it was understood): an object or list as it is, a JSON text parsed, ``"null"`` None.
 
-    Too long or malformed text answers ``(None, False)``: the caller keeps the raw string.
+    Too long, malformed or too deeply nested text (beyond ``MAX_JSON_DEPTH``) answers ``(None, False)``: the caller
+    keeps the raw string. A value given as an object is bounded by the record's own depth check
+    (``connector.nesting``).
     """
     if value is None or isinstance(value, dict | list):
         return value, True
@@ -214,9 +222,12 @@ def json_value(value: object) -> tuple[Any, bool]:
     if len(text) > MAX_JSON_TEXT or text[0] not in "{[":
         return None, False
     try:
-        return orjson.loads(text), True
+        parsed = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None, False
+    if nests_deeper_than(parsed, MAX_JSON_DEPTH):  # orjson reads 1024 levels, and writes only 254
+        return None, False
+    return parsed, True
 
 
 def bracket_fields(value: object) -> dict[str, str]:
