@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import stat
+import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,10 @@ LAYOUT = re.compile(
     r"ext/(?P<source>[^/]+)/region=eu-west-1/accountId=123456789012/eventDay=(?P<day>\d{8})/"
     r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}\.parquet"
 )
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%d")
 
 
 class Clock:
@@ -109,6 +117,44 @@ def test_an_event_earlier_than_the_open_file_starts_a_new_file_so_each_file_stay
         times = pq.read_table(path).column("time").to_pylist()
         assert times == sorted(times)
     assert sum(pq.read_metadata(p).num_rows for p in finals(tmp_path)) == 4
+
+
+def test_a_table_keeps_at_most_two_days_open_and_closes_the_one_written_longest_ago(tmp_path: Path) -> None:
+    # each open writer of a wide OCSF class holds ~2 MB: a catch-up over many days must not keep them all open
+    clock, day = Clock(), 86_400_000
+    out = sink(tmp_path, buffer_rows=1, clock=clock)
+    for number in range(5):  # five days of one table, in time order, then another table on the last day
+        clock.now += 1
+        out.write(batch("email_activity", events_at("email_activity", [T0 + number * day])))
+        assert len([key for key in out._open if key[0] == "email_activity"]) <= 2
+    out.write(batch("detection_finding", events_at("detection_finding", [T0 + 4 * day])))
+    assert sorted(out._open) == [("detection_finding", _day(T0 + 4 * day)), ("email_activity", _day(T0 + 3 * day)),
+                                 ("email_activity", _day(T0 + 4 * day))]  # fmt: skip
+    assert not finals(tmp_path)  # the closed days wait for sync, as every part does
+    out.close()
+    assert len(finals(tmp_path)) == 6 and sum(pq.read_metadata(p).num_rows for p in finals(tmp_path)) == 6
+
+
+def test_an_s3_spool_is_a_private_folder_of_its_own_and_its_parts_are_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a fixed name in the shared temporary folder could be planted by another local user (mode 777)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    planted = tmp_path / "mimecast-parquet-spool"
+    planted.mkdir()
+    planted.chmod(0o777)
+    out = ParquetSink("s3://lake-bucket/prefix", region=REGION, account_id=ACCOUNT, buffer_rows=1)
+    out.write(batch("email_activity", events_at("email_activity", [T0])))
+    assert not list(planted.iterdir())
+    (spool,) = [p for p in tmp_path.iterdir() if p != planted]
+    assert spool.name.startswith("mimecast-parquet-spool-") and stat.S_IMODE(spool.stat().st_mode) == 0o700
+    parts = list(spool.glob(".*.parquet.tmp"))
+    assert parts and {stat.S_IMODE(p.stat().st_mode) for p in parts} == {0o600}
+    out._closed.clear()  # nothing to upload to here: drop the parts, as close() does after a failed sync
+    out._open.clear()
+    with contextlib.suppress(SinkError):
+        out.close()
+    assert not spool.exists()  # its own spool goes with it
 
 
 def test_a_file_is_rolled_by_size(tmp_path: Path) -> None:

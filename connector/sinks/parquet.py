@@ -37,6 +37,7 @@ import errno
 import logging
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -51,6 +52,10 @@ from connector.durability import fsync_directory
 from connector.errors import ConfigError, SinkError
 from connector.events import Batch
 from connector.secret import Secret
+
+# pyarrow's default allocator (mimalloc) keeps freed pages: ~10 MiB more RSS for the same work. Asked for only when
+# this process has not loaded pyarrow yet (a host that uses pyarrow itself keeps its own choice).
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 try:
     import pyarrow as pa
@@ -78,7 +83,14 @@ _log = logging.getLogger("connector.sinks.parquet")
 
 DEFAULT_MAX_FILE_BYTES: Final = 256 * 2**20  # Security Lake's guidance: files of roughly 256 MB to 1 GB
 DEFAULT_MAX_FILE_AGE_SECONDS: Final = 300.0  # and writes no more often than every 5 minutes
-DEFAULT_BUFFER_ROWS: Final = 10_000  # events held before a row group is written (~40 MB at most in memory)
+# Events held before they are written as row groups (all tables together). Memory grows with rows x columns: a
+# row group of a wide OCSF class (~1,300 leaf columns) costs ~7 MiB per 1,000 rows in Arrow while it is encoded, so
+# 2,000 keeps a 1M-event pull under 200 MiB (bench/RESULTS.md, "Memory (Parquet sink)"); larger row groups make
+# smaller files (each row group's footer metadata is ~300 KiB) at the cost of memory: buffer_rows trades the two.
+DEFAULT_BUFFER_ROWS: Final = 2_000
+# Parts open at once per table: the current event day and the one before (a catch-up reads in time order, so an
+# older day gets no more events). Each open writer of a wide OCSF schema holds ~2 MB; the older part is closed first.
+OPEN_PARTS_PER_TABLE: Final = 2
 COMPRESSION: Final = "zstd"
 _ASSUMED_ROLE_SECONDS: Final = 3600
 _RENEW_BEFORE_SECONDS: Final = 300
@@ -111,6 +123,7 @@ class _Part:
     writer: Any  # pyarrow.parquet.ParquetWriter, None once closed
     opened: float
     rows: int = 0
+    written_at: float = 0.0  # the clock when a row group was last appended
     max_time: int | None = None
 
 
@@ -135,7 +148,9 @@ class ParquetSink:
         buffer_rows: events buffered (all tables together) before they are written as row groups.
         role_arn, external_id: S3 only: the role Security Lake created for the custom source, and its external id.
         endpoint_url: S3 only: another endpoint (tests run moto's server on 127.0.0.1).
-        spool_dir: S3 only: where parts are written before their upload (default: the system's temporary folder).
+        spool_dir: S3 only: where parts are written before their upload (created 0600); by default a folder of
+            this sink's own in the system's temporary folder (``mkdtemp``: private, never a shared fixed name),
+            removed on ``close``.
         clock: monotonic seconds, for the age of a part (tests inject one).
     """
 
@@ -170,11 +185,13 @@ class ParquetSink:
         if root.startswith("s3://"):
             bucket, _, prefix = root[len("s3://") :].partition("/")
             self._s3 = _S3Target(bucket, prefix.strip("/"), region, role_arn, external_id, endpoint_url)
-            self._spool = Path(spool_dir) if spool_dir else Path(tempfile.gettempdir()) / "mimecast-parquet-spool"
+            self._own_spool = not spool_dir
+            self._spool = Path(spool_dir) if spool_dir else Path(tempfile.mkdtemp(prefix="mimecast-parquet-spool-"))
             self._describe = f"s3://{bucket}/{prefix.strip('/')}".rstrip("/")
         else:
             self._local = Path(root)
             self._spool = self._local
+            self._own_spool = False
             self._describe = str(self._local)
         self._buffers: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._buffered = 0
@@ -236,6 +253,8 @@ class ParquetSink:
             self._open.clear()
             self._closed.clear()
             self._buffers.clear()
+            if self._own_spool:
+                shutil.rmtree(self._spool, ignore_errors=True)
 
     def __repr__(self) -> str:
         return f"ParquetSink({self._describe!r}, region={self._region!r})"
@@ -261,6 +280,7 @@ class ParquetSink:
             self._close_part(key)
             part = None
         if part is None:
+            self._close_oldest_of(table)
             part = self._open[key] = self._new_part(table, day)
         converter = table_converter(table)
         try:
@@ -277,10 +297,19 @@ class ParquetSink:
             _abandon(part)
             raise _write_error(part, exc, "write events to") from None
         part.rows += len(events)
+        part.written_at = self._clock()
         part.max_time = _event_time(events[-1])
         self.stats.rows += len(events)
         if _size(part.temp) >= self._max_bytes:
             self._close_part(key)
+
+    def _close_oldest_of(self, table: str) -> None:
+        """Close the least recently written parts of ``table`` until a new one may open (``OPEN_PARTS_PER_TABLE``)."""
+        mine = [key for key in self._open if key[0] == table]
+        while len(mine) >= OPEN_PARTS_PER_TABLE:
+            oldest = min(mine, key=lambda key: self._open[key].written_at)
+            self._close_part(oldest)
+            mine.remove(oldest)
 
     def _roll_old(self) -> None:
         now = self._clock()
@@ -299,6 +328,8 @@ class ParquetSink:
         temp = temp_folder / f".{name}.parquet.tmp"
         try:
             temp_folder.mkdir(parents=True, exist_ok=True)
+            if self._s3 is not None:  # a spooled part is the tenant's events on a shared machine: owner only
+                os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             writer = pq.ParquetWriter(
                 str(temp),
                 table_converter(table).schema,
