@@ -49,9 +49,11 @@ from bench_pull import (  # noqa: E402
 HEADING = "## Memory"
 EVENTS_PER_DAY = 100_000  # preset "large"
 LIMIT_MIB = 150
+PARQUET_HEADING = "## Memory (Parquet sink)"
+PARQUET_LIMIT_MIB = 200
 
 
-def worker(base_url: str, hours: int, read_ahead: bool) -> dict[str, object]:
+def worker(base_url: str, hours: int, read_ahead: bool, sink_kind: str = "ndjson") -> dict[str, object]:
     """One pull in this process; returns its figures (printed as JSON by ``--worker``)."""
     import psutil
 
@@ -73,13 +75,20 @@ def worker(base_url: str, hours: int, read_ahead: bool) -> dict[str, object]:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.perf_counter()
+        sink = None
+        if sink_kind == "parquet":  # the Security Lake layout, committed as cli run does for it
+            from connector.sinks.parquet import open_sink
+
+            sink = open_sink(str(output), {"region": "us-east-1", "account_id": "123456789012"})
         with connector:
-            events = run_collect(connector, output)
+            events = run_collect(connector, output, sink=sink)
         wall = time.perf_counter() - started
         done.set()
         sampler.join()
         summary = connector.summary
-        written = sum(f.stat().st_size for f in output.glob("*.ndjson"))
+        written = sum(f.stat().st_size for f in output.rglob("*.ndjson")) + sum(
+            f.stat().st_size for f in output.rglob("*.parquet")
+        )
         return {
             "hours": hours,
             "records": summary.sections["audit"].records,
@@ -104,9 +113,9 @@ def _at(samples: list[list[float]], fraction: float, total: int) -> str:
     return f"{max(upto):.1f}" if upto else "-"
 
 
-def run_worker(base_url: str, hours: int, read_ahead: bool) -> dict[str, object]:
+def run_worker(base_url: str, hours: int, read_ahead: bool, sink_kind: str = "ndjson") -> dict[str, object]:
     """Run :func:`worker` in a fresh process and return its figures."""
-    command = [sys.executable, __file__, "--worker", base_url, str(hours)]
+    command = [sys.executable, __file__, "--worker", base_url, str(hours), "--sink", sink_kind]
     if not read_ahead:
         command.append("--without-read-ahead")
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -125,12 +134,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also measure with the client's read-ahead off (the host runs it on)",
     )
+    parser.add_argument(
+        "--sink",
+        choices=["ndjson", "parquet"],
+        default="ndjson",
+        help="where the events go: NDJSON files (section '## Memory', limit 150 MiB) or the Parquet sink in the "
+        "Security Lake layout (section '## Memory (Parquet sink)', limit 200 MiB)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--worker", nargs=2, metavar=("BASE_URL", "HOURS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), not args.without_read_ahead)))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), not args.without_read_ahead, args.sink)))
         return 0
+    heading, limit = (HEADING, LIMIT_MIB) if args.sink == "ndjson" else (PARQUET_HEADING, PARQUET_LIMIT_MIB)
 
     info = machine()
     print(machine_lines(info), flush=True)
@@ -144,8 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "RSS at 25% MiB",
         "RSS at 100% MiB",
         "peak RSS MiB",
-        f"< {LIMIT_MIB} MiB",
-        "NDJSON written MiB",
+        f"< {limit} MiB",
+        "NDJSON written MiB" if args.sink == "ndjson" else "Parquet written MiB",
     )
     rows = []
     peaks: list[tuple[int, bool, float, float]] = []  # (events asked, read-ahead, baseline, peak)
@@ -155,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hours = math.ceil(size / EVENTS_PER_DAY * 24)
             hours = hours + 1 if size >= 10 * EVENTS_PER_DAY else hours
             for read_ahead in (True, False) if args.without_read_ahead else (True,):
-                r = run_worker(url, hours, read_ahead)
+                r = run_worker(url, hours, read_ahead, args.sink)
                 if r["failures"]:
                     raise RuntimeError(f"the pull failed: {r['failures']}")
                 records = int(r["records"])  # type: ignore[call-overload]
@@ -172,17 +189,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                     _at(samples, 0.25, records),
                     _at(samples, 1.0, records),
                     f"{peak:.1f}",
-                    "yes" if peak < LIMIT_MIB else "NO",
+                    "yes" if peak < limit else "NO",
                     f"{int(r['written_bytes']) / 2**20:,.0f}",  # type: ignore[call-overload]
                 ])  # fmt: skip
                 print(table(headers, rows[-1:]), flush=True)
     result = table(headers, rows)
     print(result)
+    destination = (
+        "every batch is written to `NdjsonSink` (one file per table), the newest checkpoint committed every 2 s"
+        if args.sink == "ndjson"
+        else "every batch is written to the Parquet sink (Security Lake layout, default settings), the newest "
+        "checkpoint committed every `max_file_age_seconds` (300 s: `runner.commit_interval`)"
+    )
+    flag = "" if args.sink == "ndjson" else " --sink parquet"
     body = f"""
-Reproduce with `.venv/bin/python bench/bench_memory.py` (or `make bench`). Each pull runs in a fresh process
+Reproduce with `.venv/bin/python bench/bench_memory.py{flag}` (or `make bench`). Each pull runs in a fresh process
 (`ru_maxrss` = that pull's peak) against the simulator in another process (preset "large", no latency), with
-the client's read-ahead on as the host runs it: every batch is written to `NdjsonSink` (one file per table), the
-newest checkpoint committed every 2 s and at the end (the sink fsynced first), as `cli run` does.
+the client's read-ahead on as the host runs it: {destination} and at the end (the sink synced first), as `cli run`
+does.
 "RSS at 25%" is the largest RSS sampled (every 0.2 s) until a quarter of the records had been read. Measured on:
 
 {machine_lines(info)}
@@ -190,7 +214,7 @@ newest checkpoint committed every 2 s and at the end (the sink fsynced first), a
 {result}
 """
     if not args.no_write:
-        write_section(HEADING, body + notes(peaks))
+        write_section(heading, body + (notes(peaks) if args.sink == "ndjson" else ""))
         print(f"written to {RESULTS.relative_to(ROOT)}")
     return 0
 

@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -63,11 +63,25 @@ from connector.streams.audit import AUDIT_EVENTS, SLICE_MS, audit_query  # noqa:
 from connector.streams.directory import INTERNAL_DOMAINS  # noqa: E402
 
 try:
-    from connector.cli import COMMIT_INTERVAL_SECONDS
-except ImportError:  # an older cli.py committed after every batch
-    COMMIT_INTERVAL_SECONDS = 0.0
+    from connector.runner import COMMIT_INTERVAL_SECONDS
+except ImportError:
+    try:
+        from connector.cli import COMMIT_INTERVAL_SECONDS
+    except ImportError:  # an older cli.py committed after every batch
+        COMMIT_INTERVAL_SECONDS = 0.0
+try:
+    from connector.runner import commit_interval
+except ImportError:  # older code: one interval for every sink
+
+    def commit_interval(sinks: Sequence[Any], default: float = COMMIT_INTERVAL_SECONDS) -> float:
+        return default
+
+
 from connector.host import MimecastConnector  # noqa: E402
 from connector.sinks.ndjson import NdjsonSink  # noqa: E402
+
+if TYPE_CHECKING:  # the sink protocol is newer than some of the code this bench measures (bench_client.py)
+    from connector.sinks.base import Sink
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADING = "## End-to-end pull"
@@ -253,14 +267,19 @@ def _timed_pages(client: Any, split: Split) -> None:
     client._walk = timed
 
 
-def run_collect(connector: MimecastConnector, output: Path | None, split: Split | None = None) -> int:
-    """One ``collect()`` pass; with ``output`` as ``cli run`` does it: every batch written to the sink, the newest
-    checkpoint committed at most every ``COMMIT_INTERVAL_SECONDS`` and at the end (``cli._run_once``)."""
+def run_collect(
+    connector: MimecastConnector, output: Path | None, split: Split | None = None, sink: Sink | None = None
+) -> int:
+    """One ``collect()`` pass; with ``output`` as ``cli run`` does it: every batch written to the sink (``sink``, or
+    an NDJSON file per table in ``output``), the newest checkpoint committed at most every
+    ``runner.commit_interval`` seconds for that sink and at the end (``cli._run_once``)."""
     events = 0
     split = split if split is not None else Split()
     if threading.current_thread() is threading.main_thread():
         _timed_pages(connector.client, split)
-    sink = NdjsonSink(str(output), per_table=True) if output is not None else None
+    if sink is None and output is not None:
+        sink = NdjsonSink(str(output), per_table=True)
+    interval = commit_interval([sink]) if sink is not None else COMMIT_INTERVAL_SECONDS
     store = CheckpointStore(output / "state.json") if output is not None else None
     clock = time.perf_counter
     pending: Checkpoint | None = None
@@ -285,7 +304,7 @@ def run_collect(connector: MimecastConnector, output: Path | None, split: Split 
                 split.sink += clock() - started
                 if batch.checkpoint is not None:
                     pending = batch.checkpoint
-                if pending is not None and time.monotonic() - last_commit >= COMMIT_INTERVAL_SECONDS:
+                if pending is not None and time.monotonic() - last_commit >= interval:
                     commit(pending)
                     pending, last_commit = None, time.monotonic()
     finally:
