@@ -148,6 +148,8 @@ class AuditGenerator:
         self.people = _people(self.rng, 2000)
         groups = golden_inputs("audit")
         self.malformed: list[Any] = groups.pop("errors", [])
+        # the class folders only: other folders (raw_data/) hold variants of the same records under another setting
+        groups = {folder: items for folder, items in groups.items() if folder in _FOLDER_WEIGHTS}
         self.templates = [_compile_template(t) for items in groups.values() for t in items]
         self.weights = [_FOLDER_WEIGHTS[folder] / len(items) for folder, items in groups.items() for _ in items]
         self.start = datetime(2026, 1, 1)
