@@ -275,16 +275,8 @@ class Mapper:
         self, class_uid: int, activity_id: int, word: str, status_id: int, status: str | None, severity_id: int
     ) -> dict[str, Any]:
         info = self._enums.class_info(class_uid)
-        activity_name = word if activity_id == 99 and word else info["activity_id"][str(activity_id)]
         return {
-            "class_uid": class_uid,
-            "class_name": info["caption"],
-            "category_uid": info["category_uid"],
-            "category_name": info["category_name"],
-            "activity_id": activity_id,
-            "activity_name": activity_name,
-            "type_uid": class_uid * 100 + activity_id,
-            "type_name": f"{info['caption']}: {activity_name}",
+            **self._enums.class_header(class_uid, activity_id, word),
             "status_id": status_id,
             "status": status or info["status_id"][str(status_id)],
             "severity_id": severity_id,

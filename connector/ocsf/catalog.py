@@ -46,6 +46,22 @@ class OcsfEnums:
         """The caption of an enumerated class attribute (``activity_id``, ``status_id``...)."""
         return self._classes[str(class_uid)][attribute][str(value)]
 
+    def class_header(self, class_uid: int, activity_id: int, other_word: str | None = None) -> dict[str, Any]:
+        """The class, category, activity and type attributes of an event, captions included; with activity 99
+        (Other) the source's own ``other_word`` is the activity's caption (OCSF asks for it)."""
+        info = self._classes[str(class_uid)]
+        activity_name = other_word if activity_id == 99 and other_word else info["activity_id"][str(activity_id)]
+        return {
+            "class_uid": class_uid,
+            "class_name": info["caption"],
+            "category_uid": info["category_uid"],
+            "category_name": info["category_name"],
+            "activity_id": activity_id,
+            "activity_name": activity_name,
+            "type_uid": class_uid * 100 + activity_id,
+            "type_name": f"{info['caption']}: {activity_name}",
+        }
+
     def object_caption(self, obj: str, attribute: str, value: int) -> str:
         """The caption of an enumerated object attribute (``account.type_id``, ``observable.type_id``)."""
         return self._objects[obj][attribute][str(value)]

@@ -207,17 +207,7 @@ class EmailMapper:
     def _build_header(self, class_uid: int, outcome: Mapping[str, Any]) -> dict[str, Any]:
         info = self._enums.class_info(class_uid)
         activity_id = outcome["activity_id"]
-        activity_name = outcome["activity_name"] if activity_id == 99 else info["activity_id"][str(activity_id)]
-        header: dict[str, Any] = {
-            "class_uid": class_uid,
-            "class_name": info["caption"],
-            "category_uid": info["category_uid"],
-            "category_name": info["category_name"],
-            "activity_id": activity_id,
-            "activity_name": activity_name,
-            "type_uid": class_uid * 100 + activity_id,
-            "type_name": f"{info['caption']}: {activity_name}",
-        }
+        header = self._enums.class_header(class_uid, activity_id, outcome.get("activity_name"))
         for name, caption in (
             ("status_id", "status"),
             ("severity_id", "severity"),
