@@ -18,7 +18,9 @@ from connector.api.download import DownloadPolicy, FileFetcher
 from connector.api.urls import is_loopback_host
 from connector.errors import MappingError, UnkeyableRecordError
 from connector.events import MappedEvent
+from connector.mapping.email.rules import load_email_rules
 from connector.pipeline import Transformer
+from connector.registry import registry
 from connector.streams.base import CursorKind, Endpoint, RecordKey, Stream, StreamContext, StreamRun
 from connector.streams.siem_batch import BatchRun, BatchSettings
 from connector.streams.siem_listing import BATCH_PATH, STREAM_PATH, SiemListing
@@ -32,7 +34,10 @@ __all__ = ["SIEM", "SIEM_NAME"]
 
 SIEM_NAME: Final = "siem"
 HOUR_MS: Final = 3600_000
-SIEM_TABLES: Final = ("email_activity", "email_file_activity", "email_url_activity", "detection_finding")
+# the tables the reviewed mapping sends SIEM log types to (mappings/email_types.yaml), in manifest order
+SIEM_TABLES: Final = tuple(
+    name for name in registry().tables if name in {kind.table.table for kind in load_email_rules().siem_types.values()}
+)
 
 BATCH_LISTING: Final = Endpoint(BATCH_PATH, records_at="value", method="GET")
 STREAM_EVENTS: Final = Endpoint(STREAM_PATH, records_at="value", method="GET")
@@ -88,14 +93,7 @@ SIEM: Final = Stream(
     record_key=RecordKey.CONTENT,
     time_field="timestamp",
     cursor=CursorKind.PAGE_TOKEN,
-    mapping_tables=(
-        "email_types",
-        "email_common",
-        "email_activity",
-        "email_file_activity",
-        "email_url_activity",
-        "detection_finding",
-    ),
+    mapping_tables=("email_types", "email_common", *SIEM_TABLES),
     tables=SIEM_TABLES,
     parse_state=SiemState.parse,
     initial_state=SiemState,
