@@ -254,6 +254,18 @@ def test_stream_mode_reads_records_inline_and_reports_a_cursor_older_than_24_hou
         assert max(uids.values()) == 1
 
 
+@pytest.mark.parametrize(("hours", "reported"), [(24, False), (25, True)])
+def test_a_first_stream_mode_run_reports_only_a_look_back_longer_than_the_24_hours_the_mode_keeps(
+    tmp_path: Path, clock: dict[str, float], hours: int, reported: bool
+) -> None:
+    # the default look-back (24 h) is what the mode keeps: its 10-minute safety edge is not a gap to warn about
+    with simulator(clock, records_per_type=20, days=2.0) as sim:
+        h = Harness(sim, tmp_path, clock)
+        first = h.run(siem_mode="stream", siem_log_types=["receipt"], siem_initial_lookback_hours=hours)
+        assert first.ok, first.lines()
+        assert ("NOT COLLECTED" in "\n".join(first.lines())) is reported
+
+
 def test_a_tenant_without_the_siem_product_is_refused_naming_it(tmp_path: Path, clock: dict[str, float]) -> None:
     with simulator(clock, records_per_type=5) as sim:
         sim.faults.forbid_siem = True

@@ -102,8 +102,10 @@ class StreamModeRun:
             elif start < edge:
                 self.summary.stream_gap = (previous.cursor_ms, edge)
         else:
+            # a first run asks for a look-back, it promises nothing before it: only one longer than the 24 hours
+            # the mode keeps is reported (the 10-minute safety edge inside them is not a gap of this connector's)
             start = now - self.settings.lookback_ms
-            if start < edge:
+            if start < edge and self.settings.lookback_ms > STREAM_HISTORY_MS:
                 self.summary.history_gap = (start, edge)
         # a cursor is at most now + FUTURE_SLACK_MS (``siem_records.key_time``): the window still ends after it starts
         return max(min(start, now - RESTART_OVERLAP_MS), edge)
