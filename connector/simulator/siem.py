@@ -42,8 +42,8 @@ _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]
 
 
 @dataclass(frozen=True, slots=True)
-class SiemCounters:
-    """What the SIEM endpoints and the file host answered (see :class:`DownloadCounters` for the downloads)."""
+class SiemCounters(DownloadCounters):
+    """What the SIEM endpoints answered, and the file host's downloads (:class:`DownloadCounters`)."""
 
     list_calls: int = 0
     list_refused: int = 0
@@ -51,26 +51,9 @@ class SiemCounters:
     stream_calls: int = 0
     stream_refused: int = 0
     stream_records_served: int = 0
-    downloads: int = 0
-    downloads_ok: int = 0
-    downloads_expired: int = 0
-    downloads_missing: int = 0
-    downloads_refused_auth: int = 0
-    downloads_bad_signature: int = 0
-    downloads_failed: int = 0
-    records_downloaded: int = 0
-    records_repeated: int = 0
-    bytes_downloaded: int = 0
 
 
-_API_COUNTERS = (
-    "list_calls",
-    "list_refused",
-    "files_listed",
-    "stream_calls",
-    "stream_refused",
-    "stream_records_served",
-)
+_API_COUNTERS = SiemCounters.__slots__  # the fields this class adds: the API's own counters
 
 
 class _Tokens:
